@@ -1,0 +1,81 @@
+"""runtrack: the run ledger for data-ingestion jobs.
+
+>>> from runtrack import Ledger
+>>> with Ledger("sqlite:///runtrack.db") as ledger:            # doctest: +SKIP
+...     with ledger.run("infojobs:search:python-madrid", provider="infojobs") as run:
+...         run.count("offers_fetched", 25)
+"""
+
+from runtrack.clock import Clock, DatabaseClock, ManualClock, OffsetClock, SystemClock
+from runtrack.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    Fatal,
+    InvalidInput,
+    InvalidTransition,
+    JobBusy,
+    JobNotFound,
+    LeaseLost,
+    RateLimited,
+    RunCancelled,
+    RunNotCancellable,
+    RunNotFound,
+    RuntrackError,
+    SchedulingError,
+    Transient,
+)
+from runtrack.ledger import Ledger
+from runtrack.models import (
+    ACTIVE,
+    TERMINAL,
+    ItemRecord,
+    ItemStatus,
+    JobRecord,
+    Page,
+    PauseRecord,
+    PruneResult,
+    RunRecord,
+    RunStatus,
+    Window,
+)
+from runtrack.run import Run, current_run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "Clock",
+    "ConfigurationError",
+    "DatabaseClock",
+    "DatabaseUnavailable",
+    "Fatal",
+    "InvalidInput",
+    "InvalidTransition",
+    "ItemRecord",
+    "ItemStatus",
+    "JobBusy",
+    "JobNotFound",
+    "JobRecord",
+    "LeaseLost",
+    "Ledger",
+    "ManualClock",
+    "OffsetClock",
+    "Page",
+    "PauseRecord",
+    "PruneResult",
+    "RateLimited",
+    "Run",
+    "RunCancelled",
+    "RunNotCancellable",
+    "RunNotFound",
+    "RunRecord",
+    "RunStatus",
+    "RuntrackError",
+    "SchedulingError",
+    "SystemClock",
+    "Transient",
+    "Window",
+    "__version__",
+    "current_run",
+]

@@ -1,0 +1,114 @@
+"""The one heartbeat thread of a ledger.
+
+Every interval it writes, for all active runs of this process at once:
+``heartbeat_at`` plus counters and progress (one batched UPDATE), their
+buffered items (one batched INSERT), then reads back their status and cancel
+requests (one SELECT per 500 runs). A run whose row is no longer ``running``
+was reaped or taken over: its handle learns it (``LeaseLost``). A database
+error in a tick is logged and the next tick tries again; it never kills a run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runtrack.errors import RuntrackError
+from runtrack.models import RunStatus
+
+if TYPE_CHECKING:
+    from runtrack.clock import Clock
+    from runtrack.run import Run
+    from runtrack.store.sql import Store
+
+__all__ = ["Heartbeat"]
+
+log = logging.getLogger("runtrack.heartbeat")
+
+
+class Heartbeat:
+    """Keeps this process's active runs alive and listening."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        interval: float,
+        flush_items: Callable[[list[Run]], None],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.interval = interval
+        self._flush_items = flush_items
+        self._runs: dict[int, Run] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+
+    def register(self, run: Run) -> None:
+        with self._lock:
+            self._runs[run.id] = run
+            if self._thread is None:
+                self._start()
+
+    def unregister(self, run: Run) -> None:
+        with self._lock:
+            self._runs.pop(run.id, None)
+
+    def get(self, run_id: int) -> Run | None:
+        return self._runs.get(run_id)
+
+    def _start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="runtrack-heartbeat", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop the thread and wait for its current tick to end."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(5.0, self.interval * 2))
+        atexit.unregister(self.stop)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except RuntrackError as exc:
+                log.warning("heartbeat tick failed, retrying next tick: %s", exc)
+            except Exception:
+                log.exception("heartbeat tick failed unexpectedly, retrying next tick")
+
+    def tick(self) -> None:
+        """One heartbeat for every active run (callable directly in tests)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        if not runs:
+            return
+        self._store.heartbeat(self._clock.now(), [run._beat() for run in runs])
+        self._flush_items(runs)
+        states = self._store.run_states([run.id for run in runs])
+        for run in runs:
+            self._apply(run, states.get(run.id))
+        self.ticks += 1
+
+    def _apply(self, run: Run, state: tuple[str, object, str | None] | None) -> None:
+        if run.id not in self._runs:
+            return  # finalized by its own thread meanwhile
+        if state is None or state[0] != RunStatus.RUNNING:
+            log.warning(
+                "run %s lost its lease (now %s)",
+                run.id,
+                state and state[0],
+                extra={"run_id": run.id, "job": run.job},
+            )
+            run._lose_lease(state[0] if state else None)
+            self.unregister(run)
+        elif state[1] is not None:
+            run._request_stop(state[2])

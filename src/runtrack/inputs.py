@@ -1,0 +1,141 @@
+"""Checks on what callers hand the ledger, run before anything is written.
+
+Each check returns the cleaned value or raises :class:`InvalidInput` naming
+the argument, what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from runtrack.clock import utc
+from runtrack.errors import InvalidInput, describe
+
+__all__ = [
+    "choice",
+    "duration",
+    "json_value",
+    "key",
+    "non_negative_int",
+    "number",
+    "positive_int",
+    "timestamp",
+]
+
+E = TypeVar("E", bound=StrEnum)
+MAX_KEY = 255
+
+
+def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = False) -> str:
+    """A name such as a job key, provider or user: a non-empty string of at
+    most ``limit`` characters without control characters."""
+    if value is None and optional:
+        return None  # type: ignore[return-value]
+    allowed = f"a non-empty string of at most {limit} characters without control characters"
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"got {type(value).__name__} {describe(value)}", allowed)
+    if not value.strip():
+        raise InvalidInput(field, "is empty", allowed)
+    if len(value) > limit:
+        raise InvalidInput(field, f"is {len(value)} characters long", allowed)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(field, f"contains a control character: {describe(value)}", allowed)
+    return value
+
+
+def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:
+    """A value that survives a JSON round trip (and is an object if ``mapping``)."""
+    if mapping and value is not None and not isinstance(value, dict):
+        raise InvalidInput(field, f"got {type(value).__name__}", "a JSON object (dict) or None")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            field,
+            f"is not JSON-serializable ({exc})",
+            "dicts, lists, strings, finite numbers, booleans and None",
+        ) from exc
+    return value
+
+
+def number(field: str, value: object) -> int | float:
+    """A finite int or float (``bool`` is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(
+            field, f"got {type(value).__name__} {describe(value)}", "an int or a finite float"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(field, f"got {value}", "an int or a finite float")
+    return value
+
+
+def non_negative_int(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(field, f"got {describe(value)}", "an int >= 0")
+    return value
+
+
+def positive_int(field: str, value: object, *, limit: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(field, f"got {describe(value)}", "an int >= 1")
+    if limit is not None and value > limit:
+        raise InvalidInput(field, f"got {value}", f"an int from 1 to {limit}")
+    return value
+
+
+def choice(field: str, value: object, enum: type[E]) -> E:
+    try:
+        return enum(value)  # type: ignore[arg-type]
+    except ValueError:
+        names = ", ".join(m.value for m in enum)
+        raise InvalidInput(field, f"got {describe(value)}", names) from None
+
+
+def choices(field: str, values: Iterable[object], enum: type[E]) -> tuple[E, ...]:
+    return tuple(choice(field, v, enum) for v in values)
+
+
+def timestamp(field: str, value: object, *, optional: bool = True) -> datetime | None:
+    """An aware datetime (naive ones are taken as UTC), returned in UTC."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInput(
+            field,
+            f"got {type(value).__name__} {describe(value)}",
+            "a datetime (naive values are read as UTC)",
+        )
+    return utc(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(field: str, value: object, *, allow_zero: bool = False) -> timedelta:
+    """A positive duration: a timedelta, seconds as a number, or text such as
+    ``"90s"``, ``"15m"``, ``"1h"``, ``"90d"``."""
+    allowed = "a timedelta, seconds, or text like 30s / 15m / 1h / 90d / 2w"
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidInput(field, f"got {value}", allowed)
+        result = timedelta(seconds=value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1])
+        amount = text[:-1] if unit else text
+        try:
+            result = timedelta(seconds=float(amount) * (unit or 1))
+        except (ValueError, OverflowError):
+            raise InvalidInput(field, f"got {describe(value)}", allowed) from None
+    else:
+        raise InvalidInput(field, f"got {describe(value)}", allowed)
+    if result < timedelta(0) or (result == timedelta(0) and not allow_zero):
+        raise InvalidInput(field, f"got {describe(value)}", "a positive duration")
+    return result

@@ -1,0 +1,201 @@
+"""Frozen records and the run state machine.
+
+Everything here is plain data: the store builds these records from rows and the
+ledger hands them to callers. Nothing in this module touches a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+__all__ = [
+    "ACTIVE",
+    "ALLOWED_FROM",
+    "GOOD",
+    "ITEM_STATUSES",
+    "TERMINAL",
+    "ItemRecord",
+    "ItemStatus",
+    "JobRecord",
+    "Page",
+    "PauseRecord",
+    "PruneResult",
+    "RunRecord",
+    "RunStatus",
+    "Window",
+]
+
+
+class RunStatus(StrEnum):
+    """The states of a run (DESIGN.md "Run states")."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+TERMINAL: frozenset[RunStatus] = frozenset(
+    {RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+#: Statuses that advance a job's watermark and checkpoint.
+GOOD: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.PARTIAL})
+
+#: For each target status, the statuses a run may be in to move there. The store
+#: turns this table into ``WHERE status IN (...)`` so that a transition is one
+#: conditional statement.
+ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset(),
+    RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
+    RunStatus.SUCCESS: frozenset({RunStatus.RUNNING}),
+    RunStatus.PARTIAL: frozenset({RunStatus.RUNNING}),
+    RunStatus.FAILED: frozenset({RunStatus.RUNNING, RunStatus.PENDING}),
+    RunStatus.CANCELLED: frozenset({RunStatus.RUNNING, RunStatus.PENDING}),
+}
+
+
+class ItemStatus(StrEnum):
+    """The outcome of one item inside a run."""
+
+    SUCCESS = "success"
+    NOT_FOUND = "not_found"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+ITEM_STATUSES: tuple[ItemStatus, ...] = tuple(ItemStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The slice of source data a run covers: ``[start, end)``; ``start`` is
+    ``None`` for a job's first run (everything up to ``end``)."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored. Timestamps are timezone-aware UTC."""
+
+    id: int
+    uid: str
+    job: str
+    provider: str | None
+    status: RunStatus
+    attempt: int
+    retry_of: int | None
+    triggered_by: str
+    params: dict[str, Any] | None
+    host: str | None
+    pid: int | None
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
+    cancel_reason: str | None
+    counters: dict[str, int | float]
+    progress_total: int | None
+    progress_done: int
+    window_start: datetime | None
+    window_end: datetime | None
+    moves_watermark: bool
+    checkpoint: Any
+    error_type: str | None
+    error_message: str | None
+    error_stack: str | None
+    error_details: dict[str, Any] | None
+    notes: list[str]
+    items: dict[str, int]
+    groups_found: int | None
+    groups_missing: int | None
+    retry_policy: dict[str, Any] | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Finished minus started; ``None`` until both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def window(self) -> Window:
+        return Window(self.window_start, self.window_end)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's mutable state: last run pointers, failure streak, watermark."""
+
+    key: str
+    provider: str | None
+    created_at: datetime
+    last_run_id: int | None
+    last_status: RunStatus | None
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+    last_success_run_id: int | None
+    consecutive_failures: int
+    watermark: datetime | None
+    checkpoint: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One per-item outcome of a run."""
+
+    id: int
+    run_id: int
+    key: str
+    status: ItemStatus
+    group: str | None
+    source: str | None
+    data: Any
+    error: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """ "Do not call this provider until ``until``"."""
+
+    provider: str
+    until: datetime
+    reason: str
+    paused_at: datetime
+    paused_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing; ``next_cursor`` is ``None`` on
+    the last page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What ``Ledger.prune`` deleted (or would delete, on a dry run)."""
+
+    runs: int = 0
+    items: int = 0
+    batches: int = 0
+    dry_run: bool = False

@@ -1,0 +1,59 @@
+"""Provider pauses: "do not call this provider until T", shared by every
+worker through the database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from runtrack import inputs
+from runtrack.errors import InvalidInput
+from runtrack.models import PauseRecord
+from runtrack.store.sql import Store
+
+__all__ = ["Pauses"]
+
+
+class Pauses:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def pause(
+        self,
+        provider: str,
+        now: datetime,
+        *,
+        until: datetime | None,
+        for_: timedelta | float | str | None,
+        reason: str,
+        by: str | None,
+    ) -> PauseRecord:
+        inputs.key("provider", provider)
+        if (until is None) == (for_ is None):
+            raise InvalidInput(
+                "until/for_", "give exactly one of them", "until=<datetime> or for_=<duration>"
+            )
+        end = (
+            (now + inputs.duration("for_", for_))
+            if for_ is not None
+            else (inputs.timestamp("until", until, optional=False))
+        )
+        assert end is not None
+        if end <= now:
+            raise InvalidInput(
+                "until", f"{end.isoformat()} is not in the future", "a time after now"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInput("reason", "is empty", "a short text saying why")
+        record = PauseRecord(provider, end, reason, now, inputs.key("by", by, optional=True))
+        self._store.set_pause(record)
+        return record
+
+    def resume(self, provider: str) -> bool:
+        return self._store.delete_pause(inputs.key("provider", provider))
+
+    def paused(self, provider: str, now: datetime) -> PauseRecord | None:
+        found = self._store.active_pauses(now, inputs.key("provider", provider))
+        return found[0] if found else None
+
+    def active(self, now: datetime) -> list[PauseRecord]:
+        return self._store.active_pauses(now)

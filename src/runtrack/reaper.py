@@ -1,0 +1,86 @@
+"""Finalize runs whose worker is gone.
+
+A run is stale when its last heartbeat (or, if it never heartbeated, its start)
+is older than the stale threshold; a running run whose cancel request is older
+than the cancel grace is stuck. Both are finalized with a guarded update that
+re-checks the deadline, so a run that heartbeats between the scan and the
+update is left alone, and many reapers racing finalize each run once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from runtrack.models import ACTIVE, RunStatus
+from runtrack.store.rows import naive
+from runtrack.store.sql import Store
+
+__all__ = ["Reaper"]
+
+log = logging.getLogger("runtrack.reaper")
+CHUNK = 100  # runs finalized per transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Reaper:
+    store: Store
+    stale_after: timedelta
+    cancel_grace: timedelta
+
+    def reap(
+        self, now: datetime, stale_after: timedelta | None = None, limit: int = 10_000
+    ) -> list[int]:
+        """Finalize every stale or stuck run; returns the ids this call finalized."""
+        hb_cutoff = now - (stale_after or self.stale_after)
+        cancel_cutoff = now - self.cancel_grace
+        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit)
+        changes = [
+            self._change(run_id, reason, status, now, hb_cutoff, cancel_cutoff)
+            for run_id, reason, status in found
+        ]
+        reaped: list[int] = []
+        for start in range(0, len(changes), CHUNK):
+            reaped += self.store.transition_many(changes[start : start + CHUNK])
+        if reaped:
+            log.info("reaped %d stale run(s): %s", len(reaped), reaped[:20])
+        self.store.mark_maintenance("reap", now, {"reaped": len(reaped)})
+        return reaped
+
+    def reap_if_stale(self, run_ids: list[int], now: datetime) -> list[int]:
+        """Finalize those of ``run_ids`` that are stale (a busy job's holders)."""
+        hb_cutoff = now - self.stale_after
+        changes = [
+            self._change(i, "heartbeat", None, now, hb_cutoff, now - self.cancel_grace)
+            for i in run_ids
+        ]
+        return self.store.transition_many(changes)
+
+    @staticmethod
+    def _change(
+        run_id: int,
+        reason: str,
+        status: str | None,
+        now: datetime,
+        hb_cutoff: datetime,
+        cancel_cutoff: datetime,
+    ) -> tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]:
+        values: dict[str, Any] = {"finished_at": naive(now)}
+        if reason == "cancel":
+            values.update(
+                error_type="cancel_timeout",
+                error_message="cancel requested but the worker did not stop "
+                "within the cancel grace; reaped",
+            )
+            where = [Store.cancel_requested_before(cancel_cutoff)]
+            return run_id, RunStatus.CANCELLED, frozenset({RunStatus.RUNNING}), values, where
+        values.update(
+            error_type="heartbeat_timeout",
+            error_message=f"no heartbeat since before {hb_cutoff.isoformat()}; "
+            "the worker is presumed dead",
+        )
+        return run_id, RunStatus.FAILED, ACTIVE, values, [Store.heartbeat_older_than(hb_cutoff)]

@@ -1,0 +1,76 @@
+"""Bring a database to the schema this version of runtrack expects.
+
+Alembic runs on a connection we open and close ourselves, under a lock so that
+many processes opening the same ledger at once migrate it exactly once. The
+engine stays open: the caller goes on using it.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+from runtrack.store import dialects
+
+__all__ = ["current_revision", "head_revision", "upgrade"]
+
+_LOCK_NAME = "runtrack_migrate"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("runtrack") / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply pending migrations up to ``revision`` (no-op when already there)."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return
+    with engine.connect() as conn:
+        conn.execution_options(**{dialects.IMMEDIATE: True})
+        _lock(conn)
+        try:
+            with conn.begin():
+                command.upgrade(_config(conn), revision)
+        finally:
+            _unlock(conn)
+
+
+def _lock(conn: Connection) -> None:
+    # Session-level locks so that MySQL's implicit commits around DDL do not
+    # release them; SQLite serializes through BEGIN IMMEDIATE instead.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(hashtext(:n))"), {"n": _LOCK_NAME})
+        conn.commit()
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": _LOCK_NAME})
+        conn.commit()
+
+
+def _unlock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": _LOCK_NAME})
+        conn.commit()
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
+        conn.commit()

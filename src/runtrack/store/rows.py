@@ -1,0 +1,123 @@
+"""Rows to records and back: the one place naive database timestamps become
+aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from runtrack.models import ItemRecord, ItemStatus, JobRecord, PauseRecord, RunRecord, RunStatus
+
+__all__ = ["item_record", "job_record", "naive", "pause_record", "run_record"]
+
+
+def naive(value: datetime | None) -> datetime | None:
+    """An aware datetime as the naive UTC value the tables store."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _must(value: datetime | None) -> datetime:
+    result = aware(value)
+    assert result is not None  # NOT NULL column
+    return result
+
+
+def run_record(row: Row[Any]) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        uid=m["uid"],
+        job=m["job_key"],
+        provider=m["provider"],
+        status=RunStatus(m["status"]),
+        attempt=m["attempt"],
+        retry_of=m["retry_of"],
+        triggered_by=m["triggered_by"],
+        params=m["params"],
+        host=m["host"],
+        pid=m["pid"],
+        worker_id=m["worker_id"],
+        created_at=_must(m["created_at"]),
+        started_at=aware(m["started_at"]),
+        finished_at=aware(m["finished_at"]),
+        heartbeat_at=aware(m["heartbeat_at"]),
+        cancel_requested_at=aware(m["cancel_requested_at"]),
+        cancel_requested_by=m["cancel_requested_by"],
+        cancel_reason=m["cancel_reason"],
+        counters=dict(m["counters"] or {}),
+        progress_total=m["progress_total"],
+        progress_done=m["progress_done"],
+        window_start=aware(m["window_start"]),
+        window_end=aware(m["window_end"]),
+        moves_watermark=bool(m["moves_watermark"]),
+        checkpoint=m["checkpoint"],
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+        error_stack=m["error_stack"],
+        error_details=m["error_details"],
+        notes=list(m["notes"] or []),
+        items={
+            "success": m["items_success"],
+            "not_found": m["items_not_found"],
+            "skipped": m["items_skipped"],
+            "error": m["items_error"],
+        },
+        groups_found=m["groups_found"],
+        groups_missing=m["groups_missing"],
+        retry_policy=m["retry_policy"],
+    )
+
+
+def job_record(row: Row[Any]) -> JobRecord:
+    m = row._mapping
+    return JobRecord(
+        key=m["key"],
+        provider=m["provider"],
+        created_at=_must(m["created_at"]),
+        last_run_id=m["last_run_id"],
+        last_status=RunStatus(m["last_status"]) if m["last_status"] else None,
+        last_finished_at=aware(m["last_finished_at"]),
+        last_success_at=aware(m["last_success_at"]),
+        last_success_run_id=m["last_success_run_id"],
+        consecutive_failures=m["consecutive_failures"],
+        watermark=aware(m["watermark"]),
+        checkpoint=m["checkpoint"],
+    )
+
+
+def item_record(row: Row[Any]) -> ItemRecord:
+    m = row._mapping
+    return ItemRecord(
+        id=m["id"],
+        run_id=m["run_id"],
+        key=m["key"],
+        status=ItemStatus(m["status"]),
+        group=m["group_key"],
+        source=m["source"],
+        data=m["data"],
+        error=m["error"],
+        recorded_at=_must(m["recorded_at"]),
+    )
+
+
+def pause_record(row: Row[Any]) -> PauseRecord:
+    m = row._mapping
+    return PauseRecord(
+        provider=m["provider"],
+        until=_must(m["paused_until"]),
+        reason=m["reason"],
+        paused_at=_must(m["paused_at"]),
+        paused_by=m["paused_by"],
+    )

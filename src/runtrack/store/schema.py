@@ -1,0 +1,157 @@
+"""The tables, in SQLAlchemy Core. The Alembic migrations must agree with this
+(``tests/migrations`` proves it on every database)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+
+__all__ = ["jobs", "maintenance", "metadata", "provider_pauses", "run_items", "runs"]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# Microsecond timestamps everywhere: MySQL/MariaDB DATETIME defaults to whole
+# seconds, which would make heartbeats and windows collide. All values are
+# naive UTC; the store converts at its edge.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+KEY = 255  # job keys, providers, users: indexable on MariaDB utf8mb4
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("key", String(KEY), primary_key=True),
+    Column("provider", String(KEY)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_run_id", Id),
+    Column("last_status", String(16)),
+    Column("last_finished_at", Timestamp),
+    Column("last_success_at", Timestamp),
+    Column("last_success_run_id", Id),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("watermark", Timestamp),
+    Column("checkpoint", JSON),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # Stable external id (OpenLineage run id) and the fencing token every
+    # worker write carries.
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("job_key", String(KEY), ForeignKey("jobs.key"), nullable=False),
+    Column("provider", String(KEY)),
+    Column("status", String(16), nullable=False),
+    # The job lease: "<job>#<slot>" while active, NULL once terminal. A unique
+    # index (NULLs never collide) makes "at most N active runs per job" a
+    # database guarantee across processes and machines.
+    Column("lease_key", String(KEY + 12), unique=True),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("retry_of", Id),
+    Column("triggered_by", String(KEY), nullable=False),
+    Column("params", JSON),
+    Column("host", String(KEY)),
+    Column("pid", Integer),
+    Column("worker_id", String(KEY)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp),
+    Column("finished_at", Timestamp),
+    Column("heartbeat_at", Timestamp),
+    Column("cancel_requested_at", Timestamp),
+    Column("cancel_requested_by", String(KEY)),
+    Column("cancel_reason", Text),
+    Column("counters", JSON),
+    Column("progress_total", BigInteger),
+    Column("progress_done", BigInteger, nullable=False, default=0),
+    Column("window_start", Timestamp),
+    Column("window_end", Timestamp),
+    Column("moves_watermark", Boolean, nullable=False, default=True),
+    Column("checkpoint", JSON),
+    Column("error_type", String(KEY)),
+    Column("error_message", Text),
+    Column("error_stack", LongText),
+    Column("error_details", JSON),
+    Column("notes", JSON),
+    Column("items_success", Integer, nullable=False, default=0),
+    Column("items_not_found", Integer, nullable=False, default=0),
+    Column("items_skipped", Integer, nullable=False, default=0),
+    Column("items_error", Integer, nullable=False, default=0),
+    Column("groups_found", Integer),
+    Column("groups_missing", Integer),
+    Column("retry_policy", JSON),
+    # Listings page by id (monotonic, unique): each filter's index ends in id
+    # so that "filter + ORDER BY id DESC + id < cursor" is an index range scan.
+    Index(None, "job_key", "id"),
+    Index(None, "status", "id"),
+    Index(None, "provider", "id"),
+    Index(None, "triggered_by", "id"),
+    Index(None, "job_key", "started_at"),
+    Index(None, "status", "started_at"),
+    # The reaper: stale runs are a short range of this index.
+    Index(None, "status", "heartbeat_at"),
+    # Retention: terminal runs by finish time.
+    Index(None, "finished_at"),
+    Index(None, "created_at"),
+)
+
+run_items = Table(
+    "run_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("group_key", String(KEY)),
+    Column("source", String(KEY)),
+    Column("data", JSON),
+    Column("error", Text),
+    Column("recorded_at", Timestamp, nullable=False),
+    Index(None, "run_id", "id"),
+    Index(None, "run_id", "status", "id"),
+    Index(None, "run_id", "group_key", "id"),
+)
+
+provider_pauses = Table(
+    "provider_pauses",
+    metadata,
+    Column("provider", String(KEY), primary_key=True),
+    Column("paused_until", Timestamp, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("paused_at", Timestamp, nullable=False),
+    Column("paused_by", String(KEY)),
+)
+
+# When each maintenance task (reap, prune) last ran, for /health and for
+# spacing maintenance across many runner processes.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("last_run_at", Timestamp, nullable=False),
+    Column("details", JSON),
+)

@@ -1,0 +1,590 @@
+"""The store: every SQL statement runtrack issues, in SQLAlchemy Core.
+
+Grouped by concept (transactions, jobs, runs, liveness, items, retention,
+pauses, maintenance). Every state change is one conditional statement whose
+row count is returned to the ledger, which decides what a zero means. Driver
+errors are translated to :mod:`runtrack.errors` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from runtrack.errors import DatabaseUnavailable
+from runtrack.models import (
+    ACTIVE,
+    GOOD,
+    TERMINAL,
+    ItemRecord,
+    JobRecord,
+    PauseRecord,
+    RunRecord,
+    RunStatus,
+)
+from runtrack.store import dialects
+from runtrack.store.rows import aware, item_record, job_record, naive, pause_record, run_record
+from runtrack.store.schema import jobs, maintenance, provider_pauses, run_items, runs
+
+__all__ = ["RunFilter", "StartedRun", "Store"]
+
+T = TypeVar("T")
+_ACTIVE = sorted(ACTIVE)
+_TERMINAL = sorted(TERMINAL)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """The filters every run listing understands."""
+
+    job: str | None = None
+    provider: str | None = None
+    statuses: tuple[RunStatus, ...] = ()
+    triggered_by: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """What the store tells the ledger about a run it just inserted."""
+
+    id: int
+    window_start: datetime | None
+    job_checkpoint: Any
+    resume_checkpoint: Any
+
+
+class LeaseTaken(Exception):
+    """Internal: every lease slot of the job is held (holders listed)."""
+
+    def __init__(self, holders: list[tuple[int, str]]) -> None:
+        self.holders = holders  # (run id, status)
+        super().__init__(holders)
+
+
+class Store:
+    """All database work, on one engine."""
+
+    def __init__(self, engine: Engine, *, retry_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._retry_seconds = retry_seconds
+
+    # -- transactions ---------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(
+                f"database error ({type(exc.orig).__name__}): {exc.orig}"
+            ) from exc
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(dialects.is_retryable),
+            wait=wait_random_exponential(multiplier=0.02, max=1.0),
+            stop=stop_after_delay(self._retry_seconds) | stop_after_attempt(50),
+            reraise=True,
+        )
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retried whole on lock
+        contention, deadlocks and dropped connections."""
+        with self._translated():
+            for attempt in self._retrying():
+                with attempt, self.engine.connect() as conn:
+                    conn.execution_options(**{dialects.IMMEDIATE: True})
+                    with conn.begin():
+                        result = work(conn)
+                    return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        with self._translated():
+            for attempt in self._retrying():
+                with attempt, self.engine.connect() as conn:
+                    return work(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def server_now(self) -> datetime:
+        return self.read(dialects.now_sql)
+
+    # -- jobs -------------------------------------------------------------
+
+    def ensure_job(self, key: str, provider: str | None, now: datetime) -> None:
+        values = {
+            "key": key,
+            "provider": provider,
+            "created_at": naive(now),
+            "consecutive_failures": 0,
+        }
+        self.write(lambda c: c.execute(dialects.insert_ignore(c, jobs, values)))
+
+    def get_job(self, key: str) -> JobRecord | None:
+        row = self.read(lambda c: c.execute(select(jobs).where(jobs.c.key == key)).first())
+        return job_record(row) if row else None
+
+    def list_jobs(self, provider: str | None = None) -> list[JobRecord]:
+        query = select(jobs).order_by(jobs.c.key)
+        if provider is not None:
+            query = query.where(jobs.c.provider == provider)
+        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- runs: creation and transitions ----------------------------------
+
+    def insert_run(
+        self, values: dict[str, Any], slots: Sequence[str], *, explicit_window: bool
+    ) -> StartedRun:
+        """Insert a run holding the first free lease slot, in one transaction
+        that also reads the job's watermark and checkpoints."""
+
+        def work(conn: Connection) -> StartedRun:
+            job = conn.execute(
+                select(
+                    jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
+                ).where(jobs.c.key == values["job_key"])
+            ).one()
+            row = dict(values)
+            if not explicit_window:
+                row["window_start"] = job.watermark
+            run_id = self._claim_slot(conn, row, slots)
+            return StartedRun(
+                run_id,
+                row["window_start"],
+                job.checkpoint,
+                self._resume_checkpoint(conn, values, job),
+            )
+
+        return self.write(work)
+
+    def _claim_slot(self, conn: Connection, row: dict[str, Any], slots: Sequence[str]) -> int:
+        for slot in slots:
+            try:
+                with conn.begin_nested():
+                    result = conn.execute(insert(runs).values({**row, "lease_key": slot}))
+            except IntegrityError:
+                continue
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+        holders = conn.execute(
+            select(runs.c.id, runs.c.status).where(runs.c.lease_key.in_(slots))
+        ).all()
+        raise LeaseTaken([(h.id, h.status) for h in holders])
+
+    @staticmethod
+    def _resume_checkpoint(conn: Connection, values: dict[str, Any], job: Any) -> Any:
+        previous = values.get("retry_of")
+        if previous is None and job.last_status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            previous = job.last_run_id
+        if previous is None:
+            return None
+        return conn.execute(select(runs.c.checkpoint).where(runs.c.id == previous)).scalar()
+
+    def transition(
+        self,
+        run_id: int,
+        target: RunStatus,
+        allowed: Iterable[RunStatus],
+        values: dict[str, Any],
+        *,
+        uid: str | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> bool:
+        """Move a run to ``target`` if it is in ``allowed`` (and matches
+        ``where``); terminal targets also update the job in the same
+        transaction. Returns whether this call made the change."""
+
+        def work(conn: Connection) -> bool:
+            return self._transition(conn, run_id, target, allowed, values, uid, where)
+
+        return self.write(work)
+
+    def _transition(
+        self,
+        conn: Connection,
+        run_id: int,
+        target: RunStatus,
+        allowed: Iterable[RunStatus],
+        values: dict[str, Any],
+        uid: str | None,
+        where: Sequence[ColumnElement[bool]],
+    ) -> bool:
+        conditions = [runs.c.id == run_id, runs.c.status.in_(sorted(allowed)), *where]
+        if uid is not None:
+            conditions.append(runs.c.uid == uid)
+        changes = dict(values, status=target)
+        if target in TERMINAL:
+            changes["lease_key"] = None
+        if conn.execute(update(runs).where(*conditions).values(changes)).rowcount != 1:
+            return False
+        if target in TERMINAL:
+            self._finalize_job(conn, run_id, target)
+        return True
+
+    @staticmethod
+    def _finalize_job(conn: Connection, run_id: int, status: RunStatus) -> None:
+        """Move the job's pointers, failure streak, watermark and checkpoint
+        for a run that just became terminal (same transaction)."""
+        run = conn.execute(
+            select(
+                runs.c.job_key,
+                runs.c.finished_at,
+                runs.c.window_end,
+                runs.c.moves_watermark,
+                runs.c.checkpoint,
+            ).where(runs.c.id == run_id)
+        ).one()
+        finished = run.finished_at
+        # A reaped old run must not overwrite the pointers of a newer one.
+        newer = or_(jobs.c.last_run_id.is_(None), jobs.c.last_run_id <= run_id)
+
+        def latest(value: Any, column: Any) -> Any:
+            return case((newer, value), else_=column)
+
+        changes: dict[str, Any] = {
+            "last_run_id": latest(run_id, jobs.c.last_run_id),
+            "last_status": latest(status.value, jobs.c.last_status),
+            "last_finished_at": latest(finished, jobs.c.last_finished_at),
+        }
+        if status is RunStatus.FAILED:
+            changes["consecutive_failures"] = latest(
+                jobs.c.consecutive_failures + 1, jobs.c.consecutive_failures
+            )
+        if status in GOOD:
+            changes["consecutive_failures"] = latest(0, jobs.c.consecutive_failures)
+            if run.moves_watermark and run.window_end is not None:
+                end = run.window_end
+                changes["watermark"] = case(
+                    (or_(jobs.c.watermark.is_(None), jobs.c.watermark < end), end),
+                    else_=jobs.c.watermark,
+                )
+            if run.checkpoint is not None:
+                changes["checkpoint"] = run.checkpoint
+        if status is RunStatus.SUCCESS:
+            newer_success = or_(
+                jobs.c.last_success_run_id.is_(None), jobs.c.last_success_run_id <= run_id
+            )
+            changes["last_success_at"] = case(
+                (newer_success, finished), else_=jobs.c.last_success_at
+            )
+            changes["last_success_run_id"] = case(
+                (newer_success, run_id), else_=jobs.c.last_success_run_id
+            )
+        conn.execute(update(jobs).where(jobs.c.key == run.job_key).values(changes))
+
+    def request_cancel(
+        self, run_id: int, now: datetime, by: str | None, reason: str | None
+    ) -> bool:
+        """Flag a running run for cancellation (idempotent on the first request)."""
+        stmt = (
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.status == RunStatus.RUNNING,
+                runs.c.cancel_requested_at.is_(None),
+            )
+            .values(cancel_requested_at=naive(now), cancel_requested_by=by, cancel_reason=reason)
+        )
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+
+    def save_checkpoint(self, run_id: int, uid: str, checkpoint: Any) -> bool:
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.uid == uid, runs.c.status == RunStatus.RUNNING)
+            .values(checkpoint=checkpoint)
+        )
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+
+    # -- runs: queries -----------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        row = self.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
+        return run_record(row) if row else None
+
+    def list_runs(self, filters: RunFilter, limit: int, before_id: int | None) -> list[RunRecord]:
+        query = select(runs).where(*self._run_conditions(filters))
+        if before_id is not None:
+            query = query.where(runs.c.id < before_id)
+        query = query.order_by(runs.c.id.desc()).limit(limit)
+        return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def count_runs(self, filters: RunFilter) -> int:
+        query = select(func.count()).select_from(runs).where(*self._run_conditions(filters))
+        return int(self.read(lambda c: c.execute(query).scalar_one()))
+
+    @staticmethod
+    def _run_conditions(f: RunFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if f.job is not None:
+            conditions.append(runs.c.job_key == f.job)
+        if f.provider is not None:
+            conditions.append(runs.c.provider == f.provider)
+        if f.statuses:
+            conditions.append(runs.c.status.in_([s.value for s in f.statuses]))
+        if f.triggered_by is not None:
+            conditions.append(runs.c.triggered_by == f.triggered_by)
+        if f.since is not None:
+            conditions.append(runs.c.created_at >= naive(f.since))
+        if f.until is not None:
+            conditions.append(runs.c.created_at < naive(f.until))
+        return conditions
+
+    def active_runs(self, job: str | None = None) -> list[RunRecord]:
+        query = select(runs).where(runs.c.status.in_(_ACTIVE)).order_by(runs.c.id)
+        if job is not None:
+            query = query.where(runs.c.job_key == job)
+        return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- liveness ------------------------------------------------------------
+
+    def heartbeat(self, now: datetime, beats: list[dict[str, Any]]) -> None:
+        """Write heartbeat, counters and progress of many runs in one batched
+        statement; a run that is no longer running (reaped) is not touched."""
+        if not beats:
+            return
+        stmt = (
+            update(runs)
+            .where(
+                runs.c.id == bindparam("b_id"),
+                runs.c.uid == bindparam("b_uid"),
+                runs.c.status == RunStatus.RUNNING,
+            )
+            .values(
+                heartbeat_at=naive(now),
+                counters=bindparam("b_counters"),
+                progress_total=bindparam("b_total"),
+                progress_done=bindparam("b_done"),
+            )
+        )
+        self.write(lambda c: c.execute(stmt, beats))
+
+    def run_states(self, ids: Sequence[int]) -> dict[int, tuple[str, datetime | None, str | None]]:
+        """Status, cancel request time and cancel reason of each run."""
+        result: dict[int, tuple[str, datetime | None, str | None]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(
+                runs.c.id, runs.c.status, runs.c.cancel_requested_at, runs.c.cancel_reason
+            ).where(runs.c.id.in_(chunk))
+            for row in self.read(lambda c, q=query: c.execute(q).all()):  # type: ignore[misc]
+                result[row.id] = (row.status, row.cancel_requested_at, row.cancel_reason)
+        return result
+
+    def stale_runs(
+        self, heartbeat_cutoff: datetime, cancel_cutoff: datetime, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """(id, reason, status) of active runs past their deadline. Each query is
+        a range of an index, so the cost follows the number of stale runs."""
+        hb = naive(heartbeat_cutoff)
+        queries = [
+            (
+                "heartbeat",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb
+                ),
+            ),
+            (
+                "heartbeat",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING,
+                    runs.c.heartbeat_at.is_(None),
+                    runs.c.started_at < hb,
+                ),
+            ),
+            (
+                "pending",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.PENDING, runs.c.created_at < hb
+                ),
+            ),
+            (
+                "cancel",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING,
+                    runs.c.cancel_requested_at < naive(cancel_cutoff),
+                ),
+            ),
+        ]
+
+        def work(conn: Connection) -> list[tuple[int, str, str]]:
+            found: dict[int, tuple[int, str, str]] = {}
+            for reason, query in queries:
+                for row in conn.execute(query.order_by(runs.c.id).limit(limit)):
+                    found.setdefault(row.id, (row.id, reason, row.status))
+            return list(found.values())[:limit]
+
+        return self.read(work)
+
+    def transition_many(
+        self,
+        changes: list[
+            tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+        ],
+    ) -> list[int]:
+        """Several guarded transitions in one transaction; the ids changed."""
+
+        def work(conn: Connection) -> list[int]:
+            return [
+                run_id
+                for run_id, target, allowed, values, where in changes
+                if self._transition(conn, run_id, target, allowed, values, None, where)
+            ]
+
+        return self.write(work)
+
+    # -- items -----------------------------------------------------------------
+
+    def insert_items(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.write(lambda c: c.execute(insert(run_items), rows))
+
+    def list_items(
+        self,
+        run_id: int,
+        status: str | None,
+        group: str | None,
+        limit: int,
+        after_id: int | None,
+    ) -> list[ItemRecord]:
+        query = select(run_items).where(run_items.c.run_id == run_id)
+        if status is not None:
+            query = query.where(run_items.c.status == status)
+        if group is not None:
+            query = query.where(run_items.c.group_key == group)
+        if after_id is not None:
+            query = query.where(run_items.c.id > after_id)
+        query = query.order_by(run_items.c.id).limit(limit)
+        return [item_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- retention -----------------------------------------------------------
+
+    def prunable_runs(self, cutoff: datetime, after_id: int, limit: int) -> list[int]:
+        """Terminal runs finished before ``cutoff``, minus each job's latest run
+        and latest successful run, in id order from ``after_id``."""
+        keep = (
+            select(jobs.c.last_run_id)
+            .where(jobs.c.last_run_id.is_not(None))
+            .union(
+                select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None))
+            )
+        )
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.id > after_id,
+                runs.c.status.in_(_TERMINAL),
+                runs.c.finished_at < naive(cutoff),
+                runs.c.id.not_in(keep),
+            )
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        return [r.id for r in self.read(lambda c: c.execute(query).all())]
+
+    def count_items(self, run_ids: Sequence[int]) -> int:
+        query = select(func.count()).select_from(run_items).where(run_items.c.run_id.in_(run_ids))
+        return int(self.read(lambda c: c.execute(query).scalar_one()))
+
+    def delete_runs(self, run_ids: Sequence[int], *, items_only: bool) -> tuple[int, int]:
+        """Delete the items (and unless ``items_only`` the runs) of terminal runs."""
+
+        def work(conn: Connection) -> tuple[int, int]:
+            items = conn.execute(delete(run_items).where(run_items.c.run_id.in_(run_ids)))
+            if items_only:
+                return 0, items.rowcount
+            gone = conn.execute(
+                delete(runs).where(runs.c.id.in_(run_ids), runs.c.status.in_(_TERMINAL))
+            )
+            return gone.rowcount, items.rowcount
+
+        return self.write(work)
+
+    # -- provider pauses -----------------------------------------------------
+
+    def set_pause(self, pause: PauseRecord) -> None:
+        values = {
+            "provider": pause.provider,
+            "paused_until": naive(pause.until),
+            "reason": pause.reason,
+            "paused_at": naive(pause.paused_at),
+            "paused_by": pause.paused_by,
+        }
+        update_cols = ["paused_until", "reason", "paused_at", "paused_by"]
+        self.write(lambda c: c.execute(dialects.upsert(c, provider_pauses, values, update_cols)))
+
+    def delete_pause(self, provider: str) -> bool:
+        stmt = delete(provider_pauses).where(provider_pauses.c.provider == provider)
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) > 0)
+
+    def active_pauses(self, now: datetime, provider: str | None = None) -> list[PauseRecord]:
+        query = select(provider_pauses).where(provider_pauses.c.paused_until > naive(now))
+        if provider is not None:
+            query = query.where(provider_pauses.c.provider == provider)
+        query = query.order_by(provider_pauses.c.provider)
+        return [pause_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- maintenance bookkeeping ------------------------------------------------
+
+    def mark_maintenance(self, task: str, now: datetime, details: dict[str, Any]) -> None:
+        values = {"task": task, "last_run_at": naive(now), "details": details}
+        self.write(
+            lambda c: c.execute(dialects.upsert(c, maintenance, values, ["last_run_at", "details"]))
+        )
+
+    def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
+        query = select(maintenance).where(maintenance.c.task == task)
+        row = self.read(lambda c: c.execute(query).first())
+        if row is None:
+            return None
+        last = aware(row.last_run_at)
+        assert last is not None
+        return last, row.details or {}
+
+    # -- conditions the ledger passes to transitions ----------------------------
+
+    @staticmethod
+    def heartbeat_older_than(cutoff: datetime) -> ColumnElement[bool]:
+        hb = naive(cutoff)
+        return or_(
+            runs.c.heartbeat_at < hb,
+            and_(
+                runs.c.heartbeat_at.is_(None),
+                func.coalesce(runs.c.started_at, runs.c.created_at) < hb,
+            ),
+        )
+
+    @staticmethod
+    def cancel_requested_before(cutoff: datetime) -> ColumnElement[bool]:
+        return runs.c.cancel_requested_at < naive(cutoff)
