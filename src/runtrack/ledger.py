@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from runtrack import inputs
 from runtrack.clock import Clock, DatabaseClock
+from runtrack.config import Settings
 from runtrack.context import RunContext, tracked
 from runtrack.errors import (
     DatabaseUnavailable,
@@ -114,6 +115,18 @@ class Ledger:
             self.store, self.clock, self.heartbeat_interval, self._flush_items_of
         )
         self._known_jobs: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **options: Any) -> Ledger:
+        """A ledger configured from :class:`Settings` (default: the environment)."""
+        s = settings or Settings.from_env()
+        return cls(
+            s.database_url,
+            heartbeat_interval=s.heartbeat_interval,
+            stale_after=s.stale_after,
+            cancel_grace=s.cancel_grace,
+            **options,
+        )
 
     # -- lifecycle -----------------------------------------------------------
 
