@@ -55,6 +55,9 @@ jobs = Table(
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("watermark", Timestamp),
     Column("checkpoint", JSON),
+    # The runner's schedule claim: a runner owns a scheduled tick by moving
+    # this forward with a conditional update, so many runners fire it once.
+    Column("next_due_at", Timestamp),
 )
 
 runs = Table(

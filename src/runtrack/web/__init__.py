@@ -1,0 +1,1 @@
+"""The HTTP layer: the JSON API and the dashboard, served by one FastAPI app."""
