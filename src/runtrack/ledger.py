@@ -35,6 +35,7 @@ from runtrack.errors import (
     RunNotCancellable,
     RunNotFound,
 )
+from runtrack.events import Events, RunListener
 from runtrack.heartbeat import Heartbeat
 from runtrack.models import (
     ALLOWED_FROM,
@@ -87,6 +88,7 @@ class Ledger:
         item_batch_size: int = 500,
         finalize_timeout: float = 60.0,
         worker_id: str | None = None,
+        listeners: Sequence[RunListener] = (),
     ) -> None:
         if engine is not None and url is not None:
             raise InvalidInput("url/engine", "give one of them, not both")
@@ -115,6 +117,8 @@ class Ledger:
             self.store, self.clock, self.heartbeat_interval, self._flush_items_of
         )
         self._known_jobs: set[str] = set()
+        #: Integrations told about committed starts and finishes (OpenLineage, ...).
+        self.events = Events(listeners, self.store.get_run)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> Ledger:
@@ -137,6 +141,7 @@ class Ledger:
     def close(self) -> None:
         """Stop the heartbeat thread; dispose the engine only if the ledger made it."""
         self._heartbeat.stop()
+        self.events.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -273,7 +278,9 @@ class Ledger:
 
     def _open(self, request: dict[str, Any]) -> Run:
         started = self._insert(request, RunStatus.RUNNING)
-        return self._handle(started, request)
+        run = self._handle(started, request)
+        self.events.started(run.id)
+        return run
 
     def _insert(self, r: dict[str, Any], status: RunStatus) -> _Started:
         now = self.clock.now()
@@ -315,9 +322,12 @@ class Ledger:
             started = self.store.insert_run(values, slots, explicit_window=explicit)
         except LeaseTaken as taken:
             holders = [run_id for run_id, _ in taken.holders]
-            if not self._reaper.reap_if_stale(holders, now):
+            reaped = self._reaper.reap_if_stale(holders, now)
+            if not reaped:
                 raise JobBusy(job, holders, len(slots)) from None
-            log.info("job %s: reaped stale holder(s) %s before starting", job, holders)
+            log.info("job %s: reaped stale holder(s) %s before starting", job, reaped)
+            for run_id in reaped:
+                self.events.finished(run_id)
             started = self.store.insert_run(values, slots, explicit_window=explicit)
         return _Started(started, values, now, end)
 
@@ -378,6 +388,7 @@ class Ledger:
             item_batch_size=self.item_batch_size,
         )
         self._heartbeat.register(run)
+        self.events.started(run_id)
         return run
 
     # -- finalizing (internal; called by RunContext and finish_run) ----------------
@@ -401,6 +412,7 @@ class Ledger:
             run.status = current.status if current else RunStatus.FAILED
             raise LeaseLost(run.id, current.status if current else None)
         run.status = status
+        self.events.finished(run.id)
         log.info(
             "run %s of %s ended %s",
             run.id,
@@ -445,6 +457,7 @@ class Ledger:
         values.update(_error_fields(error, None))
         if not self.store.transition(run_id, status, ALLOWED_FROM[status], values):
             raise InvalidTransition(run_id, self.get_run(run_id).status, status)
+        self.events.finished(run_id)
         return self.get_run(run_id)
 
     def _save_checkpoint(self, run: Run, value: Any) -> None:
@@ -604,6 +617,7 @@ class Ledger:
             "error_message": reason,
         }
         if self.store.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
+            self.events.finished(run_id)
             return self.get_run(run_id)
         if not self.store.request_cancel(run_id, now, by, reason):
             record = self.get_run(run_id)
@@ -618,7 +632,10 @@ class Ledger:
         """Finalize stale runs (``failed``/``heartbeat_timeout``) and runs stuck
         after a cancel (``cancelled``); returns the ids finalized by this call."""
         threshold = inputs.duration("stale_after", stale_after) if stale_after else None
-        return self._reaper.reap(self.clock.now(), threshold)
+        reaped = self._reaper.reap(self.clock.now(), threshold)
+        for run_id in reaped:
+            self.events.finished(run_id)
+        return reaped
 
     def prune(
         self,
