@@ -28,6 +28,7 @@ from runtrack.ledger import Ledger
 from runtrack.models import (
     ACTIVE,
     TERMINAL,
+    GroupSummary,
     ItemRecord,
     ItemStatus,
     JobRecord,
@@ -50,6 +51,7 @@ __all__ = [
     "DatabaseClock",
     "DatabaseUnavailable",
     "Fatal",
+    "GroupSummary",
     "InvalidInput",
     "InvalidTransition",
     "ItemRecord",

@@ -40,6 +40,7 @@ from runtrack.heartbeat import Heartbeat
 from runtrack.models import (
     ALLOWED_FROM,
     TERMINAL,
+    GroupSummary,
     ItemRecord,
     ItemStatus,
     JobRecord,
@@ -586,6 +587,18 @@ class Ledger:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, encode_cursor(rows[-1].id) if more else None)
+
+    def group_summary(self, run_id: int) -> list[GroupSummary]:
+        """Per group of a run's items (``run.item(..., group=...)``): counts by
+        status and the sources with a success, ordered by group."""
+        inputs.positive_int("run_id", run_id)
+        summaries: dict[str, tuple[dict[str, int], list[str]]] = {}
+        for group, source, status, n in self.store.item_group_counts(run_id):
+            counts, found_in = summaries.setdefault(group, ({}, []))
+            counts[status] = counts.get(status, 0) + n
+            if status == ItemStatus.SUCCESS and source is not None:
+                found_in.append(source)
+        return [GroupSummary(g, c, tuple(f)) for g, (c, f) in summaries.items()]
 
     def get_job(self, job: str) -> JobRecord | None:
         return self.store.get_job(inputs.key("job", job))

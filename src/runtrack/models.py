@@ -17,6 +17,7 @@ __all__ = [
     "ACTIVE",
     "ALLOWED_FROM",
     "GOOD",
+    "GroupSummary",
     "ITEM_STATUSES",
     "TERMINAL",
     "ItemRecord",
@@ -169,6 +170,21 @@ class ItemRecord:
     data: Any
     error: str | None
     recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """The item outcomes of one group of a run (a product looked up on every
+    marketplace): counts by item status and the sources that succeeded."""
+
+    group: str
+    counts: dict[str, int]
+    found_in: tuple[str, ...]
+
+    @property
+    def found(self) -> bool:
+        """Whether at least one item of the group succeeded."""
+        return self.counts.get(ItemStatus.SUCCESS.value, 0) > 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -488,6 +488,17 @@ class Store:
         query = query.order_by(run_items.c.id).limit(limit)
         return [item_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
+    def item_group_counts(self, run_id: int) -> list[tuple[str, str | None, str, int]]:
+        """(group, source, status, count) of a run's grouped items."""
+        query = (
+            select(run_items.c.group_key, run_items.c.source, run_items.c.status, func.count())
+            .where(run_items.c.run_id == run_id, run_items.c.group_key.is_not(None))
+            .group_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
+            .order_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
+        )
+        rows = self.read(lambda c: c.execute(query).all())
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     # -- retention -----------------------------------------------------------
 
     def prunable_runs(self, cutoff: datetime, after_id: int, limit: int) -> list[int]:
