@@ -7,6 +7,8 @@ engine stays open: the caller goes on using it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 
 from alembic import command
@@ -15,7 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
+from runtrack.errors import DatabaseUnavailable
 from runtrack.store import dialects
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
@@ -37,8 +41,20 @@ def head_revision() -> str:
     return head
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    # Opening a ledger connects here first: an unreachable database must
+    # surface as the domain error, like every later statement does.
+    try:
+        yield
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(
+            f"database error ({type(exc.orig).__name__}): {exc.orig}"
+        ) from exc
+
+
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with _translated(), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -46,7 +62,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply pending migrations up to ``revision`` (no-op when already there)."""
     if revision == "head" and current_revision(engine) == head_revision():
         return
-    with engine.connect() as conn:
+    with _translated(), engine.connect() as conn:
         conn.execution_options(**{dialects.IMMEDIATE: True})
         _lock(conn)
         try:

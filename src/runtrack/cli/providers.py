@@ -1,0 +1,118 @@
+"""``runtrack jobs``, ``providers``, ``pause`` and ``resume``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from runtrack.cli.params import duration_option, instant_option, parse_instant
+from runtrack.cli.render import jobs_table, jsonable, pauses_table, time_text
+from runtrack.cli.state import err_console, out_console, print_json, state_of, user_name
+from runtrack.models import PauseRecord
+
+__all__ = ["register"]
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
+
+
+def jobs(
+    ctx: typer.Context,
+    provider: Annotated[str | None, typer.Option(help="Only this provider's jobs.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List jobs with their state: last run, last success, failure streak, watermark."""
+    with state_of(ctx).ledger() as ledger:
+        found = ledger.jobs(provider)
+        paused = {p.provider: p for p in ledger.pauses()}
+    if as_json:
+        print_json(
+            {
+                "jobs": [
+                    dict(jsonable(job), paused=job.provider in paused if job.provider else False)
+                    for job in found
+                ]
+            }
+        )
+    elif not found:
+        err_console().print("no jobs yet (a job is recorded by its first run)")
+    else:
+        out_console().print(jobs_table(found, paused))
+
+
+def providers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List providers: how many jobs each has, and whether it is paused."""
+    with state_of(ctx).ledger() as ledger:
+        job_counts = Counter(job.provider for job in ledger.jobs() if job.provider)
+        paused = {p.provider: p for p in ledger.pauses()}
+    names = sorted(set(job_counts) | set(paused))
+    rows = [(name, job_counts.get(name, 0), paused.get(name)) for name in names]
+    if as_json:
+        print_json(
+            {
+                "providers": [
+                    {"provider": name, "jobs": count, "pause": jsonable(pause)}
+                    for name, count, pause in rows
+                ]
+            }
+        )
+    elif not rows:
+        err_console().print("no providers yet")
+    else:
+        out_console().print(pauses_table(rows))
+
+
+def pause(
+    ctx: typer.Context,
+    provider: Annotated[str, typer.Argument(help="The provider to pause.")],
+    reason: Annotated[str, typer.Option(help="Why (shown to operators).")],
+    for_: Annotated[
+        str | None,
+        typer.Option("--for", callback=duration_option, help="How long: 30s, 15m, 2h, 1d."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(callback=instant_option, help="Until when (ISO 8601).")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Who pauses (default: your user name).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pause a provider: runners skip its jobs until the pause ends."""
+    if (for_ is None) == (until is None):
+        raise typer.BadParameter("give exactly one of --for and --until", param_hint="--for")
+    end = parse_instant(until) if until is not None else None
+    with state_of(ctx).ledger() as ledger:
+        record = ledger.pause(provider, for_=for_, until=end, reason=reason, by=by or user_name())
+    _print_pause(record, as_json)
+
+
+def _print_pause(record: PauseRecord, as_json: bool) -> None:
+    if as_json:
+        print_json(jsonable(record))
+    else:
+        err_console().print(
+            f"{record.provider} paused until {time_text(record.until)} UTC", markup=False
+        )
+
+
+def resume(
+    ctx: typer.Context,
+    provider: Annotated[str, typer.Argument(help="The provider to resume.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """End a provider's pause (a no-op if it was not paused)."""
+    with state_of(ctx).ledger() as ledger:
+        was_paused = ledger.resume(provider)
+    if as_json:
+        print_json({"provider": provider, "was_paused": was_paused})
+    elif was_paused:
+        err_console().print(f"{provider} resumed", markup=False)
+    else:
+        err_console().print(f"{provider} was not paused", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("jobs")(jobs)
+    app.command("providers")(providers)
+    app.command("pause")(pause)
+    app.command("resume")(resume)

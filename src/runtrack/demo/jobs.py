@@ -1,0 +1,182 @@
+"""The demo's ingestion jobs: ordinary job functions that receive the run
+handle, written the way a user would write them against a real provider."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from runtrack.demo.sources import (
+    NAICS_CODES,
+    Crm,
+    Geocoder,
+    JobBoard,
+    Marketplaces,
+    OpportunitySearch,
+    Simulation,
+)
+from runtrack.errors import Transient
+from runtrack.run import Run
+
+__all__ = ["DemoJob", "demo_jobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoJob:
+    """A job of the demo and how often the runner should run it."""
+
+    key: str
+    provider: str
+    every: timedelta
+    fn: Callable[[Run], Any]
+    scenario: str
+
+
+class Jobs:
+    """The job functions, sharing the simulated sources of one demo."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.board = JobBoard(sim)
+        self.shops = Marketplaces(sim)
+        self.crm = Crm(sim)
+        self.notices = OpportunitySearch(sim)
+        self.geocoder = Geocoder(sim)
+
+    def search_offers(self, run: Run) -> None:
+        """Page through a job-board search and upsert every offer."""
+        rng = self.sim.rng(run.job)
+        pages = rng.randint(3, 6)
+        run.set_total(pages)
+        for page in range(1, pages + 1):
+            try:
+                offers = self.board.search(rng, page)
+            except Transient as exc:
+                run.error(str(exc), page=page)  # the run goes on; it ends partial
+                run.advance()
+                continue
+            run.count("pages_fetched")
+            run.count("offers_fetched", len(offers))
+            for offer in offers:
+                outcome = self.board.upsert(offer)
+                status = "skipped" if outcome == "unchanged" else "success"
+                run.item(offer["id"], status, data={"title": offer["title"], "outcome": outcome})
+                run.count(f"offers_{outcome}")
+            run.advance()
+
+    def lookup_prices(self, run: Run) -> None:
+        """Look every product up on every marketplace."""
+        rng = self.sim.rng(run.job)
+        run.set_total(len(Marketplaces.PRODUCTS) * len(Marketplaces.NAMES))
+        for product in Marketplaces.PRODUCTS:
+            for shop in Marketplaces.NAMES:
+                self._lookup(run, rng, product, shop)
+                run.advance()
+
+    def _lookup(self, run: Run, rng: Any, product: str, shop: str) -> None:
+        try:
+            price = self.shops.price(rng, product, shop)
+        except TimeoutError as exc:
+            run.item(product, "error", group=product, source=shop, error=str(exc))
+            run.count("lookup_errors")
+            return
+        if price is None:
+            run.item(product, "not_found", group=product, source=shop)
+            run.count("prices_not_found")
+        else:
+            run.item(product, "success", group=product, source=shop, data={"price": price})
+            run.count("prices_found")
+
+    def sync_contacts(self, run: Run) -> None:
+        """A connector: fetch what changed since the saved cursor."""
+        rng = self.sim.rng(run.job)
+        previous = run.previous_checkpoint or {"v": 1, "cursor": 0}
+        contacts, cursor = self.crm.changes(rng, previous["cursor"])
+        run.count("fetched", len(contacts))
+        for contact in contacts:
+            name = {"new": "created", "modified": "updated", "same": "skipped"}[contact["change"]]
+            run.count(name)
+        run.save_checkpoint({"v": 1, "cursor": cursor})
+
+    def discover_notices(self, run: Run) -> None:
+        """Search each NAICS code over the run's window: the slice of
+        publication time since the last good run, so nothing is missed."""
+        rng = self.sim.rng(run.job)
+        end = run.window.end
+        assert end is not None  # the ledger always sets the window's end
+        start = run.window.start or end - timedelta(days=7)  # first run: last week
+        run.note(f"window {start.isoformat()} -> {end.isoformat()}")
+        run.set_total(len(NAICS_CODES))
+        for naics in NAICS_CODES:
+            notices = self.notices.search(rng, naics, start, end)
+            run.count("notices_found", len(notices))
+            for notice in notices:
+                run.item(notice["notice_id"], "success", group=naics, source="sam.gov")
+            run.advance()
+
+    def geocode_addresses(self, run: Run) -> None:
+        """Geocode addresses in batches until the provider's quota runs out."""
+        rng = self.sim.rng(run.job)
+        for batch in range(1, 4):
+            run.count("addresses_geocoded", self.geocoder.geocode(rng, batch))
+
+    def backfill_archive(self, run: Run) -> None:
+        """A long backfill that an operator will cancel."""
+        run.set_total(400)
+        for _ in range(400):
+            time.sleep(0.025)
+            run.count("records_backfilled", 25)
+            run.advance()
+
+
+def demo_jobs(sim: Simulation) -> list[DemoJob]:
+    """Every job of the demo, with the scenario it shows."""
+    jobs = Jobs(sim)
+    seconds = timedelta(seconds=1)
+    return [
+        DemoJob(
+            "jobboard:search:python-madrid",
+            "jobboard",
+            2 * seconds,
+            jobs.search_offers,
+            "paginated search upserting offers",
+        ),
+        DemoJob(
+            "pricewatch:prices:electronics",
+            "pricewatch",
+            3 * seconds,
+            jobs.lookup_prices,
+            "products x marketplaces: found / not found / error",
+        ),
+        DemoJob(
+            "crm:sync:contacts",
+            "crm",
+            2 * seconds,
+            jobs.sync_contacts,
+            "connector: fetched / created / updated / skipped",
+        ),
+        DemoJob(
+            "sam:discovery:naics",
+            "sam",
+            2 * seconds,
+            jobs.discover_notices,
+            "NAICS discovery over incremental windows",
+        ),
+        DemoJob(
+            "geocoder:enrich:addresses",
+            "geocoder",
+            2 * seconds,
+            jobs.geocode_addresses,
+            "rate limited: the provider gets paused",
+        ),
+        DemoJob(
+            "archive:backfill:2023",
+            "archive",
+            timedelta(hours=1),
+            jobs.backfill_archive,
+            "a long backfill an operator cancels",
+        ),
+    ]
