@@ -40,6 +40,7 @@ from runtrack.models import (
     Window,
 )
 from runtrack.run import Run, current_run
+from runtrack.runner import RetryPolicy, Runner
 
 __version__ = "0.1.0"
 
@@ -67,12 +68,14 @@ __all__ = [
     "PauseRecord",
     "PruneResult",
     "RateLimited",
+    "RetryPolicy",
     "Run",
     "RunCancelled",
     "RunNotCancellable",
     "RunNotFound",
     "RunRecord",
     "RunStatus",
+    "Runner",
     "RuntrackError",
     "SchedulingError",
     "SystemClock",

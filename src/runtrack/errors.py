@@ -143,8 +143,14 @@ class RunCancelled(BaseException):
         super().__init__(f"run {run_id} was cancelled" + (f": {reason}" if reason else ""))
 
 
-class SchedulingError(RuntrackError):
-    """A job registration or schedule is invalid."""
+class SchedulingError(InvalidInput):
+    """A job registration or schedule is invalid (raised when the job is
+    registered, not when it is due)."""
+
+    def __init__(self, job: str, field: str, problem: str, allowed: str | None = None) -> None:
+        super().__init__(field, problem, allowed)
+        self.job = job
+        self.args = (f"job {job!r}: {self.args[0]}",)
 
 
 class Transient(RuntrackError):

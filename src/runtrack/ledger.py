@@ -235,8 +235,10 @@ class Ledger:
         *,
         counters: dict[str, int | float] | None = None,
         error: BaseException | str | None = None,
+        error_type: str | None = None,
     ) -> RunRecord:
-        """Finalize a run started with :meth:`start_run` (or a pending run, by id)."""
+        """Finalize a run started with :meth:`start_run` (or a pending run, by id).
+        ``error_type`` overrides the one derived from ``error`` (e.g. ``"timeout"``)."""
         target = inputs.choice("status", status, RunStatus)
         if target not in TERMINAL:
             raise InvalidInput("status", f"got {target}", ", ".join(sorted(TERMINAL)))
@@ -245,10 +247,10 @@ class Ledger:
             inputs.number("counter value", value)
         handle = run if isinstance(run, Run) else self._heartbeat.get(run)
         if handle is None:
-            return self._finish_by_id(int(run), target, counters or {}, error)  # type: ignore[arg-type]
+            return self._finish_by_id(int(run), target, counters or {}, error, error_type)  # type: ignore[arg-type]
         for name, value in (counters or {}).items():
             handle.set_counter(name, value)
-        self._finalize(handle, target, error)
+        self._finalize(handle, target, error, error_type)
         return self.get_run(handle.id)
 
     # -- starting (internal) -----------------------------------------------------
@@ -451,11 +453,12 @@ class Ledger:
         status: RunStatus,
         counters: dict[str, Any],
         error: BaseException | str | None,
+        error_type: str | None = None,
     ) -> RunRecord:
         values: dict[str, Any] = {"finished_at": naive(self.clock.now())}
         if counters:
             values["counters"] = counters
-        values.update(_error_fields(error, None))
+        values.update(_error_fields(error, error_type))
         if not self.store.transition(run_id, status, ALLOWED_FROM[status], values):
             raise InvalidTransition(run_id, self.get_run(run_id).status, status)
         self.events.finished(run_id)
@@ -611,6 +614,36 @@ class Ledger:
         state = self.get_job(job)
         return state.watermark if state else None
 
+    def get_jobs(self, jobs: Sequence[str]) -> dict[str, JobRecord]:
+        """The jobs with these keys, by key (unknown keys are left out)."""
+        keys = [inputs.key("job", job) for job in jobs]
+        return {record.key: record for record in self.store.get_jobs(keys)} if keys else {}
+
+    def ensure_job(self, job: str, *, provider: str | None = None) -> None:
+        """Create the job's row unless it exists (a job is otherwise created by
+        its first run); the runner does this for every job it schedules."""
+        inputs.key("job", job)
+        inputs.key("provider", provider, optional=True)
+        self.store.ensure_job(job, provider, self.clock.now())
+        self._known_jobs.add(job)
+
+    def claim_tick(self, job: str, *, due: datetime | None, next_due: datetime) -> bool:
+        """Move the job's next due time from ``due`` (as last read; ``None``
+        if never scheduled) to ``next_due``, if no one else did. True means this
+        caller owns the tick ``due``: of many runners, exactly one gets True."""
+        inputs.key("job", job)
+        seen = inputs.timestamp("due", due)
+        target = inputs.timestamp("next_due", next_due, optional=False)
+        assert target is not None
+        return self.store.claim_tick(job, seen, target)
+
+    def claim_maintenance(self, task: str, every: timedelta | float | str) -> bool:
+        """Whether the caller should run maintenance ``task`` now: True for one
+        caller per ``every``, however many processes ask."""
+        inputs.key("task", task, limit=64)
+        now = self.clock.now()
+        return self.store.claim_maintenance(task, now, now - inputs.duration("every", every))
+
     # -- control ---------------------------------------------------------------
 
     def cancel(self, run_id: int, *, by: str | None = None, reason: str | None = None) -> RunRecord:
@@ -668,7 +701,7 @@ class Ledger:
         else:
             cutoff = self.clock.now() - inputs.duration("older_than", older_than)
         inputs.positive_int("batch_size", batch_size, limit=100_000)
-        return prune(
+        result = prune(
             self.store,
             cutoff,
             items_only=items_only,
@@ -676,6 +709,10 @@ class Ledger:
             dry_run=dry_run,
             progress=progress,
         )
+        if not dry_run:
+            details = {"runs": result.runs, "items": result.items, "cutoff": cutoff.isoformat()}
+            self.store.mark_maintenance("prune", self.clock.now(), details)
+        return result
 
     def pause(
         self,

@@ -155,6 +155,8 @@ class JobRecord:
     consecutive_failures: int
     watermark: datetime | None
     checkpoint: Any
+    #: The runner's next scheduled tick (``None`` until a runner schedules it).
+    next_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

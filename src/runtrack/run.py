@@ -66,6 +66,8 @@ class Run:
         self.params = params
         self.window = window
         self.started_at = started_at
+        #: The schedule tick this run is for, when a runner started it.
+        self.scheduled_for: datetime | None = None
         #: The job's checkpoint as of its last run that ended success/partial.
         self.previous_checkpoint = previous_checkpoint
         #: The last checkpoint of the failed run this one follows, to resume mid-way.

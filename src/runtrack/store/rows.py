@@ -94,6 +94,7 @@ def job_record(row: Row[Any]) -> JobRecord:
         consecutive_failures=m["consecutive_failures"],
         watermark=aware(m["watermark"]),
         checkpoint=m["checkpoint"],
+        next_due_at=aware(m.get("next_due_at")),
     )
 
 

@@ -161,6 +161,18 @@ class Store:
             query = query.where(jobs.c.provider == provider)
         return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
+    def get_jobs(self, keys: Sequence[str]) -> list[JobRecord]:
+        """The jobs with these keys (unknown keys are left out)."""
+        query = select(jobs).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
+        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def claim_tick(self, key: str, due: datetime | None, next_due: datetime) -> bool:
+        """Move the job's ``next_due_at`` from ``due`` to ``next_due`` if it is
+        still ``due``: the one caller whose update changes the row owns the tick."""
+        seen = jobs.c.next_due_at.is_(None) if due is None else jobs.c.next_due_at == naive(due)
+        stmt = update(jobs).where(jobs.c.key == key, seen).values(next_due_at=naive(next_due))
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+
     # -- runs: creation and transitions ----------------------------------
 
     def insert_run(
@@ -573,6 +585,22 @@ class Store:
         self.write(
             lambda c: c.execute(dialects.upsert(c, maintenance, values, ["last_run_at", "details"]))
         )
+
+    def claim_maintenance(self, task: str, now: datetime, last_before: datetime) -> bool:
+        """Take this interval's turn at ``task`` unless it ran after
+        ``last_before``; of many callers racing, one gets True."""
+
+        def work(conn: Connection) -> bool:
+            first: dict[str, Any] = {"task": task, "last_run_at": naive(last_before), "details": {}}
+            conn.execute(dialects.insert_ignore(conn, maintenance, first))
+            stmt = (
+                update(maintenance)
+                .where(maintenance.c.task == task, maintenance.c.last_run_at <= naive(last_before))
+                .values(last_run_at=naive(now))
+            )
+            return bool(conn.execute(stmt).rowcount == 1)
+
+        return self.write(work)
 
     def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
         query = select(maintenance).where(maintenance.c.task == task)

@@ -1,0 +1,365 @@
+"""The runner: registered jobs run on their schedules, with retries, provider
+pauses, maintenance and graceful shutdown.
+
+Any number of runner processes may share one database; it is their only
+coordinator. Each cycle a runner reads its jobs' next due times, and owns a
+due tick only if its conditional update moves ``jobs.next_due_at`` forward
+(``Ledger.claim_tick``), so every tick runs once. The job lease
+(``concurrency``) still keeps two runs of one job from overlapping: a tick
+that finds the job busy is skipped, not queued.
+
+Each attempt is its own run (``attempt``, ``retry_of``, ``retry_policy``).
+Retries wait in this process's memory: if the process dies, the job's next
+tick runs it again, and a retry that a newer run has overtaken is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import TypeVar
+
+from runtrack import inputs
+from runtrack.errors import RuntrackError
+from runtrack.ledger import Ledger
+from runtrack.models import JobRecord, RunStatus
+from runtrack.runner.execution import Attempt, Execution, Outcome, Stopper
+from runtrack.runner.maintenance import Maintenance
+from runtrack.runner.registry import JobSpec, Registry, make_spec
+from runtrack.runner.retry import Action, RetryPolicy, streak_backoff
+from runtrack.runner.summary import CycleSummary, Tally
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("runtrack.runner")
+F = TypeVar("F", bound=Callable[..., object])
+
+MIN_SLEEP = 0.05  # never spin, whatever the clock says
+
+
+class Runner:
+    """Runs registered jobs on their schedules against one ledger.
+
+    ``grace``: seconds the current run gets to finish after SIGTERM/SIGINT or
+    :meth:`stop` before it is cancelled (``error_type="shutdown"``).
+    ``retry``: the policy of jobs registered without one. ``reap_every`` /
+    ``prune_every`` (``None`` disables) space the built-in maintenance across
+    all runner processes; prune deletes history older than ``prune_older_than``.
+    ``max_sleep`` bounds the idle wait, ``jitter`` the random extra (seconds).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        worker_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        grace: timedelta | float | str = 30.0,
+        reap_every: timedelta | float | str | None = "1m",
+        prune_every: timedelta | float | str | None = "1d",
+        prune_older_than: timedelta | float | str = "90d",
+        max_sleep: timedelta | float | str = 30.0,
+        jitter: float = 1.0,
+    ) -> None:
+        if not isinstance(ledger, Ledger):
+            raise TypeError(f"Runner needs a runtrack Ledger, got {type(ledger).__name__}")
+        if worker_id is not None:
+            # Runs record the ledger's worker id; a runner names its runs.
+            ledger.worker_id = inputs.key("worker_id", worker_id)
+        self.ledger = ledger
+        self.worker_id = ledger.worker_id
+        self.default_retry = retry or RetryPolicy()
+        self.grace = inputs.duration("grace", grace, allow_zero=True).total_seconds()
+        self.maintenance = Maintenance.of(reap_every, prune_every, prune_older_than)
+        cap = inputs.duration("max_sleep", max_sleep).total_seconds()
+        if self.maintenance.reap_every is not None:
+            cap = min(cap, self.maintenance.reap_every.total_seconds())
+        self.max_sleep = cap
+        self.jitter = inputs.number("jitter", jitter)
+        self._registry = Registry()
+        self._retries: list[Attempt] = []
+        self._stopper = Stopper()
+
+    # -- registration -------------------------------------------------------------
+
+    def job(
+        self,
+        key: str,
+        *,
+        provider: str,
+        every: timedelta | float | str | None = None,
+        cron: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | str | None = None,
+        concurrency: int = 1,
+        failure_backoff: timedelta | float | str | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as job ``key``; it is called with
+        the :class:`~runtrack.Run` handle (``async def`` works too).
+
+        Exactly one of ``every`` (``"15m"``, ``"1h"``, a timedelta) and ``cron``
+        (UTC). ``timeout`` cancels a run that takes longer
+        (``error_type="timeout"``). ``failure_backoff`` delays the schedule
+        after failed runs: ``failure_backoff * 2**(streak-1)`` after the last one,
+        at most 64 x. Every problem raises :class:`SchedulingError` here.
+        """
+
+        def register(fn: F) -> F:
+            spec = make_spec(
+                key,
+                fn,
+                provider=provider,
+                every=every,
+                cron=cron,
+                retry=retry,
+                default_retry=self.default_retry,
+                timeout=timeout,
+                concurrency=concurrency,
+                failure_backoff=failure_backoff,
+            )
+            self._registry.add(spec)
+            return fn
+
+        return register
+
+    @property
+    def jobs(self) -> list[JobSpec]:
+        """The registered jobs, in registration order."""
+        return list(self._registry)
+
+    # -- the cycle ------------------------------------------------------------------
+
+    def run_once(self) -> CycleSummary:
+        """Do the maintenance that is due, then run every job that is due now
+        (retries first), one after another, and say what happened."""
+        tally = Tally()
+        self.maintenance.run(self.ledger)
+        now = self.ledger.now()
+        states = self.ledger.get_jobs(self._registry.keys())
+        paused = self._paused()
+        for attempt in self._due(now, states, paused, tally):
+            if self._stopper.requested:
+                break
+            if attempt.spec.provider in paused:  # paused earlier in this cycle
+                tally.add("skipped_paused")
+                self._hold(attempt)
+                continue
+            if attempt.retry_of is None and not self._claim(attempt):
+                continue  # another runner owns this tick
+            self._execute(attempt, tally, paused)
+        return tally.summary()
+
+    def _due(
+        self,
+        now: datetime,
+        states: dict[str, JobRecord],
+        paused: dict[str, datetime],
+        tally: Tally,
+    ) -> list[Attempt]:
+        """Retries whose time has come, then due ticks, oldest first."""
+        work = [r for r in self._retries if r.due <= now and not self._superseded(r, states)]
+        self._retries = [r for r in self._retries if r.due > now]
+        for spec in self._registry:
+            state = states.get(spec.key)
+            tick = self._tick(spec, state, now)
+            if tick is None:
+                continue
+            if spec.provider in paused:
+                tally.add("skipped_paused")  # the tick stays due until the pause ends
+            elif (until := self._backoff_until(spec, state)) is not None and until > now:
+                tally.add("skipped_backoff")
+            else:
+                work.append(Attempt(spec, due=tick, tick=tick))
+        return sorted(work, key=lambda a: (a.due, a.retry_of is None))
+
+    def _tick(self, spec: JobSpec, state: JobRecord | None, now: datetime) -> datetime | None:
+        """The job's due tick, if it is due. A job the database has never
+        scheduled gets its first tick now (by one runner: a conditional update)."""
+        due = state.next_due_at if state is not None else None
+        if due is None:
+            if state is None:
+                self.ledger.ensure_job(spec.key, provider=spec.provider)
+            due = spec.schedule.first_due(now)
+            if not self.ledger.claim_tick(spec.key, due=None, next_due=due):
+                return None  # another runner scheduled it first; next cycle reads it
+        return due if due <= now else None
+
+    def _claim(self, attempt: Attempt) -> bool:
+        """Own the tick by moving the job's next due time past now."""
+        spec = attempt.spec
+        following = spec.schedule.next_after(attempt.due, self.ledger.now())
+        return self.ledger.claim_tick(spec.key, due=attempt.due, next_due=following)
+
+    def _execute(self, attempt: Attempt, tally: Tally, paused: dict[str, datetime]) -> None:
+        outcome = Execution(self.ledger, attempt, self._stopper, self.grace)()
+        if outcome.busy:
+            tally.add("skipped_busy")
+            log.info("job %s is busy (concurrency %d): tick skipped", attempt.spec.key,
+                     attempt.spec.concurrency)  # fmt: skip
+            return
+        if outcome.run_id is None or outcome.status is None:
+            assert outcome.error is not None
+            raise outcome.error  # the run could not even start (database down)
+        tally.ran(outcome.run_id, outcome.status)
+        if outcome.status is RunStatus.FAILED and outcome.error is not None:
+            self._after_failure(attempt, outcome, tally, paused)
+
+    # -- after a failure ----------------------------------------------------------
+
+    def _after_failure(
+        self, attempt: Attempt, outcome: Outcome, tally: Tally, paused: dict[str, datetime]
+    ) -> None:
+        spec, error = attempt.spec, outcome.error
+        assert error is not None and outcome.run_id is not None
+        decision = spec.retry.decide(attempt.used, error)
+        log.info("run %s of %s failed (%s): %s", outcome.run_id, spec.key, decision.kind,
+                 decision.reason)  # fmt: skip
+        if decision.action is Action.GIVE_UP or self._stopper.requested:
+            return
+        used = attempt.used + 1 if decision.action is Action.RETRY else attempt.used
+        if decision.action is Action.PAUSE and decision.delay > timedelta(0):
+            self._pause_provider(spec, outcome.run_id, decision.delay, error, paused)
+        self._schedule_retry(attempt, outcome.run_id, decision.delay, used)
+        tally.add("retries")
+
+    def _pause_provider(
+        self,
+        spec: JobSpec,
+        run_id: int,
+        delay: timedelta,
+        error: BaseException,
+        paused: dict[str, datetime],
+    ) -> None:
+        record = self.ledger.pause(
+            spec.provider,
+            for_=delay,
+            reason=f"rate limited (job {spec.key}, run {run_id}): {error}"[:1000],
+            by=self.worker_id,
+        )
+        paused[spec.provider] = record.until
+        log.warning("provider %s paused until %s", spec.provider, record.until.isoformat())
+
+    def _schedule_retry(self, attempt: Attempt, run_id: int, delay: timedelta, used: int) -> None:
+        retry = Attempt(
+            attempt.spec,
+            due=self.ledger.now() + delay,
+            tick=attempt.tick,
+            attempt=attempt.attempt + 1,
+            retry_of=run_id,
+            used=used,
+        )
+        self._retries.append(retry)
+
+    def _hold(self, attempt: Attempt) -> None:
+        """Keep a retry whose provider is paused for a later cycle (a tick
+        needs nothing: it stays due in the database)."""
+        if attempt.retry_of is not None:
+            self._retries.append(attempt)
+
+    @staticmethod
+    def _superseded(retry: Attempt, states: dict[str, JobRecord]) -> bool:
+        """A newer run of the job has finished since the failure: drop the retry."""
+        state = states.get(retry.spec.key)
+        newer = state is not None and state.last_run_id not in (None, retry.retry_of)
+        if newer:
+            log.info("retry of run %s of %s dropped: a newer run has finished",
+                     retry.retry_of, retry.spec.key)  # fmt: skip
+        return newer
+
+    @staticmethod
+    def _backoff_until(spec: JobSpec, state: JobRecord | None) -> datetime | None:
+        """When a job in a failure streak may run again (``None``: no backoff)."""
+        if spec.failure_backoff is None or state is None or state.last_finished_at is None:
+            return None
+        if state.consecutive_failures < 1:
+            return None
+        return state.last_finished_at + streak_backoff(
+            spec.failure_backoff, state.consecutive_failures
+        )
+
+    def _paused(self) -> dict[str, datetime]:
+        return {pause.provider: pause.until for pause in self.ledger.pauses()}
+
+    # -- forever ---------------------------------------------------------------------
+
+    def run_forever(self, *, handle_signals: bool = True) -> None:
+        """Run cycles until :meth:`stop`, SIGTERM or SIGINT, sleeping until the
+        next due time (plus jitter) in between. On a stop request no new run
+        starts; the current one gets ``grace`` seconds, then is cancelled
+        (a second signal cancels it at once). Returns when no run is active,
+        so the process can exit 0. A database outage is logged and retried."""
+        errors = 0
+        with self._signals(handle_signals):
+            log.info("runner %s started: %d job(s)", self.worker_id, len(self._registry))
+            while not self._stopper.requested:
+                try:
+                    self.run_once()
+                    pause = self._sleep_seconds()
+                    errors = 0
+                except RuntrackError as exc:
+                    errors += 1
+                    pause = min(self.max_sleep, 2.0**errors)
+                    log.warning("runner cycle failed (retrying in %.0f s): %s", pause, exc)
+                self._stopper.sleep(pause)
+        log.info("runner %s stopped", self.worker_id)
+
+    def stop(self, *, immediate: bool = False) -> None:
+        """Stop scheduling: the current run gets ``grace`` seconds to finish
+        (none if ``immediate``), then is cancelled. Safe from any thread and
+        from a signal handler."""
+        self._stopper.request(immediate=immediate)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopper.requested
+
+    def _sleep_seconds(self) -> float:
+        """Until the soonest moment a job, retry or paused provider is ready."""
+        now = self.ledger.now()
+        states = self.ledger.get_jobs(self._registry.keys())
+        paused = self._paused()
+        ready = [self._ready_at(s, states.get(s.key), paused, now) for s in self._registry]
+        ready += [max(r.due, paused.get(r.spec.provider, r.due)) for r in self._retries]
+        soonest = min(ready, default=now + timedelta(seconds=self.max_sleep))
+        delay = min(max((soonest - now).total_seconds(), MIN_SLEEP), self.max_sleep)
+        return delay + random.uniform(0.0, min(self.jitter, delay / 10))
+
+    def _ready_at(
+        self,
+        spec: JobSpec,
+        state: JobRecord | None,
+        paused: dict[str, datetime],
+        now: datetime,
+    ) -> datetime:
+        due = state.next_due_at if state is not None and state.next_due_at else now
+        backoff = self._backoff_until(spec, state) or due
+        return max(due, paused.get(spec.provider, due), backoff)
+
+    @contextmanager
+    def _signals(self, enabled: bool) -> Iterator[None]:
+        """SIGTERM and SIGINT request a stop while the runner runs (only the
+        main thread may set signal handlers)."""
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # A second signal means "now": skip the rest of the grace period.
+        self._stopper.request(immediate=self._stopper.requested)
+
+    def __repr__(self) -> str:
+        return f"<Runner {self.worker_id} jobs={len(self._registry)} on {self.ledger!r}>"
