@@ -49,7 +49,7 @@ MAX_LIMIT = 200
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and drivers reject it
 
 READ = responses(401, 422, 503)
-WRITE = responses(401, 403, 422, 503)
+WRITE = responses(400, 401, 403, 422, 503)
 
 #: Everything under /api. Health is open (load balancers send no token);
 #: reads need the read token if one is configured; writes need the API token,

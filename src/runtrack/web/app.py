@@ -58,7 +58,7 @@ def create_app(
     app.include_router(api.router, prefix="/api")
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
-    _declare_problems(app)
+    _finish_openapi(app, reads_open=settings.read_token is None)
     return app
 
 
@@ -67,13 +67,24 @@ def _attach(app: FastAPI, ledger: Ledger, metrics_ttl: float) -> None:
     app.state.metrics_registry = metrics.registry_for(ledger, metrics_ttl)
 
 
-def _declare_problems(app: FastAPI) -> None:
-    """Publish error responses as ``application/problem+json`` in /openapi.json."""
+def _finish_openapi(app: FastAPI, *, reads_open: bool) -> None:
+    """Publish error responses as ``application/problem+json``; without a read
+    token, declare the bearer token optional on reads (it is then ignored)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems.use_problem_media_type(build())
+            schema = problems.use_problem_media_type(build())
+            if reads_open:
+                _optional_auth_on_reads(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _optional_auth_on_reads(schema: dict[str, Any]) -> None:
+    for path in schema.get("paths", {}).values():
+        operation = path.get("get")
+        if operation and operation.get("security"):
+            operation["security"] = [{}, *operation["security"]]

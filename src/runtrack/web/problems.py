@@ -223,7 +223,7 @@ def install(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    400: "Bad request (an invalid pagination cursor)",
+    400: "Bad request: an invalid cursor, or a body that is not JSON",
     401: "Missing or wrong bearer token",
     403: "Forbidden: no API token is configured for this route",
     404: "Not found",
