@@ -6,6 +6,8 @@
 ...         run.count("offers_fetched", 25)
 """
 
+import logging
+
 from runtrack.clock import Clock, DatabaseClock, ManualClock, OffsetClock, SystemClock
 from runtrack.errors import (
     ConfigurationError,
@@ -43,6 +45,10 @@ from runtrack.run import Run, current_run
 from runtrack.runner import RetryPolicy, Runner
 
 __version__ = "0.1.0"
+
+# The library logs under "runtrack" but never configures handlers: applications
+# do. This only keeps Python's last-resort handler from printing our records.
+logging.getLogger("runtrack").addHandler(logging.NullHandler())
 
 __all__ = [
     "ACTIVE",

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from runtrack.errors import LeaseLost, RunCancelled
+from runtrack.logs import run_fields
 from runtrack.models import RunStatus
 from runtrack.run import Run, _current
 
@@ -117,12 +118,12 @@ def _finalize_quietly(
     try:
         ledger._finalize(run, status, error, error_type)
     except LeaseLost as lost:
-        log.warning("%s", lost, extra={"run_id": run.id, "job": run.job})
+        log.warning("%s", lost, extra=run_fields(run, lost.status))
     except Exception:
         log.exception(
             "could not finalize run %s; it will be reaped",
             run.id,
-            extra={"run_id": run.id, "job": run.job},
+            extra=run_fields(run),
         )
     return swallow
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from runtrack.logs import run_fields
 from runtrack.models import RunRecord
 
 __all__ = ["Events", "RunListener"]
@@ -57,7 +58,9 @@ class Events:
         try:
             record = self._fetch(run_id)
         except Exception:
-            log.exception("could not read run %s for its %s event", run_id, method)
+            log.exception(
+                "could not read run %s for its %s event", run_id, method, extra={"run_id": run_id}
+            )
             return
         if record is None:
             return
@@ -65,7 +68,9 @@ class Events:
             try:
                 getattr(listener, method)(record)
             except Exception:
-                log.exception("run listener %r failed on %s", listener, method)
+                log.exception(
+                    "run listener %r failed on %s", listener, method, extra=run_fields(record)
+                )
 
     def close(self) -> None:
         for listener in self._listeners:

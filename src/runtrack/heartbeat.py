@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtrack.errors import RuntrackError
+from runtrack.logs import run_fields
 from runtrack.models import RunStatus
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class Heartbeat:
                 "run %s lost its lease (now %s)",
                 run.id,
                 state and state[0],
-                extra={"run_id": run.id, "job": run.job},
+                extra={**run_fields(run), "status": state and state[0]},
             )
             run._lose_lease(state[0] if state else None)
             self.unregister(run)

@@ -37,6 +37,7 @@ from runtrack.errors import (
 )
 from runtrack.events import Events, RunListener
 from runtrack.heartbeat import Heartbeat
+from runtrack.logs import run_fields
 from runtrack.models import (
     ALLOWED_FROM,
     TERMINAL,
@@ -123,13 +124,18 @@ class Ledger:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> Ledger:
-        """A ledger configured from :class:`Settings` (default: the environment)."""
+        """A ledger configured from :class:`Settings` (default: the environment),
+        emitting OpenLineage events when ``RUNTRACK_OPENLINEAGE_*`` asks for them."""
+        from runtrack.lineage import listeners_from_settings  # openlineage only if configured
+
         s = settings or Settings.from_env()
+        listeners = [*options.pop("listeners", ()), *listeners_from_settings(s)]
         return cls(
             s.database_url,
             heartbeat_interval=s.heartbeat_interval,
             stale_after=s.stale_after,
             cancel_grace=s.cancel_grace,
+            listeners=listeners,
             **options,
         )
 
@@ -328,8 +334,13 @@ class Ledger:
             reaped = self._reaper.reap_if_stale(holders, now)
             if not reaped:
                 raise JobBusy(job, holders, len(slots)) from None
-            log.info("job %s: reaped stale holder(s) %s before starting", job, reaped)
             for run_id in reaped:
+                log.warning(
+                    "run %s of %s reaped before a new start: no heartbeat",
+                    run_id,
+                    job,
+                    extra={"run_id": run_id, "job": job, "provider": provider, "status": "failed"},
+                )
                 self.events.finished(run_id)
             started = self.store.insert_run(values, slots, explicit_window=explicit)
         return _Started(started, values, now, end)
@@ -354,7 +365,7 @@ class Ledger:
             "run %s of %s started",
             run.id,
             run.job,
-            extra={"run_id": run.id, "job": run.job, "provider": run.provider},
+            extra=run_fields(run),
         )
         return run
 
@@ -664,7 +675,9 @@ class Ledger:
         }
         if self.store.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
             self.events.finished(run_id)
-            return self.get_run(run_id)
+            record = self.get_run(run_id)
+            log.info("run %s cancelled before it started", run_id, extra=run_fields(record))
+            return record
         if not self.store.request_cancel(run_id, now, by, reason):
             record = self.get_run(run_id)
             if record.status is not RunStatus.RUNNING:
@@ -672,7 +685,9 @@ class Ledger:
         local = self._heartbeat.get(run_id)
         if local is not None:  # same process: no need to wait for a heartbeat
             local._request_stop(reason)
-        return self.get_run(run_id)
+        record = self.get_run(run_id)
+        log.info("run %s asked to stop (by %s)", run_id, by, extra=run_fields(record))
+        return record
 
     def reap(self, stale_after: timedelta | float | None = None) -> list[int]:
         """Finalize stale runs (``failed``/``heartbeat_timeout``) and runs stuck

@@ -24,6 +24,7 @@ __all__ = ["Reaper"]
 
 log = logging.getLogger("runtrack.reaper")
 CHUNK = 100  # runs finalized per transaction
+_Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +47,26 @@ class Reaper:
         reaped: list[int] = []
         for start in range(0, len(changes), CHUNK):
             reaped += self.store.transition_many(changes[start : start + CHUNK])
-        if reaped:
-            log.info("reaped %d stale run(s): %s", len(reaped), reaped[:20])
+        self._log(reaped, changes)
         self.store.mark_maintenance("reap", now, {"reaped": len(reaped)})
         return reaped
+
+    @staticmethod
+    def _log(reaped: list[int], changes: list[_Change]) -> None:
+        # One record per run so that log search by run_id finds its end; the
+        # scan does not read job/provider, so those fields are absent here.
+        done = set(reaped)
+        for run_id, status, _, values, _ in changes:
+            if run_id in done:
+                log.warning(
+                    "run %s reaped: %s (%s)",
+                    run_id,
+                    status.value,
+                    values["error_type"],
+                    extra={"run_id": run_id, "status": status.value},
+                )
+        if reaped:
+            log.info("reaped %d stale run(s): %s", len(reaped), reaped[:20])
 
     def reap_if_stale(self, run_ids: list[int], now: datetime) -> list[int]:
         """Finalize those of ``run_ids`` that are stale (a busy job's holders)."""
