@@ -29,9 +29,11 @@ __all__ = ["RUN_FIELDS", "JsonFormatter", "RunFieldsFormatter", "configure_loggi
 RUN_FIELDS = ("run_id", "job", "provider", "status")
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
+# uvicorn's ``color_message`` is the message again with terminal colour codes.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
+    "color_message",
 }
 
 

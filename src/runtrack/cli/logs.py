@@ -7,21 +7,17 @@ line (for log shippers) carrying the structured fields the library attaches
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from rich.logging import RichHandler
 
 from runtrack.cli.state import err_console
+from runtrack.logs import JsonFormatter
 
 __all__ = ["JsonFormatter", "LogFormat", "StderrHandler", "setup_logging"]
-
-#: The structured fields the library passes in ``extra``.
-FIELDS = ("run_id", "job", "provider", "status")
 
 
 class LogFormat(StrEnum):
@@ -29,24 +25,6 @@ class LogFormat(StrEnum):
 
     rich = "rich"
     json = "json"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in FIELDS:
-            if hasattr(record, name):
-                data[name] = getattr(record, name)
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
 
 
 class StderrHandler(logging.Handler):
