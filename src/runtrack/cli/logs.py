@@ -19,6 +19,10 @@ from runtrack.logs import JsonFormatter
 
 __all__ = ["JsonFormatter", "LogFormat", "StderrHandler", "setup_logging"]
 
+#: Loggers shown at the command's level; others only from WARNING (alembic
+#: and SQLAlchemy are chatty at INFO) unless ``--debug``.
+OURS = ("runtrack", "uvicorn")
+
 
 class LogFormat(StrEnum):
     """How log lines are written."""
@@ -38,8 +42,8 @@ class StderrHandler(logging.Handler):
 
 
 def setup_logging(fmt: LogFormat, level: int) -> Callable[[], None]:
-    """Send log records at ``level`` or above to stderr in ``fmt``; returns
-    the function that undoes it."""
+    """Send runtrack's (and uvicorn's) records at ``level`` or above, and
+    everyone else's warnings, to stderr in ``fmt``; returns the undo."""
     handler: logging.Handler
     if fmt is LogFormat.json:
         handler = StderrHandler()
@@ -52,12 +56,16 @@ def setup_logging(fmt: LogFormat, level: int) -> Callable[[], None]:
             tracebacks_show_locals=False,  # locals can hold database passwords
         )
     root = logging.getLogger()
-    previous_level = root.level
+    ours = [logging.getLogger(name) for name in OURS]
+    previous = [(logger, logger.level) for logger in (root, *ours)]
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(min(level, logging.WARNING))
+    for logger in ours:
+        logger.setLevel(level)
 
     def undo() -> None:
         root.removeHandler(handler)
-        root.setLevel(previous_level)
+        for logger, old_level in previous:
+            logger.setLevel(old_level)
 
     return undo

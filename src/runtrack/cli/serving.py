@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["load_runner", "register", "serve_app"]
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
-Port = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
 
 
 def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000) -> None:
@@ -44,7 +48,25 @@ def serve_app(ledger: Ledger, settings: Settings, host: str, port: int) -> None:
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     err_console().print(f"dashboard on http://{shown}:{port}/  API on http://{shown}:{port}/api")
     # log_config=None keeps the CLI's handlers: uvicorn's lines use --log-format too.
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    with _stop_signals_end_normally():
+        server.run()
+
+
+@contextmanager
+def _stop_signals_end_normally() -> Iterator[None]:
+    """uvicorn re-raises the SIGINT/SIGTERM that stopped it once it has shut
+    down gracefully; for ``runtrack serve`` that is the normal end (exit 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def worker(

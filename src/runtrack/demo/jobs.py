@@ -21,7 +21,10 @@ from runtrack.demo.sources import (
 from runtrack.errors import Transient
 from runtrack.run import Run
 
-__all__ = ["DemoJob", "demo_jobs"]
+__all__ = ["INCREMENTAL", "DemoJob", "demo_jobs"]
+
+#: The job whose runs search incremental windows of publication time.
+INCREMENTAL = "sam:discovery:naics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,51 +135,21 @@ class Jobs:
             run.advance()
 
 
-def demo_jobs(sim: Simulation) -> list[DemoJob]:
-    """Every job of the demo, with the scenario it shows."""
+def demo_jobs(sim: Simulation) -> tuple[list[DemoJob], Callable[[Run], None]]:
+    """The scheduled jobs of the demo, and the backfill an operator starts
+    (and cancels) by hand."""
     jobs = Jobs(sim)
-    seconds = timedelta(seconds=1)
-    return [
-        DemoJob(
-            "jobboard:search:python-madrid",
-            "jobboard",
-            2 * seconds,
-            jobs.search_offers,
-            "paginated search upserting offers",
-        ),
-        DemoJob(
-            "pricewatch:prices:electronics",
-            "pricewatch",
-            3 * seconds,
-            jobs.lookup_prices,
-            "products x marketplaces: found / not found / error",
-        ),
-        DemoJob(
-            "crm:sync:contacts",
-            "crm",
-            2 * seconds,
-            jobs.sync_contacts,
-            "connector: fetched / created / updated / skipped",
-        ),
-        DemoJob(
-            "sam:discovery:naics",
-            "sam",
-            2 * seconds,
-            jobs.discover_notices,
-            "NAICS discovery over incremental windows",
-        ),
-        DemoJob(
-            "geocoder:enrich:addresses",
-            "geocoder",
-            2 * seconds,
-            jobs.geocode_addresses,
-            "rate limited: the provider gets paused",
-        ),
-        DemoJob(
-            "archive:backfill:2023",
-            "archive",
-            timedelta(hours=1),
-            jobs.backfill_archive,
-            "a long backfill an operator cancels",
-        ),
-    ]
+    every = timedelta(seconds=2)
+    scheduled = [
+        DemoJob("jobboard:search:python-madrid", "jobboard", every, jobs.search_offers,
+                "paginated search upserting offers"),
+        DemoJob("pricewatch:prices:electronics", "pricewatch", every, jobs.lookup_prices,
+                "products x marketplaces: found / not found / error"),
+        DemoJob("crm:sync:contacts", "crm", every, jobs.sync_contacts,
+                "connector: fetched / created / updated / skipped"),
+        DemoJob(INCREMENTAL, "sam", every, jobs.discover_notices,
+                "NAICS discovery over incremental windows"),
+        DemoJob("geocoder:enrich:addresses", "geocoder", every, jobs.geocode_addresses,
+                "rate limited: the provider gets paused"),
+    ]  # fmt: skip
+    return scheduled, jobs.backfill_archive

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from runtrack.demo.crash import crash_worker
 from runtrack.ledger import Ledger
 from runtrack.models import RunRecord
+from runtrack.run import Run
 
 __all__ = ["Operator"]
 
@@ -30,11 +31,12 @@ class Operator:
     """The demo's operator: kills a worker, reaps it, cancels a backfill."""
 
     ledger: Ledger
+    backfill: Callable[[Run], None]
     stories: list[str] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        for target in (self._crash_and_reap, self._cancel_backfill):
+        for target in (self._crash_and_reap, self._backfill, self._cancel_backfill):
             thread = threading.Thread(target=self._guarded(target), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -57,18 +59,15 @@ class Operator:
     def _crash_and_reap(self) -> None:
         ledger = self.ledger
         job, provider = CRASH_JOB
-        crash = crash_worker(
-            ledger.url, job, provider, ledger.heartbeat_interval, work=4 * ledger.heartbeat_interval
-        )
-        self.stories.append(
-            f"worker pid {crash.pid} killed with SIGKILL while run {crash.run_id} was running"
-        )
+        beat = ledger.heartbeat_interval
+        crash = crash_worker(ledger.url, job, provider, beat, work=4 * beat)
         record = self._reap_until_final(crash.run_id)
         imported = record.counters.get("records_imported", 0)
         self.stories.append(
-            f"run {record.id} reaped after {ledger.stale_after.total_seconds():g} s without a "
-            f"heartbeat: {record.status} / {record.error_type}; "
-            f"{imported:g} records_imported kept from its last heartbeat"
+            f"worker pid {crash.pid} killed with SIGKILL while run {crash.run_id} was running; "
+            f"reaped after {ledger.stale_after.total_seconds():g} s without a heartbeat: "
+            f"{record.status} / {record.error_type}, keeping the {imported:g} "
+            "records_imported of its last heartbeat"
         )
 
     def _reap_until_final(self, run_id: int) -> RunRecord:
@@ -81,13 +80,21 @@ class Operator:
             if not record.is_active or time.monotonic() > deadline:
                 return record
 
+    def _backfill(self) -> None:
+        """An operator starts a backfill by hand..."""
+        with self.ledger.run(
+            CANCEL_JOB, provider="archive", triggered_by="demo-operator", params={"year": 2023}
+        ) as run:
+            self.backfill(run)
+
     def _cancel_backfill(self) -> None:
+        """...and cancels it: the wrong year."""
         run = self._wait_for_active(CANCEL_JOB, timeout=30.0)
         if run is None:
             self.stories.append(f"{CANCEL_JOB} never started, nothing to cancel")
             return
         time.sleep(0.8)
-        self.ledger.cancel(run.id, by="demo-operator", reason="wrong date range")
+        self.ledger.cancel(run.id, by="demo-operator", reason="wrong year")
         record = self._wait_for_final(run.id, timeout=10.0)
         self.stories.append(
             f"run {record.id} of {CANCEL_JOB} cancelled by demo-operator after "

@@ -5,17 +5,18 @@ dashboard."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from rich.console import Console
 
 from runtrack.config import Settings
-from runtrack.demo.jobs import DemoJob, demo_jobs
+from runtrack.demo.jobs import INCREMENTAL, DemoJob, demo_jobs
 from runtrack.demo.operator import Operator
 from runtrack.demo.sources import Simulation
 from runtrack.demo.summary import print_summary
-from runtrack.errors import JobBusy, RateLimited
 from runtrack.ledger import Ledger
+from runtrack.runner import Runner
 
 __all__ = ["DEMO_TIMING", "run_demo"]
 
@@ -36,15 +37,15 @@ def run_demo(
     demo_settings = settings.with_(**DEMO_TIMING)
     with Ledger.from_settings(demo_settings) as ledger:
         _intro(out, ledger, duration, seed)
-        jobs = demo_jobs(Simulation(seed))
+        jobs, backfill = demo_jobs(Simulation(seed))
         for job in jobs:  # a previous demo's pause would skip this one's jobs
             ledger.resume(job.provider)
         since = ledger.now()
-        operator = Operator(ledger)
+        operator = Operator(ledger, backfill)
         operator.start()
-        _drive(ledger, jobs, duration)
+        _run_jobs(ledger, jobs, duration)
         operator.join(timeout=30.0)
-        print_summary(out, ledger, since, operator.stories)
+        print_summary(out, ledger, since, operator.stories, incremental=INCREMENTAL)
         _outro(out, ledger)
         if serve is not None:
             from runtrack.cli.serving import serve_app
@@ -78,24 +79,21 @@ def _outro(out: Console, ledger: Ledger) -> None:
     )
 
 
-def _drive(ledger: Ledger, jobs: list[DemoJob], duration: float) -> None:
-    """Interim driver until the Runner lands: run each due job in turn."""
+def _run_jobs(ledger: Ledger, jobs: list[DemoJob], duration: float) -> None:
+    """Run the scheduled jobs with a Runner: one full cycle (every job runs at
+    least once, however short the demo), then on schedule until ``duration``
+    seconds have passed (Ctrl-C stops it early, gracefully)."""
     deadline = time.monotonic() + duration
-    due = dict.fromkeys((job.key for job in jobs), 0.0)
-    while time.monotonic() < deadline:
-        for job in jobs:
-            if time.monotonic() < due[job.key] or ledger.paused(job.provider):
-                continue
-            due[job.key] = time.monotonic() + job.every.total_seconds()
-            _run_one(ledger, job)
-        time.sleep(0.05)
-
-
-def _run_one(ledger: Ledger, job: DemoJob) -> None:
+    runner = Runner(ledger, jitter=0, grace=1, reap_every="1s", prune_every=None)
+    for job in jobs:
+        runner.job(job.key, provider=job.provider, every=job.every)(job.fn)
+    runner.run_once()
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return
+    timer = threading.Timer(left, runner.stop)
+    timer.start()
     try:
-        with ledger.run(job.key, provider=job.provider, triggered_by="schedule") as run:
-            job.fn(run)
-    except RateLimited as exc:
-        ledger.pause(job.provider, for_=exc.retry_after, reason=str(exc), by="demo")
-    except JobBusy:
-        pass
+        runner.run_forever()
+    finally:
+        timer.cancel()

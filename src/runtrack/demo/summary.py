@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime
+from itertools import pairwise
 
 from rich.console import Console
 from rich.table import Table
@@ -29,8 +30,11 @@ def runs_since(ledger: Ledger, since: datetime) -> list[RunRecord]:
             return found[::-1]
 
 
-def print_summary(console: Console, ledger: Ledger, since: datetime, stories: list[str]) -> None:
-    """The per-job table, the provider pauses, then what the operator saw."""
+def print_summary(
+    console: Console, ledger: Ledger, since: datetime, stories: list[str], incremental: str
+) -> None:
+    """The per-job table, the provider pauses, what the operator saw, and
+    whether the ``incremental`` job's windows left a gap."""
     runs = runs_since(ledger, since)
     console.print(_jobs_table(runs))
     for pause in ledger.pauses():
@@ -42,8 +46,21 @@ def print_summary(console: Console, ledger: Ledger, since: datetime, stories: li
                 plain(pause.reason),
             )
         )
-    for story in stories:
+    for story in [*stories, *_windows(runs, incremental)]:
         console.print(Text.assemble(("- ", "dim"), plain(story)))
+
+
+def _windows(runs: list[RunRecord], job: str) -> list[str]:
+    """Do the incremental job's good runs' windows tile the timeline?"""
+    good = [r for r in runs if r.job == job and r.status in (RunStatus.SUCCESS, RunStatus.PARTIAL)]
+    if len(good) < 2:
+        return []
+    tiled = all(a.window_end == b.window_start for a, b in pairwise(good))
+    verdict = "no gap, no overlap" if tiled else "GAPS FOUND"
+    return [
+        f"{job}: each of its {len(good)} good runs searched from where the previous one "
+        f"stopped: {verdict} (watermark now {time_text(good[-1].window_end)} UTC)"
+    ]
 
 
 def _jobs_table(runs: list[RunRecord]) -> Table:
