@@ -19,6 +19,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "Fatal",
+    "InvalidCursor",
     "InvalidInput",
     "InvalidTransition",
     "JobBusy",
@@ -52,6 +53,15 @@ class InvalidInput(RuntrackError, ValueError):
         if allowed:
             text += f" (allowed: {allowed})"
         super().__init__(text)
+
+
+class InvalidCursor(InvalidInput):
+    """A pagination cursor this ledger did not issue (or an edited one)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cursor", "is not a cursor this ledger issued", "the next_cursor of a previous page"
+        )
 
 
 class ConfigurationError(RuntrackError):

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -19,7 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-__all__ = ["jobs", "maintenance", "metadata", "provider_pauses", "run_items", "runs"]
+__all__ = [
+    "DURATION_BOUNDS",
+    "job_tallies",
+    "jobs",
+    "maintenance",
+    "metadata",
+    "provider_pauses",
+    "run_items",
+    "runs",
+]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -157,4 +167,29 @@ maintenance = Table(
     Column("task", String(64), primary_key=True),
     Column("last_run_at", Timestamp, nullable=False),
     Column("details", JSON),
+)
+
+#: Upper bounds (seconds) of the run-duration histogram: ingestion runs last
+#: from seconds to hours. Changing them needs a migration (one column each).
+DURATION_BOUNDS: tuple[int, ...] = (
+    1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400,
+)  # fmt: skip
+
+# Totals per job and terminal status, added to in the transaction that
+# finalizes a run, so that metrics read a few rows per job instead of scanning
+# runs, and retention (which deletes runs) never lowers a counter.
+# le_<n> counts runs whose duration fell in (previous bound, n] seconds.
+job_tallies = Table(
+    "job_tallies",
+    metadata,
+    Column("job_key", String(KEY), ForeignKey("jobs.key"), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("items_success", BigInteger, nullable=False),
+    Column("items_not_found", BigInteger, nullable=False),
+    Column("items_skipped", BigInteger, nullable=False),
+    Column("items_error", BigInteger, nullable=False),
+    Column("duration_count", BigInteger, nullable=False),
+    Column("duration_sum", Double, nullable=False),
+    *(Column(f"le_{bound}", BigInteger, nullable=False) for bound in DURATION_BOUNDS),
 )
