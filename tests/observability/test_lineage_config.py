@@ -106,3 +106,28 @@ def test_runtrack_works_without_the_extra_and_says_what_to_install(db_url: str) 
     assert lines[0] == "run success"
     assert lines[1].startswith("refused: RUNTRACK_OPENLINEAGE_* is set but openlineage-python")
     assert "pip install 'runtrack[openlineage]'" in lines[1]
+
+
+def test_a_script_that_never_closes_its_ledger_still_sends_its_events(
+    db_url: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    script = textwrap.dedent(
+        f"""
+        from runtrack import Ledger
+        from runtrack.config import Settings
+
+        settings = Settings(
+            database_url={db_url!r}, heartbeat_interval=0.05, openlineage_file={str(events)!r}
+        )
+        ledger = Ledger.from_settings(settings)
+        with ledger.run("cron:script", provider="acme"):
+            pass
+        # exits without ledger.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert [e["eventType"] for e in read_events(events)] == ["START", "COMPLETE"]

@@ -10,6 +10,7 @@ its terminal event only (ABORT or FAIL, no START).
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class OpenLineageListener:
             on_close=lambda: client.close(timeout=close_timeout),
             name="runtrack-openlineage",
         )
+        # A script that never closes its ledger still gets its last events out
+        # (the emitter's daemon thread would otherwise die with the interpreter).
+        atexit.register(self.close)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> OpenLineageListener:
@@ -93,6 +97,7 @@ class OpenLineageListener:
 
     def close(self) -> None:
         """Send what is queued (for at most ``close_timeout``), then stop."""
+        atexit.unregister(self.close)
         self._emitter.close(self.close_timeout)
 
     def _send(self, emission: Emission) -> None:
