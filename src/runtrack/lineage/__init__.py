@@ -9,6 +9,9 @@ Configured by ``RUNTRACK_OPENLINEAGE_URL`` / ``_FILE`` / ``_CONSOLE`` (and
 
 This module imports nothing from openlineage-python, so runtrack works
 without the extra; asking for lineage without it is a ConfigurationError.
+The client's own configuration still applies on top of runtrack's transports:
+``OPENLINEAGE_DISABLED=true`` silences it, and ``openlineage.yml`` /
+``OPENLINEAGE__*`` variables add tags, filters and environment facets.
 """
 
 from __future__ import annotations
