@@ -19,7 +19,9 @@ def test_jobs_json_shows_each_jobs_state(cli: Invoke, seeded: Seeded) -> None:
     assert board["last_status"] == "failed"
     assert board["consecutive_failures"] == 1
     assert board["last_success_run_id"] is None
-    assert board["paused"] is False
+    assert board["pause"] is None
+    assert board["active_runs"] == 0
+    assert jobs["crm:contacts"]["active_runs"] == 1  # the pending run
     assert jobs["shop:prices"]["last_success_run_id"] == seeded.success
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated
 
 import typer
@@ -24,43 +23,38 @@ def jobs(
 ) -> None:
     """List jobs with their state: last run, last success, failure streak, watermark."""
     with state_of(ctx).ledger() as ledger:
-        found = ledger.jobs(provider)
-        paused = {p.provider: p for p in ledger.pauses()}
+        states = ledger.job_states(provider)
     if as_json:
         print_json(
             {
                 "jobs": [
-                    dict(jsonable(job), paused=job.provider in paused if job.provider else False)
-                    for job in found
+                    dict(jsonable(s.job), active_runs=s.active_runs, pause=jsonable(s.pause))
+                    for s in states
                 ]
             }
         )
-    elif not found:
+    elif not states:
         err_console().print("no jobs yet (a job is recorded by its first run)")
     else:
-        out_console().print(jobs_table(found, paused))
+        out_console().print(jobs_table(states))
 
 
 def providers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List providers: how many jobs each has, and whether it is paused."""
     with state_of(ctx).ledger() as ledger:
-        job_counts = Counter(job.provider for job in ledger.jobs() if job.provider)
-        paused = {p.provider: p for p in ledger.pauses()}
-    names = sorted(set(job_counts) | set(paused))
-    rows = [(name, job_counts.get(name, 0), paused.get(name)) for name in names]
+        found = ledger.providers()
     if as_json:
         print_json(
             {
                 "providers": [
-                    {"provider": name, "jobs": count, "pause": jsonable(pause)}
-                    for name, count, pause in rows
+                    {"provider": p.name, "jobs": p.jobs, "pause": jsonable(p.pause)} for p in found
                 ]
             }
         )
-    elif not rows:
+    elif not found:
         err_console().print("no providers yet")
     else:
-        out_console().print(pauses_table(rows))
+        out_console().print(pauses_table(found))
 
 
 def pause(

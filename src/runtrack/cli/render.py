@@ -16,7 +16,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from runtrack.models import GroupSummary, JobRecord, PauseRecord, RunRecord
+from runtrack.models import GroupSummary, JobState, ProviderState, RunRecord
 
 __all__ = [
     "STATUS_STYLES",
@@ -135,24 +135,25 @@ def runs_table(runs: list[RunRecord]) -> Table:
     return table
 
 
-def jobs_table(jobs: list[JobRecord], paused: Mapping[str, PauseRecord]) -> Table:
+def jobs_table(states: list[JobState]) -> Table:
     table = Table(header_style="bold")
     table.add_column("job", overflow="fold")
     table.add_column("provider", overflow="fold")
     table.add_column("last status", no_wrap=True)
-    table.add_column("last finished (UTC)", no_wrap=True)
+    table.add_column("active", justify="right")
     table.add_column("last success (UTC)", no_wrap=True)
     table.add_column("failure streak", justify="right")
     table.add_column("watermark (UTC)", no_wrap=True)
-    for job in jobs:
+    for state in states:
+        job = state.job
         status = status_text(job.last_status)
-        if job.provider in paused:
+        if state.pause is not None:
             status.append(" (paused)", style="yellow")
         table.add_row(
             plain(job.key),
             plain(job.provider or "-"),
             status,
-            time_text(job.last_finished_at),
+            str(state.active_runs),
             time_text(job.last_success_at),
             str(job.consecutive_failures),
             time_text(job.watermark),
@@ -160,16 +161,17 @@ def jobs_table(jobs: list[JobRecord], paused: Mapping[str, PauseRecord]) -> Tabl
     return table
 
 
-def pauses_table(rows: list[tuple[str, int, PauseRecord | None]]) -> Table:
+def pauses_table(providers: list[ProviderState]) -> Table:
     table = Table(header_style="bold")
     table.add_column("provider", overflow="fold")
     table.add_column("jobs", justify="right")
     table.add_column("paused until (UTC)", no_wrap=True)
     table.add_column("reason", overflow="fold")
-    for provider, job_count, pause in rows:
+    for provider in providers:
+        pause = provider.pause
         table.add_row(
-            plain(provider),
-            str(job_count),
+            plain(provider.name),
+            str(provider.jobs),
             Text(time_text(pause.until), style="yellow") if pause else Text("-", style="dim"),
             plain(pause.reason if pause else ""),
         )
