@@ -24,6 +24,7 @@ __all__ = [
     "non_negative_int",
     "number",
     "positive_int",
+    "text",
     "timestamp",
 ]
 
@@ -80,6 +81,21 @@ def non_negative_int(field: str, value: object) -> int:
     return value
 
 
+def text(field: str, value: object, *, limit: int = 10_000, optional: bool = False) -> str:
+    """Free text such as a reason: a string of at most ``limit`` characters
+    without NUL (PostgreSQL cannot store it; lines and tabs are fine)."""
+    if value is None and optional:
+        return None  # type: ignore[return-value]
+    allowed = f"a string of at most {limit} characters without NUL"
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"got {type(value).__name__} {describe(value)}", allowed)
+    if len(value) > limit:
+        raise InvalidInput(field, f"is {len(value)} characters long", allowed)
+    if "\x00" in value:
+        raise InvalidInput(field, "contains NUL", allowed)
+    return value
+
+
 def positive_int(field: str, value: object, *, limit: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(field, f"got {describe(value)}", "an int >= 1")
@@ -110,7 +126,12 @@ def timestamp(field: str, value: object, *, optional: bool = True) -> datetime |
             f"got {type(value).__name__} {describe(value)}",
             "a datetime (naive values are read as UTC)",
         )
-    return utc(value)
+    try:
+        return utc(value)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
+        raise InvalidInput(
+            field, f"{value.isoformat()} is out of range", "a datetime within years 1-9999 UTC"
+        ) from None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -20,11 +20,16 @@ __all__ = [
     "ITEM_STATUSES",
     "TERMINAL",
     "GroupSummary",
+    "Health",
     "ItemRecord",
     "ItemStatus",
     "JobRecord",
+    "JobState",
+    "JobTally",
+    "NumberedPage",
     "Page",
     "PauseRecord",
+    "ProviderState",
     "PruneResult",
     "RunRecord",
     "RunStatus",
@@ -139,6 +144,27 @@ class RunRecord:
     def window(self) -> Window:
         return Window(self.window_start, self.window_end)
 
+    @property
+    def percent(self) -> float | None:
+        """Processed share of the declared total, 0-100 (``None`` without a total)."""
+        if not self.progress_total:
+            return None
+        return min(100.0, 100.0 * self.progress_done / self.progress_total)
+
+    def eta(self, now: datetime) -> timedelta | None:
+        """Time left for a running run at its average pace so far (``None``
+        when it is not running, has no total or has processed nothing yet)."""
+        total, done = self.progress_total, self.progress_done
+        if self.status is not RunStatus.RUNNING or self.started_at is None:
+            return None
+        if not total or done <= 0 or done >= total:
+            return None
+        elapsed = max(now - self.started_at, timedelta(0))
+        try:
+            return elapsed * ((total - done) / done)
+        except OverflowError:  # a declared total far beyond any pace: no estimate
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
@@ -217,3 +243,69 @@ class PruneResult:
     items: int = 0
     batches: int = 0
     dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedPage(Generic[T]):
+    """One page of an offset-paginated listing (``page`` counts from 1)."""
+
+    items: list[T]
+    page: int
+    limit: int
+    total: int
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total // self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job as an operator sees it: its record, how many runs are active,
+    and the pause of its provider if one is in force."""
+
+    job: JobRecord
+    active_runs: int
+    pause: PauseRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderState:
+    """A provider known from its jobs or its pause."""
+
+    name: str
+    jobs: int
+    pause: PauseRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobTally:
+    """Totals over a job's runs that ended in one status, kept up to date by
+    each finalization (so retention never lowers them).
+
+    ``duration_buckets[i]`` counts runs whose duration fell in
+    ``(bounds[i-1], bounds[i]]`` of the store's duration bounds (not
+    cumulative); runs longer than the last bound are counted only in
+    ``duration_count``."""
+
+    job: str
+    provider: str | None
+    status: RunStatus
+    runs: int
+    items: dict[str, int]
+    duration_count: int
+    duration_sum: float
+    duration_buckets: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the ledger is fit to serve: the database answers, and no stale
+    run is waiting for a reaper that has stopped running."""
+
+    healthy: bool
+    database: bool
+    stale_runs: int | None
+    last_reap_at: datetime | None
+    checked_at: datetime | None
+    reason: str

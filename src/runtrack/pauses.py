@@ -32,17 +32,21 @@ class Pauses:
             raise InvalidInput(
                 "until/for_", "give exactly one of them", "until=<datetime> or for_=<duration>"
             )
-        end = (
-            (now + inputs.duration("for_", for_))
-            if for_ is not None
-            else (inputs.timestamp("until", until, optional=False))
-        )
+        try:
+            end = (
+                (now + inputs.duration("for_", for_))
+                if for_ is not None
+                else (inputs.timestamp("until", until, optional=False))
+            )
+        except OverflowError:
+            allowed = "a duration ending before year 9999"
+            raise InvalidInput("for_", f"got {for_!r}", allowed) from None
         assert end is not None
         if end <= now:
             raise InvalidInput(
                 "until", f"{end.isoformat()} is not in the future", "a time after now"
             )
-        if not isinstance(reason, str) or not reason.strip():
+        if not inputs.text("reason", reason).strip():
             raise InvalidInput("reason", "is empty", "a short text saying why")
         record = PauseRecord(provider, end, reason, now, inputs.key("by", by, optional=True))
         self._store.set_pause(record)

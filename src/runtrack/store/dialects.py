@@ -8,6 +8,7 @@ errors are worth retrying.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +113,21 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any], update: list[
         )
     my = mysql.insert(table).values(values)
     return my.on_duplicate_key_update({c: my.inserted[c] for c in update})
+
+
+def upsert_add(dialect: str, table: Table, add: Sequence[str]) -> Insert:
+    """``INSERT`` (values given at execution), or add the values of the ``add``
+    columns to the existing row's: one statement, so concurrent callers never
+    lose an increment."""
+    pk = [c.name for c in table.primary_key.columns]
+    if dialect in ("sqlite", "postgresql"):
+        module: Any = sqlite if dialect == "sqlite" else postgresql
+        stmt = module.insert(table)
+        return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=pk, set_={c: table.c[c] + stmt.excluded[c] for c in add}
+        )
+    my = mysql.insert(table)
+    return my.on_duplicate_key_update({c: table.c[c] + my.inserted[c] for c in add})
 
 
 def now_sql(conn: Connection) -> datetime:

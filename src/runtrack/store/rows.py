@@ -8,9 +8,25 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from runtrack.models import ItemRecord, ItemStatus, JobRecord, PauseRecord, RunRecord, RunStatus
+from runtrack.models import (
+    ItemRecord,
+    ItemStatus,
+    JobRecord,
+    JobTally,
+    PauseRecord,
+    RunRecord,
+    RunStatus,
+)
+from runtrack.store.schema import DURATION_BOUNDS
 
-__all__ = ["item_record", "job_record", "naive", "pause_record", "run_record"]
+__all__ = [
+    "item_record",
+    "job_record",
+    "naive",
+    "pause_record",
+    "run_record",
+    "tally_record",
+]
 
 
 def naive(value: datetime | None) -> datetime | None:
@@ -121,4 +137,19 @@ def pause_record(row: Row[Any]) -> PauseRecord:
         reason=m["reason"],
         paused_at=_must(m["paused_at"]),
         paused_by=m["paused_by"],
+    )
+
+
+def tally_record(row: Row[Any]) -> JobTally:
+    """A ``job_tallies`` row joined with its job's provider."""
+    m = row._mapping
+    return JobTally(
+        job=m["job_key"],
+        provider=m["provider"],
+        status=RunStatus(m["status"]),
+        runs=int(m["runs"]),
+        items={status.value: int(m[f"items_{status.value}"]) for status in ItemStatus},
+        duration_count=int(m["duration_count"]),
+        duration_sum=float(m["duration_sum"]),
+        duration_buckets=tuple(int(m[f"le_{bound}"]) for bound in DURATION_BOUNDS),
     )
