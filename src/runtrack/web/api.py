@@ -9,7 +9,7 @@ malformed requests early; the ledger still checks everything it is given.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
@@ -103,31 +103,22 @@ def list_runs(
         ),
     ] = None,
 ) -> RunPage | NumberedRunPage:
+    filters: dict[str, Any] = {
+        "job": job,
+        "provider": provider,
+        "status": status,
+        "triggered_by": triggered_by,
+        "since": since,
+        "until": until,
+    }
     now = ledger.now()
-    if page is not None:
-        if cursor is not None:
-            raise InvalidInput("page", "cannot be combined with cursor", "cursor or page")
-        numbered = ledger.list_runs_by_page(
-            page,
-            limit=limit,
-            job=job,
-            provider=provider,
-            status=status,
-            triggered_by=triggered_by,
-            since=since,
-            until=until,
-        )
+    if page is None:
+        result = ledger.list_runs(limit=limit, cursor=cursor, **filters)
+    elif cursor is None:
+        numbered = ledger.list_runs_by_page(page, limit=limit, **filters)
         return NumberedRunPage.of(numbered, now)
-    result = ledger.list_runs(
-        job=job,
-        provider=provider,
-        status=status,
-        triggered_by=triggered_by,
-        since=since,
-        until=until,
-        limit=limit,
-        cursor=cursor,
-    )
+    else:
+        raise InvalidInput("page", "cannot be combined with cursor", "cursor or page")
     return RunPage(
         data=[RunSummary.of(r, now) for r in result.items], next_cursor=result.next_cursor
     )
