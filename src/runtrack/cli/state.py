@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -31,11 +31,10 @@ class State:
 
     database_url: str | None = None
     debug: bool = False
-    overrides: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> Settings:
         """Settings from ``RUNTRACK_*``, with ``--database-url`` on top."""
-        return Settings.from_env(database_url=self.database_url, **self.overrides)
+        return Settings.from_env(database_url=self.database_url)
 
     @contextmanager
     def ledger(self, *, migrate: bool = True) -> Iterator[Ledger]:
