@@ -48,6 +48,7 @@ from runtrack.models import (
     Page,
     PauseRecord,
     PruneResult,
+    RunBrief,
     RunRecord,
     RunStatus,
     Window,
@@ -580,6 +581,27 @@ class Ledger:
 
     def active_runs(self, job: str | None = None) -> list[RunRecord]:
         return self.store.active_runs(inputs.key("job", job, optional=True))
+
+    def recent_runs_of_jobs(
+        self, jobs: Sequence[str], *, limit: int = 30
+    ) -> dict[str, list[RunBrief]]:
+        """Each job's last ``limit`` runs in outline, newest first (status
+        strips, charts). The cost follows ``len(jobs) * limit``, not the table."""
+        keys = [inputs.key("jobs", job) for job in jobs]
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        return self.store.recent_runs_of_jobs(keys, limit)
+
+    def count_stale(self) -> int:
+        """Active runs silent for longer than ``stale_after``: what :meth:`reap`
+        would finalize as ``heartbeat_timeout`` now."""
+        return self.store.count_stale(self.clock.now() - self.stale_after)
+
+    def count_finished(self, status: RunStatus | str, *, since: datetime) -> int:
+        """How many runs ended in ``status`` at or after ``since``."""
+        target = inputs.choice("status", status, RunStatus)
+        cutoff = inputs.timestamp("since", since, optional=False)
+        assert cutoff is not None
+        return self.store.count_finished(target, cutoff)
 
     def list_items(
         self,

@@ -31,6 +31,7 @@ __all__ = [
     "PauseRecord",
     "ProviderState",
     "PruneResult",
+    "RunBrief",
     "RunRecord",
     "RunStatus",
     "Window",
@@ -164,6 +165,25 @@ class RunRecord:
             return elapsed * ((total - done) / done)
         except OverflowError:  # a declared total far beyond any pace: no estimate
             return None
+
+
+@dataclass(frozen=True, slots=True)
+class RunBrief:
+    """A run in outline (no payload columns): for status strips and charts."""
+
+    id: int
+    job: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Finished minus started; ``None`` until both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from runtrack.models import (
     JobRecord,
     JobTally,
     PauseRecord,
+    RunBrief,
     RunRecord,
     RunStatus,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "job_record",
     "naive",
     "pause_record",
+    "run_brief",
     "run_record",
     "tally_record",
 ]
@@ -93,6 +95,18 @@ def run_record(row: Row[Any]) -> RunRecord:
         groups_found=m["groups_found"],
         groups_missing=m["groups_missing"],
         retry_policy=m["retry_policy"],
+    )
+
+
+def run_brief(row: Row[Any]) -> RunBrief:
+    m = row._mapping
+    return RunBrief(
+        id=m["id"],
+        job=m["job_key"],
+        status=RunStatus(m["status"]),
+        created_at=_must(m["created_at"]),
+        started_at=aware(m["started_at"]),
+        finished_at=aware(m["finished_at"]),
     )
 
 

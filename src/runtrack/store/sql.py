@@ -45,11 +45,20 @@ from runtrack.models import (
     ItemRecord,
     JobRecord,
     PauseRecord,
+    RunBrief,
     RunRecord,
     RunStatus,
 )
 from runtrack.store import dialects
-from runtrack.store.rows import aware, item_record, job_record, naive, pause_record, run_record
+from runtrack.store.rows import (
+    aware,
+    item_record,
+    job_record,
+    naive,
+    pause_record,
+    run_brief,
+    run_record,
+)
 from runtrack.store.schema import jobs, maintenance, provider_pauses, run_items, runs
 
 __all__ = ["RunFilter", "StartedRun", "Store"]
@@ -378,6 +387,67 @@ class Store:
         if job is not None:
             query = query.where(runs.c.job_key == job)
         return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
+        """The last ``limit`` runs of each job in outline, newest first. One
+        statement per 100 jobs: a UNION ALL whose every branch is a backwards
+        range of the (job_key, id) index with its own LIMIT, so the cost
+        follows ``len(job_keys) * limit``, never the size of the table."""
+        found: dict[str, list[RunBrief]] = {key: [] for key in job_keys}
+        keys = list(found)
+        columns = (
+            runs.c.id,
+            runs.c.job_key,
+            runs.c.status,
+            runs.c.created_at,
+            runs.c.started_at,
+            runs.c.finished_at,
+        )
+        for start in range(0, len(keys), 100):
+            branches = [
+                select(*columns)
+                .where(runs.c.job_key == key)
+                .order_by(runs.c.id.desc())
+                .limit(limit)
+                .subquery()
+                for key in keys[start : start + 100]
+            ]
+            selects = [select(branch) for branch in branches]
+            query = selects[0].union_all(*selects[1:]) if len(selects) > 1 else selects[0]
+            for row in self.read(lambda c, q=query: c.execute(q).all()):  # type: ignore[misc]
+                found[row.job_key].append(run_brief(row))
+        for briefs in found.values():
+            briefs.sort(key=lambda brief: brief.id, reverse=True)
+        return found
+
+    def count_stale(self, heartbeat_cutoff: datetime) -> int:
+        """How many active runs have been silent since before the cutoff (the
+        heartbeat ranges of :meth:`stale_runs`, counted on the status indexes)."""
+        hb = naive(heartbeat_cutoff)
+        ranges = [
+            (runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb),
+            (
+                runs.c.status == RunStatus.RUNNING,
+                runs.c.heartbeat_at.is_(None),
+                runs.c.started_at < hb,
+            ),
+            (runs.c.status == RunStatus.PENDING, runs.c.created_at < hb),
+        ]
+        counts = [
+            select(func.count()).select_from(runs).where(*conditions).scalar_subquery()
+            for conditions in ranges
+        ]
+        row = self.read(lambda c: c.execute(select(*counts)).one())
+        return sum(int(n) for n in row)
+
+    def count_finished(self, status: RunStatus, since: datetime) -> int:
+        """How many runs ended in ``status`` at or after ``since``."""
+        query = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.status == status, runs.c.finished_at >= naive(since))
+        )
+        return int(self.read(lambda c: c.execute(query).scalar_one()))
 
     # -- liveness ------------------------------------------------------------
 

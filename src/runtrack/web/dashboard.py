@@ -1,9 +1,22 @@
-"""The operator's dashboard: server-rendered pages mounted by ``create_app``."""
+"""The operator's dashboard: server-rendered pages mounted by ``create_app``.
+
+Pages live in :mod:`runtrack.web.pages` (one module per page family), their
+templates in ``web/templates`` and their CSS/JS in ``web/static`` (served
+under ``/static``). Routes only read the app's ``Ledger`` and ``Settings``
+from ``request.app.state``; nothing is kept at module level but the routes.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
+
+from runtrack.web.pages import jobs, overview, providers, run_detail, runs, signin
+from runtrack.web.pages.templating import STATIC_DIR
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
+for _pages in (overview, runs, run_detail, jobs, providers, signin):
+    router.include_router(_pages.router)
+router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

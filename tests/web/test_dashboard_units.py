@@ -1,0 +1,187 @@
+"""Pure pieces of the dashboard: formatting, chart geometry, lateness, the
+signed session cookie. No database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.responses import Response
+from starlette.requests import Request
+
+from runtrack.config import Settings
+from runtrack.models import JobRecord, JobState, RunBrief, RunStatus
+from runtrack.web.pages import charts, formatting, session
+from runtrack.web.pages.overview import cadence, job_row
+from runtrack.web.pages.signin import safe_next
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TOKEN = "unit-token-0123456789abcdef"
+
+
+def brief(run_id: int, status: str, created: datetime, seconds: float | None = 60) -> RunBrief:
+    finished = created + timedelta(seconds=seconds) if seconds is not None else None
+    return RunBrief(run_id, "job", RunStatus(status), created, created, finished)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "—"),
+        (0.25, "250 ms"),
+        (4.5, "4.5 s"),
+        (42, "42 s"),
+        (60, "1 min"),
+        (65, "1 min 05 s"),
+        (3600, "1 h"),
+        (3600 + 180, "1 h 03 min"),
+        (86400 * 3 + 3600 * 4, "3 d 4 h"),
+        (-5, "0 ms"),
+    ],
+)
+def test_span(value: float | None, text: str) -> None:
+    assert formatting.span(value) == text
+
+
+def test_ago_and_clock() -> None:
+    assert formatting.ago(NOW - timedelta(minutes=5), NOW) == "5 min ago"
+    assert formatting.ago(NOW + timedelta(seconds=30), NOW) == "in 30 s"
+    assert formatting.ago(None, NOW) == "never"
+    assert formatting.clock(NOW) == "2026-03-01 12:00:00 UTC"
+    assert formatting.number(1234567) == "1,234,567"
+    assert formatting.number(2.5) == "2.5"
+    assert formatting.quoted("a/b?c#d <e>") == "a%2Fb%3Fc%23d%20%3Ce%3E"
+
+
+@pytest.mark.parametrize(("extent", "step"), [(7, 2), (100, 20), (0.3, 0.1), (4200, 1000)])
+def test_nice_step(extent: float, step: float) -> None:
+    assert charts.nice_step(extent) == pytest.approx(step)
+
+
+def test_duration_chart_fits_its_frame_and_picks_a_unit() -> None:
+    runs = [
+        brief(i, "failed" if i == 3 else "success", NOW - timedelta(hours=10 - i), 30 + 60 * i)
+        for i in range(1, 9)
+    ]
+    runs.append(brief(9, "running", NOW, None))  # unfinished: not drawn
+    chart = charts.duration_chart(runs)
+    assert chart is not None
+    frame = chart.frame
+    assert frame.y_label == "Duration (min)"
+    assert len(chart.dots) == 8
+    for dot in chart.dots:
+        assert frame.left <= dot.x <= frame.right and frame.top <= dot.y <= frame.bottom
+    xs = [dot.x for dot in chart.dots]
+    assert xs == sorted(xs)  # oldest on the left
+    assert [t.pos for t in frame.y_ticks] == sorted((t.pos for t in frame.y_ticks), reverse=True)
+    assert frame.y_ticks[0].label == "0" and len(frame.x_ticks) >= 2
+    assert dict(chart.legend) == {"success": 7, "failed": 1}
+    assert charts.duration_chart([brief(1, "running", NOW, None)]) is None
+
+
+def test_outcome_chart_counts_every_run_once() -> None:
+    runs = [
+        brief(i, ("success", "failed", "partial")[i % 3], NOW - timedelta(hours=i * 5))
+        for i in range(40)
+    ]
+    chart = charts.outcome_chart(runs, NOW)
+    assert chart is not None
+    assert sum(s.count for bar in chart.bars for s in bar.segments) == 40
+    frame = chart.frame
+    for bar in chart.bars:
+        assert frame.left <= bar.x and bar.x + bar.width <= frame.right + 0.5
+        assert all(
+            frame.top - 0.5 <= s.y and s.y + s.height <= frame.bottom + 0.5 for s in bar.segments
+        )
+    # A run from a machine whose clock is ahead still lands in the last bar.
+    ahead = charts.outcome_chart([brief(1, "success", NOW + timedelta(hours=2))], NOW)
+    assert ahead is not None and ahead.bars[0].segments[0].count == 1
+    assert charts.outcome_chart([], NOW) is None
+
+
+def job(**changes: object) -> JobState:
+    fields: dict[str, object] = dict(
+        key="job",
+        provider="p",
+        created_at=NOW - timedelta(days=9),
+        last_run_id=9,
+        last_status=RunStatus.SUCCESS,
+        last_finished_at=NOW,
+        last_success_at=NOW - timedelta(hours=1),
+        last_success_run_id=9,
+        consecutive_failures=0,
+        watermark=None,
+        checkpoint=None,
+    )
+    fields.update(changes)
+    return JobState(JobRecord(**fields), 0, None)  # type: ignore[arg-type]
+
+
+def test_a_job_is_late_after_one_and_a_half_usual_gaps() -> None:
+    hourly = [brief(10 - i, "success", NOW - timedelta(hours=i)) for i in range(6)]
+    assert cadence(hourly) == timedelta(hours=1)
+    assert cadence(hourly[:2]) is None
+    assert not job_row(job(), hourly, NOW).late
+    row = job_row(job(last_success_at=NOW - timedelta(hours=2)), hourly, NOW)
+    assert row.late and "runs about every 1 h" in row.late_reason
+    never = job_row(job(last_success_at=None, last_status=RunStatus.FAILED), hourly, NOW)
+    assert never.late
+    assert not job_row(job(last_status=None, last_success_at=None), [], NOW).late
+    assert [r.id for r in job_row(job(), hourly, NOW).strip] == sorted(r.id for r in hourly)
+
+
+def request_with(cookie: str | None = None, **headers: str) -> Request:
+    raw = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"host", b"dash.example"))
+    if cookie is not None:
+        raw.append((b"cookie", f"{session.COOKIE}={cookie}".encode()))
+    scope = {"type": "http", "method": "POST", "headers": raw, "scheme": "http", "path": "/"}
+    return Request(scope)
+
+
+def issued(role: session.Role, token: str, now: datetime) -> str:
+    response = Response()
+    session.set_cookie(response, request_with(), role, token, now)
+    header = response.headers["set-cookie"]
+    assert "httponly" in header.lower() and "samesite=strict" in header.lower()
+    assert token not in header
+    return header.split(";")[0].split("=", 1)[1]
+
+
+def test_session_cookie_is_signed_and_expires() -> None:
+    settings = Settings(api_token=TOKEN).validated()
+    value = issued("write", TOKEN, NOW)
+    assert session.role_of(request_with(value), settings, NOW) == "write"
+    assert session.role_of(request_with(value), settings, NOW + timedelta(hours=13)) is None
+    rotated = Settings(api_token="another-token-0123456789").validated()
+    assert session.role_of(request_with(value), rotated, NOW) is None
+    forged = value.replace(".write.", ".read.")
+    assert session.role_of(request_with(forged), settings, NOW) is None
+    tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
+    assert session.role_of(request_with(tampered), settings, NOW) is None
+    assert session.role_of(request_with("garbage"), settings, NOW) is None
+    assert session.token_role(TOKEN, settings) == "write"
+    assert session.token_role(TOKEN[:-1], settings) is None
+
+
+def test_same_origin_checks() -> None:
+    assert session.same_origin(request_with())
+    assert session.same_origin(request_with(origin="http://dash.example"))
+    assert not session.same_origin(request_with(origin="http://evil.example"))
+    assert not session.same_origin(request_with(origin="null"))
+    assert not session.same_origin(request_with(sec_fetch_site="cross-site"))
+    assert session.same_origin(request_with(sec_fetch_site="same-origin"))
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/runs/4", "/runs/4"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("", "/"),
+    ],
+)
+def test_safe_next(target: str, safe: str) -> None:
+    assert safe_next(target) == safe
