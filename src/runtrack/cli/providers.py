@@ -36,7 +36,8 @@ def jobs(
     elif not states:
         err_console().print("no jobs yet (a job is recorded by its first run)")
     else:
-        out_console().print(jobs_table(states))
+        console = out_console()
+        console.print(jobs_table(states, console.width))
 
 
 def providers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
@@ -54,7 +55,8 @@ def providers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     elif not found:
         err_console().print("no providers yet")
     else:
-        out_console().print(pauses_table(found))
+        console = out_console()
+        console.print(pauses_table(found, console.width))
 
 
 def pause(

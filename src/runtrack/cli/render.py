@@ -8,11 +8,13 @@ with a ``Z`` suffix, durations are seconds, statuses are their string values.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -32,6 +34,8 @@ __all__ = [
     "status_text",
     "time_text",
 ]
+
+T = TypeVar("T")
 
 STATUS_STYLES = {
     "pending": "yellow",
@@ -113,66 +117,97 @@ def counters_text(counters: Mapping[str, int | float], limit: int = 4) -> str:
     return " ".join(shown)
 
 
-def runs_table(runs: list[RunRecord]) -> Table:
-    table = Table(title=None, header_style="bold", expand=False)
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("job", overflow="fold")
-    table.add_column("provider", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("counters", overflow="fold")
-    for run in runs:
-        table.add_row(
-            str(run.id),
-            plain(run.job),
-            plain(run.provider or "-"),
-            status_text(run.status),
-            time_text(run.started_at or run.created_at),
-            duration_text(run.duration),
-            plain(counters_text(run.counters)),
+@dataclass(frozen=True, slots=True)
+class Column(Generic[T]):
+    """A table column: ``width`` is the room it needs; an optional column is
+    shown only when the terminal has that room left."""
+
+    header: str
+    cell: Callable[[T], str | Text]
+    width: int
+    optional: bool = False
+    justify: Literal["left", "right"] = "left"
+    wrap: bool = False
+
+
+def fitted_table(columns: list[Column[T]], rows: list[T], width: int) -> Table:
+    """The rows under the columns that fit in ``width`` characters."""
+    room = width - sum(c.width + 2 for c in columns if not c.optional) + 2
+    shown = []
+    for column in columns:
+        if column.optional:
+            if column.width + 2 > room:
+                continue
+            room -= column.width + 2
+        shown.append(column)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in shown:
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=not column.wrap,
+            overflow="fold" if column.wrap else "ellipsis",
+            min_width=min(column.width, 12),
         )
+    for row in rows:
+        table.add_row(*(_cell(column.cell(row)) for column in shown))
     return table
 
 
-def jobs_table(states: list[JobState]) -> Table:
-    table = Table(header_style="bold")
-    table.add_column("job", overflow="fold")
-    table.add_column("provider", overflow="fold")
-    table.add_column("last status", no_wrap=True)
-    table.add_column("active", justify="right")
-    table.add_column("last success (UTC)", no_wrap=True)
-    table.add_column("failure streak", justify="right")
-    table.add_column("watermark (UTC)", no_wrap=True)
-    for state in states:
-        job = state.job
-        status = status_text(job.last_status)
-        if state.pause is not None:
-            status.append(" (paused)", style="yellow")
-        table.add_row(
-            plain(job.key),
-            plain(job.provider or "-"),
-            status,
-            str(state.active_runs),
-            time_text(job.last_success_at),
-            str(job.consecutive_failures),
-            time_text(job.watermark),
-        )
-    return table
+def _cell(value: str | Text) -> Text:
+    return value if isinstance(value, Text) else plain(value)
 
 
-def pauses_table(providers: list[ProviderState]) -> Table:
-    table = Table(header_style="bold")
-    table.add_column("provider", overflow="fold")
-    table.add_column("jobs", justify="right")
-    table.add_column("paused until (UTC)", no_wrap=True)
-    table.add_column("reason", overflow="fold")
-    for provider in providers:
-        pause = provider.pause
-        table.add_row(
-            plain(provider.name),
-            str(provider.jobs),
-            Text(time_text(pause.until), style="yellow") if pause else Text("-", style="dim"),
-            plain(pause.reason if pause else ""),
-        )
-    return table
+RUN_COLUMNS: list[Column[RunRecord]] = [
+    Column("id", lambda r: str(r.id), 6, justify="right"),
+    Column("job", lambda r: r.job, 28),
+    Column("status", lambda r: status_text(r.status), 9),
+    Column("started (UTC)", lambda r: time_text(r.started_at or r.created_at), 19),
+    Column("duration", lambda r: duration_text(r.duration), 8, justify="right"),
+    Column("provider", lambda r: r.provider or "-", 14, optional=True),
+    Column("counters", lambda r: counters_text(r.counters), 24, optional=True, wrap=True),
+]
+
+
+def runs_table(runs: list[RunRecord], width: int) -> Table:
+    return fitted_table(RUN_COLUMNS, runs, width)
+
+
+def _last_status(state: JobState) -> Text:
+    status = status_text(state.job.last_status)
+    if state.pause is not None:
+        status.append(" (paused)", style="yellow")
+    return status
+
+
+JOB_COLUMNS: list[Column[JobState]] = [
+    Column("job", lambda s: s.job.key, 28),
+    Column("last status", _last_status, 18),
+    Column("last success (UTC)", lambda s: time_text(s.job.last_success_at), 19),
+    Column("failures", lambda s: str(s.job.consecutive_failures), 8, justify="right"),
+    Column("provider", lambda s: s.job.provider or "-", 14, optional=True),
+    Column("active", lambda s: str(s.active_runs), 6, optional=True, justify="right"),
+    Column("watermark (UTC)", lambda s: time_text(s.job.watermark), 19, optional=True),
+]
+
+
+def jobs_table(states: list[JobState], width: int) -> Table:
+    return fitted_table(JOB_COLUMNS, states, width)
+
+
+def _until(provider: ProviderState) -> Text:
+    if provider.pause is None:
+        return Text("-", style="dim")
+    return Text(time_text(provider.pause.until), style="yellow")
+
+
+PROVIDER_COLUMNS: list[Column[ProviderState]] = [
+    Column("provider", lambda p: p.name, 20, wrap=True),
+    Column("jobs", lambda p: str(p.jobs), 5, justify="right"),
+    Column("paused until (UTC)", _until, 19),
+    Column("reason", lambda p: p.pause.reason if p.pause else "", 20, optional=True, wrap=True),
+]
+
+
+def pauses_table(providers: list[ProviderState], width: int) -> Table:
+    return fitted_table(PROVIDER_COLUMNS, providers, width)

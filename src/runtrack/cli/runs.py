@@ -72,7 +72,8 @@ def list_runs(
     if not page.items:
         err_console().print("no runs match")
         return
-    out_console().print(runs_table(page.items))
+    console = out_console()
+    console.print(runs_table(page.items, console.width))
     if page.next_cursor:
         err_console().print(f"more: --cursor {page.next_cursor}")
 

@@ -69,14 +69,10 @@ def _intro(out: Console, ledger: Ledger, duration: float, seed: int) -> None:
 
 
 def _outro(out: Console, ledger: Ledger) -> None:
-    url = ledger.url
-    flag = "" if url == "sqlite:///runtrack.db" else f"--database-url {url} "
-    out.print(
-        f"explore: runtrack {flag}runs | runtrack {flag}show ID | runtrack {flag}jobs | "
-        f"runtrack {flag}providers",
-        markup=False,
-        soft_wrap=True,
-    )
+    commands = "runtrack runs | runtrack show ID | runtrack jobs | runtrack providers"
+    if ledger.url != "sqlite:///runtrack.db":
+        commands += " (with RUNTRACK_DATABASE_URL set to this ledger)"
+    out.print(f"explore: {commands}", markup=False, soft_wrap=True)
 
 
 def _run_jobs(ledger: Ledger, jobs: list[DemoJob], duration: float) -> None:
