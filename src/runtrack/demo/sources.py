@@ -87,6 +87,8 @@ class Marketplaces:
 
     NAMES = ("amazon", "ebay", "fnac", "mediamarkt")
     PRODUCTS = tuple(f"sku-{n:04d}" for n in (1017, 2291, 3303, 4120, 5008, 6174, 7342, 8806))
+    #: Listed nowhere: the "products not found anywhere" of a price comparison.
+    DISCONTINUED = frozenset({"sku-5008"})
 
     def __init__(self, sim: Simulation) -> None:
         self._sim = sim
@@ -97,7 +99,7 @@ class Marketplaces:
         roll = rng.random()
         if roll < 0.08:
             raise TimeoutError(f"{marketplace} did not answer for {product} within 5 s")
-        if roll < 0.38:
+        if roll < 0.38 or product in self.DISCONTINUED:
             return None
         return round(rng.uniform(19.0, 899.0), 2)
 
