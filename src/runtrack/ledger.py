@@ -28,6 +28,7 @@ from runtrack.config import Settings
 from runtrack.context import RunContext, tracked
 from runtrack.errors import (
     DatabaseUnavailable,
+    InvalidCursor,
     InvalidInput,
     InvalidTransition,
     JobBusy,
@@ -42,17 +43,23 @@ from runtrack.models import (
     ALLOWED_FROM,
     TERMINAL,
     GroupSummary,
+    Health,
     ItemRecord,
     ItemStatus,
     JobRecord,
+    JobState,
+    JobTally,
+    NumberedPage,
     Page,
     PauseRecord,
+    ProviderState,
     PruneResult,
     RunBrief,
     RunRecord,
     RunStatus,
     Window,
 )
+from runtrack.overview import Overview
 from runtrack.pauses import Pauses
 from runtrack.reaper import Reaper
 from runtrack.retention import prune
@@ -116,6 +123,7 @@ class Ledger:
         self.worker_id = worker_id or f"{self.host}:{os.getpid()}"
         self._reaper = Reaper(self.store, self.stale_after, self.cancel_grace)
         self._pauses = Pauses(self.store)
+        self._overview = Overview(self.store, self.stale_after)
         self._heartbeat = Heartbeat(
             self.store, self.clock, self.heartbeat_interval, self._flush_items_of
         )
@@ -603,6 +611,40 @@ class Ledger:
         assert cutoff is not None
         return self.store.count_finished(target, cutoff)
 
+    def list_runs_by_page(
+        self, page: int, *, limit: int = 50, **filters: Any
+    ) -> NumberedPage[RunRecord]:
+        """Page ``page`` (from 1) of the runs :meth:`list_runs` lists, with the
+        total. An OFFSET costs more the deeper the page; the cursor does not."""
+        run_filter = self.run_filter(**filters)
+        inputs.positive_int("page", page, limit=1_000_000)
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        rows = self.store.list_runs(run_filter, limit, None, offset=(page - 1) * limit)
+        return NumberedPage(rows, page, limit, self.store.count_runs(run_filter))
+
+    def job_states(self, provider: str | None = None) -> list[JobState]:
+        """Every job (of ``provider``) with its active run count and the pause
+        of its provider, ordered by key."""
+        provider = inputs.key("provider", provider, optional=True)
+        return self._overview.job_states(self.clock.now(), provider)
+
+    def job_state(self, job: str) -> JobState:
+        """One job's state; :class:`JobNotFound` if no run ever named it."""
+        return self._overview.job_state(self.clock.now(), inputs.key("job", job))
+
+    def providers(self) -> list[ProviderState]:
+        """Providers named by a job or by a pause in force, with their pause."""
+        return self._overview.providers(self.clock.now())
+
+    def job_tallies(self) -> list[JobTally]:
+        """Per job and terminal status: runs, items and durations, added up at
+        each finalization (retention does not lower them)."""
+        return self._overview.tallies()
+
+    def health(self) -> Health:
+        """Whether the database answers and stale runs are being reaped."""
+        return self._overview.health(self.clock.now)
+
     def list_items(
         self,
         run_id: int,
@@ -620,6 +662,8 @@ class Ledger:
         rows = self.store.list_items(
             run_id, item_status, inputs.key("group", group, optional=True), limit + 1, after
         )
+        if not rows and self.store.get_run(run_id) is None:
+            raise RunNotFound(run_id)
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, encode_cursor(rows[-1].id) if more else None)
@@ -684,8 +728,7 @@ class Ledger:
         gets ``RunCancelled`` within one heartbeat interval)."""
         inputs.positive_int("run_id", run_id)
         inputs.key("by", by, optional=True)
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidInput("reason", f"got {type(reason).__name__}", "a string or None")
+        inputs.text("reason", reason, optional=True)
         now = self.clock.now()
         values = {
             "finished_at": naive(now),
@@ -840,6 +883,4 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError(value)
         return result
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidInput(
-            "cursor", "is not a cursor this ledger issued", "the next_cursor of a previous page"
-        ) from None
+        raise InvalidCursor() from None

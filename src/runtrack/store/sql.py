@@ -8,6 +8,7 @@ errors are translated to :mod:`runtrack.errors` here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql.dml import Insert
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -44,6 +46,7 @@ from runtrack.models import (
     TERMINAL,
     ItemRecord,
     JobRecord,
+    JobTally,
     PauseRecord,
     RunBrief,
     RunRecord,
@@ -58,8 +61,17 @@ from runtrack.store.rows import (
     pause_record,
     run_brief,
     run_record,
+    tally_record,
 )
-from runtrack.store.schema import jobs, maintenance, provider_pauses, run_items, runs
+from runtrack.store.schema import (
+    DURATION_BOUNDS,
+    job_tallies,
+    jobs,
+    maintenance,
+    provider_pauses,
+    run_items,
+    runs,
+)
 
 __all__ = ["RunFilter", "StartedRun", "Store"]
 
@@ -96,6 +108,15 @@ class LeaseTaken(Exception):
     def __init__(self, holders: list[tuple[int, str]]) -> None:
         self.holders = holders  # (run id, status)
         super().__init__(holders)
+
+
+_TALLY_ITEMS = ("items_success", "items_not_found", "items_skipped", "items_error")
+
+
+@functools.cache
+def _tally_upsert(dialect: str) -> Insert:
+    added = [c.name for c in job_tallies.c if not c.primary_key]
+    return dialects.upsert_add(dialect, job_tallies, added)
 
 
 class Store:
@@ -163,6 +184,15 @@ class Store:
     def get_job(self, key: str) -> JobRecord | None:
         row = self.read(lambda c: c.execute(select(jobs).where(jobs.c.key == key)).first())
         return job_record(row) if row else None
+
+    def provider_job_counts(self) -> dict[str, int]:
+        """How many jobs each provider has."""
+        query = (
+            select(jobs.c.provider, func.count())
+            .where(jobs.c.provider.is_not(None))
+            .group_by(jobs.c.provider)
+        )
+        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
 
     def list_jobs(self, provider: str | None = None) -> list[JobRecord]:
         query = select(jobs).order_by(jobs.c.key)
@@ -285,6 +315,11 @@ class Store:
                 runs.c.window_end,
                 runs.c.moves_watermark,
                 runs.c.checkpoint,
+                runs.c.started_at,
+                runs.c.items_success,
+                runs.c.items_not_found,
+                runs.c.items_skipped,
+                runs.c.items_error,
             ).where(runs.c.id == run_id)
         ).one()
         finished = run.finished_at
@@ -324,6 +359,7 @@ class Store:
                 (newer_success, run_id), else_=jobs.c.last_success_run_id
             )
         conn.execute(update(jobs).where(jobs.c.key == run.job_key).values(changes))
+        Store._add_tally(conn, run.job_key, status, run.started_at, finished, dict(run._mapping))
 
     def request_cancel(
         self, run_id: int, now: datetime, by: str | None, reason: str | None
@@ -354,11 +390,15 @@ class Store:
         row = self.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
         return run_record(row) if row else None
 
-    def list_runs(self, filters: RunFilter, limit: int, before_id: int | None) -> list[RunRecord]:
+    def list_runs(
+        self, filters: RunFilter, limit: int, before_id: int | None, *, offset: int = 0
+    ) -> list[RunRecord]:
         query = select(runs).where(*self._run_conditions(filters))
         if before_id is not None:
             query = query.where(runs.c.id < before_id)
         query = query.order_by(runs.c.id.desc()).limit(limit)
+        if offset:
+            query = query.offset(offset)
         return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
     def count_runs(self, filters: RunFilter) -> int:
@@ -439,6 +479,16 @@ class Store:
         ]
         row = self.read(lambda c: c.execute(select(*counts)).one())
         return sum(int(n) for n in row)
+
+    def active_counts(self) -> dict[str, int]:
+        """Active runs per job (a range of the status index: the cost follows
+        the number of active runs)."""
+        query = (
+            select(runs.c.job_key, func.count())
+            .where(runs.c.status.in_(_ACTIVE))
+            .group_by(runs.c.job_key)
+        )
+        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
 
     def count_finished(self, status: RunStatus, since: datetime) -> int:
         """How many runs ended in ``status`` at or after ``since``."""
@@ -647,6 +697,50 @@ class Store:
             query = query.where(provider_pauses.c.provider == provider)
         query = query.order_by(provider_pauses.c.provider)
         return [pause_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- tallies (metrics without scanning runs) ---------------------------------
+
+    @staticmethod
+    def _add_tally(
+        conn: Connection,
+        job_key: str,
+        status: RunStatus,
+        started: datetime | None,
+        finished: datetime | None,
+        items: dict[str, Any],
+    ) -> None:
+        """Add a run that just became terminal to its job's tallies (same
+        transaction as the transition, so a tally never misses or repeats a run)."""
+        params: dict[str, Any] = {
+            "job_key": job_key,
+            "status": status.value,
+            "runs": 1,
+            "duration_count": 0,
+            "duration_sum": 0.0,
+        }
+        for column in _TALLY_ITEMS:
+            params[column] = int(items.get(column) or 0)
+        for bound in DURATION_BOUNDS:
+            params[f"le_{bound}"] = 0
+        start, end = naive(started), naive(finished)
+        if start is not None and end is not None:
+            seconds = max((end - start).total_seconds(), 0.0)
+            params["duration_count"] = 1
+            params["duration_sum"] = seconds
+            bucket = next((b for b in DURATION_BOUNDS if seconds <= b), None)
+            if bucket is not None:
+                params[f"le_{bucket}"] = 1
+        conn.execute(_tally_upsert(conn.dialect.name), params)
+
+    def job_tallies(self) -> list[JobTally]:
+        """Every job's tallies by terminal status, with the job's provider
+        (a few rows per job, whatever the number of runs)."""
+        query = (
+            select(job_tallies, jobs.c.provider)
+            .join(jobs, jobs.c.key == job_tallies.c.job_key)
+            .order_by(job_tallies.c.job_key, job_tallies.c.status)
+        )
+        return [tally_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
     # -- maintenance bookkeeping ------------------------------------------------
 
