@@ -19,28 +19,31 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 
 
-def test_every_stays_on_its_grid_and_coalesces_missed_ticks() -> None:
+def test_every_stays_on_its_grid() -> None:
     every = Every(timedelta(minutes=15))
     assert every.first_due(T0) == T0
     assert every.next_after(T0, T0) == T0 + timedelta(minutes=15)
     # A run that took 4 minutes does not shift the grid.
     assert every.next_after(T0, T0 + timedelta(minutes=4)) == T0 + timedelta(minutes=15)
-    # Two hours without a runner: one run now, the next tick on the grid.
-    assert every.next_after(T0, T0 + timedelta(hours=2, minutes=1)) == T0 + timedelta(
-        hours=2, minutes=15
-    )
-    assert every.next_after(T0 + timedelta(hours=1), T0) == T0 + timedelta(hours=1)
 
 
-def test_cron_ticks_in_utc() -> None:
+def test_late_ticks_catch_up_then_coalesce() -> None:
+    every = Every(timedelta(minutes=15))
+    late = T0 + timedelta(minutes=16)  # the 12:15 tick fell due meanwhile
+    assert every.next_after(T0, late, catchup=1) == T0 + timedelta(minutes=15)
+    assert every.next_after(T0, late, catchup=0) == T0 + timedelta(minutes=30)
+    # Two hours without a runner: the last `catchup` missed ticks still run.
+    down = T0 + timedelta(hours=2, minutes=1)
+    assert every.next_after(T0, down, catchup=0) == T0 + timedelta(hours=2, minutes=15)
+    assert every.next_after(T0, down, catchup=1) == T0 + timedelta(hours=2)
+    assert every.next_after(T0, down, catchup=3) == T0 + timedelta(hours=1, minutes=30)
+    assert every.next_after(T0, down, catchup=100) == T0 + timedelta(minutes=15)
     cron = Cron("*/15 * * * *")
-    assert cron.first_due(T0 + 7 * S) == T0 + timedelta(minutes=15)
-    assert cron.next_after(T0, T0) == T0 + timedelta(minutes=15)
-    assert cron.next_after(T0, T0 + timedelta(minutes=50)) == T0 + timedelta(hours=1)
-    daily = Cron("0 9 * * *")
-    assert daily.first_due(T0) == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    seconds = Cron("* * * * * */10")
-    assert seconds.next_after(T0, T0 + 3 * S) == T0 + 10 * S
+    assert cron.next_after(T0, late, catchup=1) == T0 + timedelta(minutes=15)
+    assert cron.next_after(T0, late, catchup=0) == T0 + timedelta(minutes=30)
+    assert cron.next_after(T0, down, catchup=0) == T0 + timedelta(hours=2, minutes=15)
+    assert cron.next_after(T0, down, catchup=3) == T0 + timedelta(hours=1, minutes=30)
+    assert cron.next_after(T0, down, catchup=100) == T0 + timedelta(minutes=15)
 
 
 def test_transient_delays_grow_up_to_the_limit() -> None:

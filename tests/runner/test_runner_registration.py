@@ -41,6 +41,7 @@ def job(run: Run) -> None:
         ({"every": "1h", "concurrency": 0}, "concurrency", "got 0"),
         ({"every": "1h", "failure_backoff": "soon"}, "failure_backoff", "'soon'"),
         ({"every": "1h", "retry": 3}, "retry", "RetryPolicy"),
+        ({"every": "1h", "catchup": -1}, "catchup", "got -1"),
     ],
 )
 def test_bad_schedule_options(

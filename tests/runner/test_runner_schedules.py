@@ -32,17 +32,18 @@ def test_every_fires_on_its_grid(manual_ledger: Ledger, clock: ManualClock) -> N
     assert runner.run_once().ran == 0
     clock.advance(timedelta(seconds=1))
     assert runner.run_once().ran == 1
-    clock.advance(35 * MIN)  # at t0+45m: the missed ticks become one run
-    assert runner.run_once().ran == 1
-    clock.advance(4 * MIN)
+    clock.advance(35 * MIN)  # at t0+45m, three ticks are due (20, 30, 40)
+    assert runner.run_once().ran == 1  # the oldest, 20...
+    assert runner.run_once().ran == 1  # ...and the last one (catchup=1); 30 is skipped
     assert runner.run_once().ran == 0
-    clock.advance(MIN)
+    clock.advance(5 * MIN)
     assert runner.run_once().ran == 1
 
     assert ticks_of(manual_ledger, "board:search") == [
         t0,
         t0 + 10 * MIN,
         t0 + 20 * MIN,
+        t0 + 40 * MIN,
         t0 + 50 * MIN,
     ]
     job = manual_ledger.get_job("board:search")
@@ -96,9 +97,9 @@ def test_paused_provider_is_skipped_until_the_pause_ends(
     manual_ledger: Ledger, clock: ManualClock
 ) -> None:
     runner = Runner(manual_ledger)
-    runner.job("amazon:a", provider="amazon", every="5m")(recording)
-    runner.job("amazon:b", provider="amazon", every="5m")(recording)
-    runner.job("ebay:a", provider="ebay", every="5m")(recording)
+    runner.job("amazon:a", provider="amazon", every="5m", catchup=0)(recording)
+    runner.job("amazon:b", provider="amazon", every="5m", catchup=0)(recording)
+    runner.job("ebay:a", provider="ebay", every="5m", catchup=0)(recording)
     manual_ledger.pause("amazon", for_="12m", reason="quota exhausted")
 
     summary = runner.run_once()

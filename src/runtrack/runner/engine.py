@@ -76,7 +76,7 @@ class Runner:
         self.worker_id = ledger.worker_id
         self.default_retry = retry or RetryPolicy()
         self.grace = inputs.duration("grace", grace, allow_zero=True).total_seconds()
-        self.maintenance = Maintenance.of(reap_every, prune_every, prune_older_than)
+        self.maintenance = Maintenance(reap_every, prune_every, prune_older_than)
         cap = inputs.duration("max_sleep", max_sleep).total_seconds()
         if self.maintenance.reap_every is not None:
             cap = min(cap, self.maintenance.reap_every.total_seconds())
@@ -99,6 +99,7 @@ class Runner:
         timeout: timedelta | float | str | None = None,
         concurrency: int = 1,
         failure_backoff: timedelta | float | str | None = None,
+        catchup: int = 1,
     ) -> Callable[[F], F]:
         """Register the decorated function as job ``key``; it is called with
         the :class:`~runtrack.Run` handle (``async def`` works too).
@@ -107,7 +108,10 @@ class Runner:
         (UTC). ``timeout`` cancels a run that takes longer
         (``error_type="timeout"``). ``failure_backoff`` delays the schedule
         after failed runs: ``failure_backoff * 2**(streak-1)`` after the last one,
-        at most 64 x. Every problem raises :class:`SchedulingError` here.
+        at most 64 x. A tick that runs late does not hide the ones after it:
+        the last ``catchup`` ticks that fell due meanwhile still run, one after
+        another; older missed ticks are skipped. Every problem raises
+        :class:`SchedulingError` here.
         """
 
         def register(fn: F) -> F:
@@ -122,6 +126,7 @@ class Runner:
                 timeout=timeout,
                 concurrency=concurrency,
                 failure_backoff=failure_backoff,
+                catchup=catchup,
             )
             self._registry.add(spec)
             return fn
@@ -162,9 +167,12 @@ class Runner:
         paused: dict[str, datetime],
         tally: Tally,
     ) -> list[Attempt]:
-        """Retries whose time has come, then due ticks, oldest first."""
-        work = [r for r in self._retries if r.due <= now and not self._superseded(r, states)]
+        """Retries whose time has come (oldest first), then due ticks in random
+        order, so that runners sharing the database do not all race for the
+        same job first."""
+        retries = [r for r in self._retries if r.due <= now and not self._superseded(r, states)]
         self._retries = [r for r in self._retries if r.due > now]
+        ticks: list[Attempt] = []
         for spec in self._registry:
             state = states.get(spec.key)
             tick = self._tick(spec, state, now)
@@ -175,8 +183,9 @@ class Runner:
             elif (until := self._backoff_until(spec, state)) is not None and until > now:
                 tally.add("skipped_backoff")
             else:
-                work.append(Attempt(spec, due=tick, tick=tick))
-        return sorted(work, key=lambda a: (a.due, a.retry_of is None))
+                ticks.append(Attempt(spec, due=tick, tick=tick))
+        random.shuffle(ticks)
+        return sorted(retries, key=lambda a: a.due) + ticks
 
     def _tick(self, spec: JobSpec, state: JobRecord | None, now: datetime) -> datetime | None:
         """The job's due tick, if it is due. A job the database has never
@@ -193,7 +202,7 @@ class Runner:
     def _claim(self, attempt: Attempt) -> bool:
         """Own the tick by moving the job's next due time past now."""
         spec = attempt.spec
-        following = spec.schedule.next_after(attempt.due, self.ledger.now())
+        following = spec.schedule.next_after(attempt.due, self.ledger.now(), spec.catchup)
         return self.ledger.claim_tick(spec.key, due=attempt.due, next_due=following)
 
     def _execute(self, attempt: Attempt, tally: Tally, paused: dict[str, datetime]) -> None:

@@ -33,6 +33,7 @@ class JobSpec:
     timeout: timedelta | None
     concurrency: int
     failure_backoff: timedelta | None
+    catchup: int = 1
 
     @property
     def is_async(self) -> bool:
@@ -80,6 +81,7 @@ def make_spec(
     timeout: timedelta | float | str | None,
     concurrency: int,
     failure_backoff: timedelta | float | str | None,
+    catchup: int = 1,
 ) -> JobSpec:
     """Validate one registration."""
     inputs.key("job", key)
@@ -97,6 +99,7 @@ def make_spec(
         timeout=_duration(key, "timeout", timeout),
         concurrency=_concurrency(key, concurrency),
         failure_backoff=_duration(key, "failure_backoff", failure_backoff),
+        catchup=_count(key, "catchup", catchup, limit=100),
     )
 
 
@@ -130,6 +133,12 @@ def _concurrency(key: str, value: object) -> int:
         return inputs.positive_int("concurrency", value, limit=1000)
     except InvalidInput as bad:
         raise SchedulingError(key, "concurrency", bad.problem, bad.allowed) from None
+
+
+def _count(key: str, field: str, value: object, *, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise SchedulingError(key, field, f"got {describe(value)}", f"an int from 0 to {limit}")
+    return value
 
 
 def _name(fn: object) -> str:

@@ -5,9 +5,11 @@ time in the database (``jobs.next_due_at``) and claims a tick by moving it
 forward with a conditional update, so that many runner processes fire each
 tick once.
 
-Missed ticks are coalesced: after an outage the job runs once, and the next
-due time is the first tick after *now*, not a backlog of every tick missed.
-Cron expressions are read in UTC, the ledger's time zone.
+A tick that is run late stays a tick of its own: up to ``catchup`` ticks that
+fell due meanwhile are still run, one after another, and older ones are
+coalesced, so an overloaded runner loses nothing while a runner that was down
+for a day does not replay the day. Cron expressions are read in UTC, the
+ledger's time zone.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ class Schedule(Protocol):
         """The first tick of a job the database has no due time for yet."""
         ...
 
-    def next_after(self, due: datetime, now: datetime) -> datetime:
-        """The first tick strictly after ``now``, on the grid that ``due`` is on."""
+    def next_after(self, due: datetime, now: datetime, catchup: int = 0) -> datetime:
+        """The tick to run after ``due`` (being run at ``now``): the first tick
+        after ``now``, or the oldest of the last ``catchup`` ticks before it
+        that are later than ``due``."""
         ...
 
     def describe(self) -> str: ...
@@ -49,11 +53,9 @@ class Every:
     def first_due(self, now: datetime) -> datetime:
         return now
 
-    def next_after(self, due: datetime, now: datetime) -> datetime:
-        if due > now:
-            return due
-        steps = math.floor((now - due) / self.interval) + 1
-        return due + steps * self.interval
+    def next_after(self, due: datetime, now: datetime, catchup: int = 0) -> datetime:
+        steps = max(math.floor((now - due) / self.interval) + 1, 1)
+        return due + max(steps - catchup, 1) * self.interval
 
     def describe(self) -> str:
         return f"every {self.interval}"
@@ -69,8 +71,15 @@ class Cron:
     def first_due(self, now: datetime) -> datetime:
         return self._after(now)
 
-    def next_after(self, due: datetime, now: datetime) -> datetime:
-        return self._after(max(due, now))
+    def next_after(self, due: datetime, now: datetime, catchup: int = 0) -> datetime:
+        following = self._after(due)
+        if following > now:
+            return following
+        ticks = croniter(self.expression, self._after(now))
+        earliest: datetime = ticks.get_current(datetime)
+        for _ in range(catchup):
+            earliest = ticks.get_prev(datetime)
+        return max(following, earliest)
 
     def _after(self, moment: datetime) -> datetime:
         result: datetime = croniter(self.expression, moment).get_next(datetime)
