@@ -604,12 +604,14 @@ class Ledger:
         would finalize as ``heartbeat_timeout`` now."""
         return self.store.count_stale(self.clock.now() - self.stale_after)
 
-    def count_finished(self, status: RunStatus | str, *, since: datetime) -> int:
-        """How many runs ended in ``status`` at or after ``since``."""
+    def count_started(self, status: RunStatus | str, *, since: datetime) -> int:
+        """How many runs that started at or after ``since`` are now in
+        ``status`` (e.g. failed in the last day); an index range, whatever
+        the size of the history."""
         target = inputs.choice("status", status, RunStatus)
         cutoff = inputs.timestamp("since", since, optional=False)
         assert cutoff is not None
-        return self.store.count_finished(target, cutoff)
+        return self.store.count_started(target, cutoff)
 
     def list_runs_by_page(
         self, page: int, *, limit: int = 50, **filters: Any

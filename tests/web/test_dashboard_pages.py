@@ -78,6 +78,9 @@ def test_every_page_renders_the_history(
     assert ledger.count_stale() == 2  # the silent running run and the old pending one
     assert re.search(r'Stale</div><div class="value">2<', overview)
     assert re.search(r'Running</div><div class="value">1<', overview)
+    day = ledger.now() - timedelta(hours=24)
+    assert ledger.count_started("failed", since=day) == 3  # a 503, a timeout, the hostile one
+    assert re.search(r'Failed, last 24 h</div><div class="value">3<', overview)
     assert "infojobs answered 503 Service Unavailable" in overview  # latest failures
     assert overview.count('<a class="cell st-') == sum(
         min(len(runs), 30) for runs in ledger.recent_runs_of_jobs(history.jobs).values()

@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Engine,
+    Select,
     and_,
     bindparam,
     case,
@@ -117,6 +119,36 @@ _TALLY_ITEMS = ("items_success", "items_not_found", "items_skipped", "items_erro
 def _tally_upsert(dialect: str) -> Insert:
     added = [c.name for c in job_tallies.c if not c.primary_key]
     return dialects.upsert_add(dialect, job_tallies, added)
+
+
+_RECENT_CHUNK = 100
+
+
+@functools.lru_cache(maxsize=16)
+def _recent_runs(branches: int, limit: int) -> Select[Any] | CompoundSelect[Any]:
+    """The last ``limit`` runs of ``branches`` jobs (parameters ``k0``, ``k1``,
+    ...): a UNION ALL whose every branch is a backwards range of the
+    (job_key, id) index with its own LIMIT. Built once per shape, so the
+    compiled-statement cache is hit and no expression is built per page."""
+    columns = (
+        runs.c.id,
+        runs.c.job_key,
+        runs.c.status,
+        runs.c.created_at,
+        runs.c.started_at,
+        runs.c.finished_at,
+    )
+    selects = [
+        select(
+            select(*columns)
+            .where(runs.c.job_key == bindparam(f"k{i}"))
+            .order_by(runs.c.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+        for i in range(branches)
+    ]
+    return selects[0].union_all(*selects[1:]) if branches > 1 else selects[0]
 
 
 class Store:
@@ -429,32 +461,16 @@ class Store:
         return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
     def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
-        """The last ``limit`` runs of each job in outline, newest first. One
-        statement per 100 jobs: a UNION ALL whose every branch is a backwards
-        range of the (job_key, id) index with its own LIMIT, so the cost
-        follows ``len(job_keys) * limit``, never the size of the table."""
+        """The last ``limit`` runs of each job in outline, newest first: one
+        statement per 100 jobs (see :func:`_recent_runs`), so the cost follows
+        ``len(job_keys) * limit``, never the size of the table."""
         found: dict[str, list[RunBrief]] = {key: [] for key in job_keys}
         keys = list(found)
-        columns = (
-            runs.c.id,
-            runs.c.job_key,
-            runs.c.status,
-            runs.c.created_at,
-            runs.c.started_at,
-            runs.c.finished_at,
-        )
-        for start in range(0, len(keys), 100):
-            branches = [
-                select(*columns)
-                .where(runs.c.job_key == key)
-                .order_by(runs.c.id.desc())
-                .limit(limit)
-                .subquery()
-                for key in keys[start : start + 100]
-            ]
-            selects = [select(branch) for branch in branches]
-            query = selects[0].union_all(*selects[1:]) if len(selects) > 1 else selects[0]
-            for row in self.read(lambda c, q=query: c.execute(q).all()):  # type: ignore[misc]
+        for start in range(0, len(keys), _RECENT_CHUNK):
+            chunk = keys[start : start + _RECENT_CHUNK]
+            query = _recent_runs(len(chunk), limit)
+            params = {f"k{i}": key for i, key in enumerate(chunk)}
+            for row in self.read(lambda c, q=query, p=params: c.execute(q, p).all()):  # type: ignore[misc]
                 found[row.job_key].append(run_brief(row))
         for briefs in found.values():
             briefs.sort(key=lambda brief: brief.id, reverse=True)
@@ -490,12 +506,13 @@ class Store:
         )
         return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
 
-    def count_finished(self, status: RunStatus, since: datetime) -> int:
-        """How many runs ended in ``status`` at or after ``since``."""
+    def count_started(self, status: RunStatus, since: datetime) -> int:
+        """How many runs that started at or after ``since`` are in ``status``
+        (a range of the (status, started_at) index)."""
         query = (
             select(func.count())
             .select_from(runs)
-            .where(runs.c.status == status, runs.c.finished_at >= naive(since))
+            .where(runs.c.status == status, runs.c.started_at >= naive(since))
         )
         return int(self.read(lambda c: c.execute(query).scalar_one()))
 

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from runtrack.models import ACTIVE, JobRecord, JobState, PauseRecord, RunBrief, RunStatus
-from runtrack.web.pages.formatting import span
+from runtrack.web.pages.formatting import ago, span
 from runtrack.web.pages.signin import deny_reader
 from runtrack.web.pages.templating import ledger_of, render
 
-__all__ = ["JobRow", "cadence", "job_row", "router"]
+__all__ = ["JobRow", "cadence", "job_row", "router", "strip_label"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,6 +43,7 @@ class JobRow:
     late: bool
     late_reason: str
     active: str | None
+    cells: tuple[tuple[int, str, str], ...]  # the strip: (run id, status, label)
 
 
 def cadence(runs: Sequence[RunBrief]) -> timedelta | None:
@@ -68,7 +69,15 @@ def job_row(state: JobState, recent: Sequence[RunBrief], now: datetime) -> JobRo
             reason = f"no success for {span(age)}; this job runs about every {span(every)}"
     newest = recent[0].status if recent else None
     active = newest.value if state.active_runs and newest in ACTIVE else None
-    return JobRow(job, tuple(reversed(recent)), state.pause, every, late, reason, active)
+    strip = tuple(reversed(recent))
+    cells = tuple((run.id, run.status.value, strip_label(run, now)) for run in strip)
+    return JobRow(job, strip, state.pause, every, late, reason, active, cells)
+
+
+def strip_label(run: RunBrief, now: datetime) -> str:
+    """The tooltip of one strip cell: ``run 12: failed, 3 h ago, took 2 min``."""
+    took = f", took {span(run.duration)}" if run.duration is not None else ""
+    return f"run {run.id}: {run.status.value}, {ago(run.created_at, now)}{took}"
 
 
 @router.get("/", name="dashboard_overview")
@@ -86,7 +95,7 @@ def overview(request: Request) -> Response:
         "running": ledger.count_runs(status=RunStatus.RUNNING),
         "pending": ledger.count_runs(status=RunStatus.PENDING),
         "stale": ledger.count_stale(),
-        "failed_24h": ledger.count_finished(RunStatus.FAILED, since=since),
+        "failed_24h": ledger.count_started(RunStatus.FAILED, since=since),
     }
     context = {
         "title": "Overview",
