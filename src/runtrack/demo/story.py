@@ -5,8 +5,11 @@ dashboard."""
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -69,10 +72,22 @@ def _intro(out: Console, ledger: Ledger, duration: float, seed: int) -> None:
 
 
 def _outro(out: Console, ledger: Ledger) -> None:
-    commands = "runtrack runs | runtrack show ID | runtrack jobs | runtrack providers"
+    rt = _command()
+    commands = f"{rt} runs | {rt} show ID | {rt} jobs | {rt} providers"
     if ledger.url != "sqlite:///runtrack.db":
         commands += " (with RUNTRACK_DATABASE_URL set to this ledger)"
     out.print(f"explore: {commands}", markup=False, soft_wrap=True)
+
+
+def _command() -> str:
+    """``runtrack`` if it is on PATH, else the path of this virtualenv's one
+    (``make demo`` does not activate ``.venv``)."""
+    script = Path(sys.executable).with_name("runtrack")
+    found = shutil.which("runtrack")
+    if not script.exists() or (found and Path(found).resolve() == script.resolve()):
+        return "runtrack"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
 
 
 def _run_jobs(ledger: Ledger, jobs: list[DemoJob], duration: float) -> None:
