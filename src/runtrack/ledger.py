@@ -154,6 +154,11 @@ class Ledger:
         """Apply pending schema migrations (idempotent, safe from many processes)."""
         migrate.upgrade(self.engine)
 
+    def schema_revision(self) -> tuple[str | None, str]:
+        """The database's schema revision (``None``: empty) and the one this
+        version of runtrack expects."""
+        return migrate.current_revision(self.engine), migrate.head_revision()
+
     def close(self) -> None:
         """Stop the heartbeat thread; dispose the engine only if the ledger made it."""
         self._heartbeat.stop()
