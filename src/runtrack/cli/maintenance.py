@@ -12,7 +12,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from runtrack.cli.params import duration_option, to_duration
 from runtrack.cli.state import err_console, print_json, state_of
 from runtrack.models import PruneResult
-from runtrack.store import migrate as migrations
 
 __all__ = ["register"]
 
@@ -22,9 +21,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
 def migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Bring the database schema up to date (safe to run from many processes)."""
     with state_of(ctx).ledger(migrate=False) as ledger:
-        before = migrations.current_revision(ledger.engine)
+        before, _ = ledger.schema_revision()
         ledger.migrate()
-        after = migrations.current_revision(ledger.engine)
+        after, _ = ledger.schema_revision()
     if as_json:
         print_json({"from_revision": before, "to_revision": after, "changed": before != after})
     elif before == after:
