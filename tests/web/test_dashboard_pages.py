@@ -205,6 +205,8 @@ def test_cancel_needs_the_api_token(ledger: Ledger, history: Seeded, dashboard: 
     assert run.cancel_reason == "operator says stop"
     assert "Cancel requested" in page(dashboard, done.headers["location"])
 
+    kept = dashboard.post("/session/end", headers={"Origin": "https://evil.example"})
+    assert kept.status_code == 403  # another site cannot sign the operator out either
     pending = dashboard.post(f"/runs/{history.pending}/cancel", follow_redirects=False)
     assert pending.headers["location"].endswith("?done=cancelled")
     assert ledger.get_run(history.pending).status is RunStatus.CANCELLED

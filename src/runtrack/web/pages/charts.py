@@ -40,6 +40,8 @@ _TIME_STEPS = tuple(
 
 @dataclass(frozen=True, slots=True)
 class Tick:
+    """A labelled position on an axis (SVG user units)."""
+
     pos: float
     label: str
 
@@ -62,6 +64,8 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Dot:
+    """One finished run in the duration chart."""
+
     x: float
     y: float
     status: str
@@ -71,6 +75,8 @@ class Dot:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """The runs of one status inside one bar."""
+
     y: float
     height: float
     status: str
@@ -79,6 +85,8 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Bar:
+    """One time bucket of the outcome chart, stacked by status."""
+
     x: float
     width: float
     label: str
@@ -87,6 +95,8 @@ class Bar:
 
 @dataclass(frozen=True, slots=True)
 class DurationChart:
+    """Run durations over time: dots, a trend line and a legend."""
+
     frame: Frame
     dots: tuple[Dot, ...]
     line: str
@@ -95,6 +105,8 @@ class DurationChart:
 
 @dataclass(frozen=True, slots=True)
 class OutcomeChart:
+    """Runs per time bucket stacked by status; ``bucket`` names the bucket size."""
+
     frame: Frame
     bars: tuple[Bar, ...]
     legend: tuple[tuple[str, int], ...]

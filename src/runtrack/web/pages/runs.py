@@ -44,6 +44,7 @@ class RunQuery:
 
     @classmethod
     def parse(cls, params: QueryParams) -> RunQuery:
+        """The filters of a query string; page numbers and sizes out of range fall back."""
         page, limit = params.get("page", "1"), params.get("limit", "")
         return cls(
             job=params.get("job", "").strip(),
@@ -79,6 +80,7 @@ class RunQuery:
 
     @property
     def filtered(self) -> bool:
+        """Whether any filter narrows the list."""
         return bool(self.job or self.provider or self.statuses or self.since or self.until)
 
 

@@ -99,6 +99,7 @@ def set_cookie(response: Response, request: Request, role: Role, token: str, now
 
 
 def clear_cookie(response: Response, request: Request) -> None:
+    """Sign out: expire the session cookie."""
     response.delete_cookie(
         COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
     )

@@ -93,7 +93,11 @@ def sign_in(
 
 @router.post("/session/end", name="dashboard_sign_out")
 def sign_out(request: Request) -> Response:
-    """Forget the session cookie."""
+    """Forget the session cookie (only for the dashboard's own sign-out button)."""
+    if not session.same_origin(request):
+        return _page(
+            request, ledger_of(request).now(), next_path="/", status_code=403, error=_CROSS_SITE
+        )
     response = RedirectResponse("/", status_code=303)
     session.clear_cookie(response, request)
     return response
