@@ -166,3 +166,23 @@ def test_a_retry_overtaken_by_a_newer_run_is_dropped(
     assert summary.ran == 1  # the 10-minute tick, not the stale retry
     attempts = [r.attempt for r in manual_ledger.list_runs(job="board:x").items]
     assert attempts == [1, 1, 1]
+
+
+def test_a_rate_limit_never_shortens_a_longer_pause(
+    manual_ledger: Ledger, clock: ManualClock
+) -> None:
+    runner = Runner(manual_ledger)
+
+    @runner.job("amazon:lookup", provider="amazon", every="1h")
+    def lookup(run: Run) -> None:
+        # Meanwhile an operator (or another worker) paused amazon for a day.
+        manual_ledger.pause("amazon", for_="1d", reason="contract renegotiation", by="ops")
+        raise RateLimited(retry_after=60)
+
+    assert runner.run_once().failed == 1
+    pause = manual_ledger.paused("amazon")
+    assert pause is not None
+    assert (pause.until, pause.reason) == (
+        clock.now() + timedelta(days=1),
+        "contract renegotiation",
+    )

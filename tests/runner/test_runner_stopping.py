@@ -13,15 +13,19 @@ import pytest
 from runtrack import Ledger, Run, Runner, RunStatus
 
 
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Lets jobs that ignore their run handle end when the test does."""
-    event = threading.Event()
-    yield event
-    event.set()
+def end_abandoned_jobs(release: threading.Event) -> None:
+    """Let jobs that ignored their run handle end (before their ledger closes)."""
+    release.set()
     for thread in threading.enumerate():
         if thread.name.startswith("runtrack-job:"):
             thread.join(timeout=5)
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    end_abandoned_jobs(event)
 
 
 def counting(run: Run) -> None:
@@ -115,3 +119,60 @@ def test_a_run_that_ends_within_the_grace_is_not_cancelled(ledger: Ledger) -> No
     assert time.monotonic() - began < 3
     (record,) = ledger.list_runs(job="board:short").items
     assert (record.status, record.counters) == (RunStatus.SUCCESS, {"pages": 15})
+
+
+def _cancel_once_running(ledger: Ledger, started: threading.Event) -> threading.Thread:
+    def cancel_later() -> None:
+        started.wait(10)
+        (run,) = ledger.active_runs()
+        ledger.cancel(run.id, by="ops", reason="wrong query")
+
+    thread = threading.Thread(target=cancel_later)
+    thread.start()
+    return thread
+
+
+def test_an_operator_cancel_stops_the_run_and_is_not_retried(ledger: Ledger) -> None:
+    runner = Runner(ledger)
+    started = threading.Event()
+
+    @runner.job("board:cancelled", provider="board", every="1h")
+    def job(run: Run) -> None:
+        started.set()
+        counting(run)
+
+    canceller = _cancel_once_running(ledger, started)
+    summary = runner.run_once()
+    canceller.join()
+    assert (summary.cancelled, summary.retries) == (1, 0)
+    record = ledger.get_run(summary.run_ids[0])
+    assert (record.status, record.error_type, record.cancel_requested_by) == (
+        RunStatus.CANCELLED,
+        "cancelled",
+        "ops",
+    )
+
+
+def test_a_job_that_ignores_a_cancel_is_cut_off_after_the_cancel_grace(
+    db_url: str, release: threading.Event
+) -> None:
+    with Ledger(db_url, heartbeat_interval=0.05, cancel_grace=0.3) as ledger:
+        runner = Runner(ledger)
+        started = threading.Event()
+
+        @runner.job("board:deaf", provider="board", every="1h")
+        def deaf(run: Run) -> None:
+            run.count("pages", 2)
+            started.set()
+            release.wait(10)
+
+        canceller = _cancel_once_running(ledger, started)
+        began = time.monotonic()
+        summary = runner.run_once()
+        canceller.join()
+        assert time.monotonic() - began < 0.3 + 2.0
+        record = ledger.get_run(summary.run_ids[0])
+        assert (record.status, record.error_type) == (RunStatus.CANCELLED, "cancel_timeout")
+        assert record.counters == {"pages": 2}
+        assert not ledger.active_runs()
+        end_abandoned_jobs(release)

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TypeVar
 
 from runtrack import inputs
-from runtrack.errors import RuntrackError
+from runtrack.errors import InvalidInput, RuntrackError
 from runtrack.ledger import Ledger
 from runtrack.models import JobRecord, RunStatus
 from runtrack.runner.execution import Attempt, Execution, Outcome, Stopper
@@ -68,7 +68,7 @@ class Runner:
         jitter: float = 1.0,
     ) -> None:
         if not isinstance(ledger, Ledger):
-            raise TypeError(f"Runner needs a runtrack Ledger, got {type(ledger).__name__}")
+            raise InvalidInput("ledger", f"got {type(ledger).__name__}", "a runtrack Ledger")
         if worker_id is not None:
             # Runs record the ledger's worker id; a runner names its runs.
             ledger.worker_id = inputs.key("worker_id", worker_id)
@@ -209,8 +209,7 @@ class Runner:
         outcome = Execution(self.ledger, attempt, self._stopper, self.grace)()
         if outcome.busy:
             tally.add("skipped_busy")
-            log.info("job %s is busy (concurrency %d): tick skipped", attempt.spec.key,
-                     attempt.spec.concurrency)  # fmt: skip
+            log.info("job %s is busy: tick skipped", attempt.spec.key)
             return
         if outcome.run_id is None or outcome.status is None:
             assert outcome.error is not None
@@ -227,8 +226,7 @@ class Runner:
         spec, error = attempt.spec, outcome.error
         assert error is not None and outcome.run_id is not None
         decision = spec.retry.decide(attempt.used, error)
-        log.info("run %s of %s failed (%s): %s", outcome.run_id, spec.key, decision.kind,
-                 decision.reason)  # fmt: skip
+        log.info("run %s of %s failed: %s", outcome.run_id, spec.key, decision.reason)
         if decision.action is Action.GIVE_UP or self._stopper.requested:
             return
         used = attempt.used + 1 if decision.action is Action.RETRY else attempt.used
@@ -245,6 +243,10 @@ class Runner:
         error: BaseException,
         paused: dict[str, datetime],
     ) -> None:
+        current = self.ledger.paused(spec.provider)
+        if current is not None and current.until >= self.ledger.now() + delay:
+            paused[spec.provider] = current.until  # a longer pause (an operator's) stands
+            return
         record = self.ledger.pause(
             spec.provider,
             for_=delay,
@@ -277,8 +279,7 @@ class Runner:
         state = states.get(retry.spec.key)
         newer = state is not None and state.last_run_id not in (None, retry.retry_of)
         if newer:
-            log.info("retry of run %s of %s dropped: a newer run has finished",
-                     retry.retry_of, retry.spec.key)  # fmt: skip
+            log.info("retry of run %s dropped: a newer run has finished", retry.retry_of)
         return newer
 
     @staticmethod
@@ -311,10 +312,13 @@ class Runner:
                     self.run_once()
                     pause = self._sleep_seconds()
                     errors = 0
-                except RuntrackError as exc:
+                except Exception as exc:  # the loop outlives outages and bugs alike
                     errors += 1
                     pause = min(self.max_sleep, 2.0**errors)
-                    log.warning("runner cycle failed (retrying in %.0f s): %s", pause, exc)
+                    if isinstance(exc, RuntrackError):
+                        log.warning("runner cycle failed (retrying in %.0f s): %s", pause, exc)
+                    else:
+                        log.exception("runner cycle failed (retrying in %.0f s)", pause)
                 self._stopper.sleep(pause)
         log.info("runner %s stopped", self.worker_id)
 

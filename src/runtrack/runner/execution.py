@@ -7,8 +7,9 @@ bytecodes, so a job blocked in a long network call in the main thread would
 leave no one to notice its timeout or to bound the shutdown. With the job in
 a thread, the main thread stays free to handle SIGTERM/SIGINT, to ask the run
 to stop (``RunCancelled`` at its next interaction with the handle) and, if
-the job does not react within ``STOP_WAIT`` seconds, to finalize the run
-itself (``cancelled``) and move on. A thread cannot be killed: an abandoned
+the job does not react within ``STOP_WAIT`` seconds (or, after an operator's
+cancel, within the ledger's cancel grace), to finalize the run itself
+(``cancelled``) and move on. A thread cannot be killed: an abandoned
 job keeps running until its next interaction with the handle raises, or until
 the process exits (the thread is a daemon).
 """
@@ -144,16 +145,28 @@ class Execution:
 
     def _supervise(self) -> None:
         started = time.monotonic()
-        asked: tuple[float, str] | None = None
+        deadline: tuple[float, str] | None = None  # when to cut the job off, and why
         while not self._done.wait(POLL):
             now = time.monotonic()
-            if asked is None:
-                why = self._stop_reason(now - started)
-                if why is not None and self._ask_to_stop(why):
-                    asked = (now, why)
-            elif now - asked[0] >= STOP_WAIT:
-                self._cut_off(asked[1])
+            if deadline is None:
+                deadline = self._stop_if_needed(now - started, now)
+            elif now >= deadline[0]:
+                self._cut_off(deadline[1])
                 return
+
+    def _stop_if_needed(self, elapsed: float, now: float) -> tuple[float, str] | None:
+        """Ask the run to stop if it must; the deadline for it to comply."""
+        run = self._run
+        if run is None:
+            return None  # still starting: ask once the handle exists
+        if run.cancel_requested:  # an operator's cancel, or the lease was lost
+            return now + self._ledger.cancel_grace.total_seconds(), "cancel_timeout"
+        why = self._stop_reason(elapsed)
+        if why is None:
+            return None
+        log.warning("run %s of %s: %s; asking it to stop", run.id, run.job, self._reason(why))
+        run._request_stop(self._reason(why), why)
+        return now + STOP_WAIT, why
 
     def _stop_reason(self, elapsed: float) -> str | None:
         timeout = self._attempt.spec.timeout
@@ -166,25 +179,16 @@ class Execution:
             return "shutdown"
         return None
 
-    def _ask_to_stop(self, why: str) -> bool:
-        run = self._run
-        if run is None:
-            return False  # still starting: ask once the handle exists
-        reason = self._reason(why)
-        log.warning("run %s of %s: %s; asking it to stop", run.id, run.job, reason)
-        run._request_stop(reason, why)
-        return True
-
     def _cut_off(self, why: str) -> None:
         """The job ignored the stop request: finalize its run from here."""
         run = self._run
         assert run is not None
         log.error(
-            "run %s of %s did not stop within %s s of the request; finalizing it as "
-            "cancelled and abandoning its thread",
+            "run %s of %s did not stop when asked (%s); finalizing it as cancelled "
+            "and abandoning its thread",
             run.id,
             run.job,
-            STOP_WAIT,
+            why,
         )
         # If it ended on its own meanwhile, its status stands.
         with contextlib.suppress(LeaseLost, InvalidTransition):
@@ -195,7 +199,9 @@ class Execution:
     def _reason(self, why: str) -> str:
         if why == "timeout":
             return f"timed out after {self._attempt.spec.timeout}"
-        return f"runner shutting down (grace {self._grace:g} s)"
+        if why == "shutdown":
+            return f"runner shutting down (grace {self._grace:g} s)"
+        return "cancel requested, but the job did not stop within the cancel grace"
 
     def _outcome(self) -> Outcome:
         run = self._run
