@@ -248,17 +248,7 @@ class ItemOut(BaseModel):
 
     @classmethod
     def of(cls, item: ItemRecord) -> ItemOut:
-        return cls(
-            id=item.id,
-            run_id=item.run_id,
-            key=item.key,
-            status=item.status,
-            group=item.group,
-            source=item.source,
-            data=item.data,
-            error=item.error,
-            recorded_at=item.recorded_at,
-        )
+        return cls.model_validate(item, from_attributes=True)
 
 
 class ItemPage(BaseModel):
@@ -275,8 +265,8 @@ class GroupOut(BaseModel):
     found_in: list[str] = Field(description="Sources where an item of the group succeeded.")
 
     @classmethod
-    def of(cls, g: GroupSummary) -> GroupOut:
-        return cls(group=g.group, counts=g.counts, found=g.found, found_in=list(g.found_in))
+    def of(cls, group: GroupSummary) -> GroupOut:
+        return cls.model_validate(group, from_attributes=True)
 
 
 class GroupList(BaseModel):
@@ -294,15 +284,7 @@ class PauseOut(BaseModel):
 
     @classmethod
     def of(cls, pause: PauseRecord | None) -> PauseOut | None:
-        if pause is None:
-            return None
-        return cls(
-            provider=pause.provider,
-            until=pause.until,
-            reason=pause.reason,
-            paused_at=pause.paused_at,
-            paused_by=pause.paused_by,
-        )
+        return None if pause is None else cls.model_validate(pause, from_attributes=True)
 
 
 class LastRunOut(BaseModel):
