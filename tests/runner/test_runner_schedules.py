@@ -149,3 +149,28 @@ def test_a_failure_streak_delays_the_schedule(manual_ledger: Ledger, clock: Manu
     assert runner.run_once().succeeded == 1  # the streak is over: every minute again
     statuses = [r.status for r in manual_ledger.list_runs(job="board:flaky").items]
     assert statuses == [RunStatus.SUCCESS, RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.FAILED]
+
+
+def test_a_tightened_schedule_is_followed_at_once(
+    manual_ledger: Ledger, clock: ManualClock
+) -> None:
+    daily = Runner(manual_ledger)
+    daily.job("gov:tenders", provider="gov", every="1d")(recording)
+    assert daily.run_once().ran == 1
+    clock.advance(10 * MIN)
+    # Redeployed with an hourly schedule: it does not wait for tomorrow's tick.
+    hourly = Runner(manual_ledger)
+    hourly.job("gov:tenders", provider="gov", every="1h")(recording)
+    assert hourly.run_once().ran == 1
+    clock.advance(59 * MIN)
+    assert hourly.run_once().ran == 0
+    clock.advance(MIN)
+    assert hourly.run_once().ran == 1
+    # Loosened again: the stored hourly tick is kept, then the daily grid.
+    relaxed = Runner(manual_ledger)
+    relaxed.job("gov:tenders", provider="gov", every="1d")(recording)
+    clock.advance(60 * MIN)
+    assert relaxed.run_once().ran == 1
+    clock.advance(60 * MIN)
+    assert relaxed.run_once().ran == 0
+    assert len(ticks_of(manual_ledger, "gov:tenders")) == 4

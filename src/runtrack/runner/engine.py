@@ -41,6 +41,9 @@ log = logging.getLogger("runtrack.runner")
 F = TypeVar("F", bound=Callable[..., object])
 
 MIN_SLEEP = 0.05  # never spin, whatever the clock says
+# A stored tick later than the schedule's next one by more than this means the
+# schedule changed (the slack absorbs the clock differences between runners).
+RESCHEDULE_SLACK = timedelta(minutes=1)
 
 
 class Runner:
@@ -189,14 +192,18 @@ class Runner:
 
     def _tick(self, spec: JobSpec, state: JobRecord | None, now: datetime) -> datetime | None:
         """The job's due tick, if it is due. A job the database has never
-        scheduled gets its first tick now (by one runner: a conditional update)."""
-        due = state.next_due_at if state is not None else None
-        if due is None:
-            if state is None:
-                self.ledger.ensure_job(spec.key, provider=spec.provider)
+        scheduled gets its first tick (by one runner: a conditional update), and
+        so does a job whose stored tick is further away than its schedule
+        allows: the schedule was tightened by a redeploy, and is followed now."""
+        stored = state.next_due_at if state is not None else None
+        if stored is None and state is None:
+            self.ledger.ensure_job(spec.key, provider=spec.provider)
+        due = stored
+        if stored is None or stored > spec.schedule.next_after(now, now) + RESCHEDULE_SLACK:
             due = spec.schedule.first_due(now)
-            if not self.ledger.claim_tick(spec.key, due=None, next_due=due):
+            if not self.ledger.claim_tick(spec.key, due=stored, next_due=due):
                 return None  # another runner scheduled it first; next cycle reads it
+        assert due is not None
         return due if due <= now else None
 
     def _claim(self, attempt: Attempt) -> bool:
