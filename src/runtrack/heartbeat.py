@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,9 @@ class Heartbeat:
         self._runs: dict[int, Run] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Set by a run whose item buffer filled inside an event loop: the
+        # thread writes it now rather than at the next tick (see Run.item).
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
 
@@ -72,19 +76,48 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop the thread and wait for its current tick to end."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(5.0, self.interval * 2))
         atexit.unregister(self.stop)
 
+    def wake(self) -> None:
+        """Ask the thread to write full item buffers now, between ticks."""
+        self._wake.set()
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while self._sleep():
             try:
                 self.tick()
             except RuntrackError as exc:
                 log.warning("heartbeat tick failed, retrying next tick: %s", exc)
             except Exception:
                 log.exception("heartbeat tick failed unexpectedly, retrying next tick")
+
+    def _sleep(self) -> bool:
+        """Wait one interval, writing full item buffers whenever woken.
+        Returns False once stopped."""
+        deadline = time.monotonic() + self.interval
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if self._wake.wait(left):
+                self._wake.clear()
+                if not self._stop.is_set():
+                    self._flush_full()
+        return False
+
+    def _flush_full(self) -> None:
+        with self._lock:
+            full = [run for run in self._runs.values() if run._flush_due()]
+        try:
+            self._flush_items(full)
+        except RuntrackError as exc:  # the buffers are kept; a later flush retries
+            log.warning("item flush failed, retrying later: %s", exc)
+        except Exception:
+            log.exception("item flush failed unexpectedly, retrying later")
 
     def tick(self) -> None:
         """One heartbeat for every active run (callable directly in tests)."""

@@ -19,6 +19,7 @@ from runtrack.errors import InvalidInput, describe
 __all__ = [
     "choice",
     "duration",
+    "flag",
     "json_value",
     "key",
     "non_negative_int",
@@ -93,6 +94,17 @@ def text(field: str, value: object, *, limit: int = 10_000, optional: bool = Fal
         raise InvalidInput(field, f"is {len(value)} characters long", allowed)
     if "\x00" in value:
         raise InvalidInput(field, "contains NUL", allowed)
+    return value
+
+
+def flag(field: str, value: object, *, optional: bool = False) -> bool | None:
+    """``True`` or ``False`` (or ``None`` if ``optional``); 1, 0 and "yes" are not flags."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            field, f"got {describe(value)}", "True or False" + (" or None" if optional else "")
+        )
     return value
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 import socket
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
@@ -66,7 +68,7 @@ from runtrack.retention import prune
 from runtrack.run import Run
 from runtrack.store import dialects, migrate
 from runtrack.store.rows import aware, naive
-from runtrack.store.sql import LeaseTaken, RunFilter, Store
+from runtrack.store.sql import LeaseTaken, RunFilter, StartedRun, Store, WindowBeforeWatermark
 
 __all__ = ["Ledger"]
 
@@ -128,6 +130,9 @@ class Ledger:
             self.store, self.clock, self.heartbeat_interval, self._flush_items_of
         )
         self._known_jobs: set[str] = set()
+        # One item flush at a time: rows reach run_items in the order they
+        # were recorded, and finalization waits for a flush in flight.
+        self._items_lock = threading.Lock()
         #: Integrations told about committed starts and finishes (OpenLineage, ...).
         self.events = Events(listeners, self.store.get_run)
 
@@ -203,6 +208,12 @@ class Ledger:
         exception (re-raised unchanged); ``cancelled`` on a cancel request
         (not re-raised). Raises :class:`JobBusy` if the job already has
         ``concurrency`` active runs that are not stale.
+
+        The run covers ``run.window``: from the job's watermark (where its last
+        success/partial run's window ended) to ``window_end`` (default: the
+        run's start, database time). Ending success/partial moves the watermark
+        there. An explicit ``window_start`` is a backfill, which leaves the
+        watermark alone unless ``advance_watermark=True``.
         """
         request = dict(
             job=job,
@@ -285,6 +296,7 @@ class Ledger:
         if r.get("retry_of") is not None:
             inputs.positive_int("retry_of", r["retry_of"])
         inputs.json_value("retry_policy", r.get("retry_policy"), mapping=True)
+        inputs.flag("advance_watermark", r.get("advance_watermark"), optional=True)
         start = inputs.timestamp("window_start", r.get("window_start"))
         end = inputs.timestamp("window_end", r.get("window_end"))
         if start is not None and end is not None and start > end:
@@ -308,12 +320,11 @@ class Ledger:
     def _insert(self, r: dict[str, Any], status: RunStatus) -> _Started:
         now = self.clock.now()
         job, provider = r["job"], r.get("provider")
+        explicit = r.get("window_start") is not None
+        end, moves = self._window_end(r, now)
         if job not in self._known_jobs:
             self.store.ensure_job(job, provider, now)
             self._known_jobs.add(job)
-        explicit = r.get("window_start") is not None
-        advance = r.get("advance_watermark")
-        end = inputs.timestamp("window_end", r.get("window_end")) or now
         values = {
             "uid": str(uuid.uuid4()),
             "job_key": job,
@@ -331,7 +342,7 @@ class Ledger:
             "progress_done": 0,
             "window_end": naive(end),
             "window_start": naive(inputs.timestamp("window_start", r.get("window_start"))),
-            "moves_watermark": (not explicit) if advance is None else bool(advance),
+            "moves_watermark": moves,
             "retry_policy": r.get("retry_policy"),
             "items_success": 0,
             "items_not_found": 0,
@@ -341,8 +352,11 @@ class Ledger:
         if status is RunStatus.RUNNING:
             values.update(started_at=naive(now), heartbeat_at=naive(now))
         slots = [f"{job}#{i}" for i in range(r.get("concurrency", 1))]
+        insert = functools.partial(
+            self._insert_run, values, slots, explicit, r.get("window_end") is not None
+        )
         try:
-            started = self.store.insert_run(values, slots, explicit_window=explicit)
+            started = insert()
         except LeaseTaken as taken:
             holders = [run_id for run_id, _ in taken.holders]
             reaped = self._reaper.reap_if_stale(holders, now)
@@ -356,8 +370,39 @@ class Ledger:
                     extra={"run_id": run_id, "job": job, "provider": provider, "status": "failed"},
                 )
                 self.events.finished(run_id)
-            started = self.store.insert_run(values, slots, explicit_window=explicit)
-        return _Started(started, values, now, end)
+            started = insert()
+        return _Started(started, values, now, aware(started.window_end) or end)
+
+    @staticmethod
+    def _window_end(r: dict[str, Any], now: datetime) -> tuple[datetime, bool]:
+        """The run's window end (default: now) and whether it moves the watermark."""
+        end = inputs.timestamp("window_end", r.get("window_end")) or now
+        advance = r.get("advance_watermark")
+        moves = (r.get("window_start") is None) if advance is None else advance
+        if moves and end > now:
+            # The watermark would pass records that are not published yet.
+            raise InvalidInput(
+                "window_end",
+                f"{end.isoformat()} is after the run's start {now.isoformat()}; records "
+                "published in between would never be fetched",
+                "a time at or before now, or advance_watermark=False",
+            )
+        return end, moves
+
+    def _insert_run(
+        self, values: dict[str, Any], slots: list[str], explicit: bool, explicit_end: bool
+    ) -> StartedRun:
+        try:
+            return self.store.insert_run(
+                values, slots, explicit_window=explicit, explicit_end=explicit_end
+            )
+        except WindowBeforeWatermark as early:
+            raise InvalidInput(
+                "window_end",
+                f"{values['window_end'].isoformat()}Z is before the job's watermark "
+                f"{early.watermark.isoformat()}Z, where this run's window starts",
+                "a time at or after the watermark, or an explicit window_start (a backfill)",
+            ) from None
 
     def _handle(self, s: _Started, request: dict[str, Any]) -> Run:
         run = Run(
@@ -411,7 +456,7 @@ class Ledger:
             params=record.params,
             window=record.window,
             previous_checkpoint=job.checkpoint if job else None,
-            resume_checkpoint=None,
+            resume_checkpoint=record.checkpoint,  # set at creation (see Store.insert_run)
             started_at=now,
             item_batch_size=self.item_batch_size,
         )
@@ -433,7 +478,8 @@ class Ledger:
         values = run._final_values()
         values["finished_at"] = naive(self.clock.now())
         values.update(_error_fields(error, error_type))
-        items = run._take_items()
+        with self._items_lock:  # a heartbeat flush of this run's items ends first
+            items = run._take_items()
         changed = self._with_finalize_retries(lambda: self._write_final(run, status, values, items))
         if not changed:
             current = self.store.get_run(run.id)
@@ -499,14 +545,15 @@ class Ledger:
         self._flush_items_of([run])
 
     def _flush_items_of(self, runs: Sequence[Run]) -> None:
-        taken = [(run, run._take_items()) for run in runs]
-        rows = [row for _, batch in taken for row in batch]
-        try:
-            self._insert_items(rows)
-        except Exception:
-            for run, batch in taken:  # nothing buffered is lost: try again later
-                run._restore_items(batch)
-            raise
+        with self._items_lock:
+            taken = [(run, run._take_items()) for run in runs]
+            rows = [row for _, batch in taken for row in batch]
+            try:
+                self._insert_items(rows)
+            except Exception:
+                for run, batch in taken:  # nothing buffered is lost: try again later
+                    run._restore_items(batch)
+                raise
 
     def _insert_items(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -782,12 +829,21 @@ class Ledger:
         """Delete terminal runs finished before the cutoff (a datetime, or an
         age like ``"90d"``), keeping each job's latest run and latest
         successful run and all job state."""
+        now = self.clock.now()
         if isinstance(older_than, datetime):
             cutoff = inputs.timestamp("older_than", older_than, optional=False)
             assert cutoff is not None
+            if cutoff > now:
+                raise InvalidInput(
+                    "older_than",
+                    f"{cutoff.isoformat()} is in the future (now is {now.isoformat()})",
+                    "a past datetime, or a positive age like 90d",
+                )
         else:
-            cutoff = self.clock.now() - inputs.duration("older_than", older_than)
+            cutoff = now - inputs.duration("older_than", older_than)
         inputs.positive_int("batch_size", batch_size, limit=100_000)
+        inputs.flag("items_only", items_only)
+        inputs.flag("dry_run", dry_run)
         result = prune(
             self.store,
             cutoff,

@@ -1,13 +1,25 @@
 """Retention: delete old history in short batches, never the runs that the
 ledger still needs (active runs, each job's latest run and latest successful
-run) and never job state, so pruning cannot reset incremental fetching."""
+run) and never job state, so pruning cannot reset incremental fetching.
+
+The next run's window starts at the job's watermark, which lives in job state,
+not in any run row: deleting runs cannot move it.
+
+Why a batch chosen in one transaction is safe to delete in the next: a job's
+"latest run" pointers only ever move to the run being finalized, in the same
+transaction, and never backwards. A run that was already terminal when the
+batch was chosen can therefore never become one a job points at, and runs
+that are still active are not chosen at all.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from runtrack.models import PruneResult
+from runtrack.store import dialects
 from runtrack.store.sql import Store
 
 __all__ = ["prune"]
@@ -24,18 +36,24 @@ def prune(
 ) -> PruneResult:
     """Delete terminal runs (or only their items) finished before ``cutoff``.
 
-    Each batch is its own short transaction, so writers are never blocked for
-    longer than one batch takes.
+    Each batch is its own short transaction (choose ``batch_size`` run ids,
+    delete their items and rows), so a writer waits at most for one batch,
+    never for the whole prune. ``dry_run`` counts what each batch would delete.
     """
+    give_way = not dry_run and dialects.polls_for_locks(store.dialect)
     result = PruneResult(dry_run=dry_run)
-    after = 0
-    while ids := store.prunable_runs(cutoff, after, batch_size):
-        after = ids[-1]
-        if dry_run:
-            runs, items = (0 if items_only else len(ids)), store.count_items(ids)
-        else:
-            runs, items = store.delete_runs(ids, items_only=items_only)
+    after: int | None = 0
+    while True:
+        began = time.monotonic()
+        after, runs, items = store.prune_batch(
+            cutoff, after or 0, batch_size, items_only=items_only, dry_run=dry_run
+        )
+        if after is None:
+            return result
         result = PruneResult(result.runs + runs, result.items + items, result.batches + 1, dry_run)
         if progress is not None:
             progress(result)
-    return result
+        if give_way:
+            # Leave the lock free as long as we held it, so that writers
+            # polling for it get in between batches instead of starving.
+            time.sleep(time.monotonic() - began)

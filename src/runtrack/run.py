@@ -9,6 +9,7 @@ a lost lease) that the heartbeat thread may have set, and raises it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -26,8 +27,19 @@ __all__ = ["Run", "current_run"]
 
 MAX_ERRORS_KEPT = 100
 MAX_NOTES_KEPT = 100
+#: In an event loop, full item batches wait for the heartbeat thread; this many
+#: may pile up (a slow or unreachable database) before the caller blocks.
+BUFFERED_BATCHES = 8
 
 _current: ContextVar[Run | None] = ContextVar("runtrack_current_run", default=None)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def current_run() -> Run:
@@ -190,16 +202,33 @@ class Run:
         data: Any = None,
         error: str | None = None,
     ) -> None:
-        """Record the outcome of one unit of work. Buffered and written in batches."""
+        """Record the outcome of one unit of work. Buffered and written in batches.
+
+        A full buffer is written at once, in this thread; called from an event
+        loop it is handed to the heartbeat thread instead, unless
+        :attr:`max_buffered` items are waiting (then this call writes them).
+        """
         if self._interrupt is not None:
             raise self._interrupt()
         row = self._item_row(key, status, group, source, data, error)
         with self._lock:
             self._items.append(row)
             self._tally(row)
-            full = len(self._items) >= self._batch
-        if full:
+            buffered = len(self._items)
+        if buffered < self._batch:
+            return
+        if buffered < self.max_buffered and _in_event_loop():
+            self._ledger._heartbeat.wake()
+        else:
             self._ledger._flush_items(self)
+
+    @property
+    def max_buffered(self) -> int:
+        """The most items held in memory before ``item()`` writes them itself."""
+        return self._batch * BUFFERED_BATCHES
+
+    def _flush_due(self) -> bool:
+        return len(self._items) >= self._batch
 
     def _item_row(
         self,

@@ -144,6 +144,14 @@ def now_sql(conn: Connection) -> datetime:
     return result
 
 
+def polls_for_locks(dialect: str) -> bool:
+    """Whether a writer waiting for the database lock polls for it instead of
+    queueing (SQLite's busy handler). There a loop of back-to-back write
+    transactions can starve every other writer, so long maintenance loops
+    pause between their transactions."""
+    return dialect == "sqlite"
+
+
 # MySQL/MariaDB: deadlock, lock wait timeout, server gone / lost connection.
 _MYSQL_RETRY = {1205, 1213, 2006, 2013}
 # PostgreSQL SQLSTATEs: serialization failure, deadlock, connection failures.

@@ -75,7 +75,7 @@ from runtrack.store.schema import (
     runs,
 )
 
-__all__ = ["RunFilter", "StartedRun", "Store"]
+__all__ = ["RunFilter", "StartedRun", "Store", "WindowBeforeWatermark"]
 
 T = TypeVar("T")
 _ACTIVE = sorted(ACTIVE)
@@ -102,6 +102,45 @@ class StartedRun:
     window_start: datetime | None
     job_checkpoint: Any
     resume_checkpoint: Any
+    window_end: datetime | None = None
+
+
+def _start_at_watermark(row: dict[str, Any], watermark: datetime | None, fixed_end: bool) -> None:
+    """Start the run's window at the job's watermark (naive UTC values)."""
+    row["window_start"] = watermark
+    if watermark is not None and row["window_end"] < watermark:
+        if fixed_end:
+            raise WindowBeforeWatermark(watermark)
+        # Another machine's clock ran ahead of ours: an empty window, never an
+        # inverted one.
+        row["window_end"] = watermark
+
+
+def _prunable(cutoff: datetime, after_id: int, limit: int) -> Select[Any]:
+    keep = (
+        select(jobs.c.last_run_id)
+        .where(jobs.c.last_run_id.is_not(None))
+        .union(select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None)))
+    )
+    return (
+        select(runs.c.id)
+        .where(
+            runs.c.id > after_id,
+            runs.c.status.in_(_TERMINAL),
+            runs.c.finished_at < naive(cutoff),
+            runs.c.id.not_in(keep),
+        )
+        .order_by(runs.c.id)
+        .limit(limit)
+    )
+
+
+class WindowBeforeWatermark(Exception):
+    """Internal: a run's explicit window_end is before the job's watermark."""
+
+    def __init__(self, watermark: datetime) -> None:
+        self.watermark = watermark
+        super().__init__(watermark)
 
 
 class LeaseTaken(Exception):
@@ -247,10 +286,16 @@ class Store:
     # -- runs: creation and transitions ----------------------------------
 
     def insert_run(
-        self, values: dict[str, Any], slots: Sequence[str], *, explicit_window: bool
+        self,
+        values: dict[str, Any],
+        slots: Sequence[str],
+        *,
+        explicit_window: bool,
+        explicit_end: bool = False,
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
-        that also reads the job's watermark and checkpoints."""
+        that also reads the job's watermark (the window's start unless
+        ``explicit_window``) and checkpoints."""
 
         def work(conn: Connection) -> StartedRun:
             job = conn.execute(
@@ -260,13 +305,13 @@ class Store:
             ).one()
             row = dict(values)
             if not explicit_window:
-                row["window_start"] = job.watermark
+                _start_at_watermark(row, job.watermark, explicit_end)
+            # A run's checkpoint starts at the one it resumes from, so a run
+            # that fails again before saving one hands it on to the next.
+            row["checkpoint"] = self._resume_checkpoint(conn, row, job)
             run_id = self._claim_slot(conn, row, slots)
             return StartedRun(
-                run_id,
-                row["window_start"],
-                job.checkpoint,
-                self._resume_checkpoint(conn, values, job),
+                run_id, row["window_start"], job.checkpoint, row["checkpoint"], row["window_end"]
             )
 
         return self.write(work)
@@ -287,13 +332,21 @@ class Store:
         raise LeaseTaken([(h.id, h.status) for h in holders])
 
     @staticmethod
-    def _resume_checkpoint(conn: Connection, values: dict[str, Any], job: Any) -> Any:
-        previous = values.get("retry_of")
-        if previous is None and job.last_status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            previous = job.last_run_id
-        if previous is None:
+    def _resume_checkpoint(conn: Connection, row: dict[str, Any], job: Any) -> Any:
+        """The checkpoint of the run ``row`` retries: ``retry_of``, else the
+        job's last run if it failed or was cancelled over the same window
+        start (a failed backfill does not hand its cursor to a regular run)."""
+        if row.get("retry_of") is not None:
+            query = select(runs.c.checkpoint).where(runs.c.id == row["retry_of"])
+            return conn.execute(query).scalar()
+        if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             return None
-        return conn.execute(select(runs.c.checkpoint).where(runs.c.id == previous)).scalar()
+        last = conn.execute(
+            select(runs.c.checkpoint, runs.c.window_start).where(runs.c.id == job.last_run_id)
+        ).first()
+        if last is None or last.window_start != row["window_start"]:
+            return None
+        return last.checkpoint
 
     def transition(
         self,
@@ -650,46 +703,31 @@ class Store:
 
     # -- retention -----------------------------------------------------------
 
-    def prunable_runs(self, cutoff: datetime, after_id: int, limit: int) -> list[int]:
-        """Terminal runs finished before ``cutoff``, minus each job's latest run
-        and latest successful run, in id order from ``after_id``."""
-        keep = (
-            select(jobs.c.last_run_id)
-            .where(jobs.c.last_run_id.is_not(None))
-            .union(
-                select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None))
-            )
-        )
-        query = (
-            select(runs.c.id)
-            .where(
-                runs.c.id > after_id,
-                runs.c.status.in_(_TERMINAL),
-                runs.c.finished_at < naive(cutoff),
-                runs.c.id.not_in(keep),
-            )
-            .order_by(runs.c.id)
-            .limit(limit)
-        )
-        return [r.id for r in self.read(lambda c: c.execute(query).all())]
+    def prune_batch(
+        self, cutoff: datetime, after_id: int, limit: int, *, items_only: bool, dry_run: bool
+    ) -> tuple[int | None, int, int]:
+        """One batch of retention in one short transaction: choose up to
+        ``limit`` prunable runs after ``after_id`` (terminal, finished before
+        ``cutoff``, not a job's latest run or latest successful run), delete
+        their items and, unless ``items_only``, the runs; on a dry run only
+        count them. Returns (last id chosen, or None when none is left; runs;
+        items)."""
 
-    def count_items(self, run_ids: Sequence[int]) -> int:
-        query = select(func.count()).select_from(run_items).where(run_items.c.run_id.in_(run_ids))
-        return int(self.read(lambda c: c.execute(query).scalar_one()))
-
-    def delete_runs(self, run_ids: Sequence[int], *, items_only: bool) -> tuple[int, int]:
-        """Delete the items (and unless ``items_only`` the runs) of terminal runs."""
-
-        def work(conn: Connection) -> tuple[int, int]:
-            items = conn.execute(delete(run_items).where(run_items.c.run_id.in_(run_ids)))
+        def work(conn: Connection) -> tuple[int | None, int, int]:
+            ids: list[int] = list(conn.execute(_prunable(cutoff, after_id, limit)).scalars())
+            if not ids:
+                return None, 0, 0
+            of_runs = run_items.c.run_id.in_(ids)
+            if dry_run:
+                count = select(func.count()).select_from(run_items).where(of_runs)
+                return ids[-1], 0 if items_only else len(ids), conn.execute(count).scalar_one()
+            items = conn.execute(delete(run_items).where(of_runs)).rowcount
             if items_only:
-                return 0, items.rowcount
-            gone = conn.execute(
-                delete(runs).where(runs.c.id.in_(run_ids), runs.c.status.in_(_TERMINAL))
-            )
-            return gone.rowcount, items.rowcount
+                return ids[-1], 0, items
+            gone = delete(runs).where(runs.c.id.in_(ids), runs.c.status.in_(_TERMINAL))
+            return ids[-1], conn.execute(gone).rowcount, items
 
-        return self.write(work)
+        return self.read(work) if dry_run else self.write(work)
 
     # -- provider pauses -----------------------------------------------------
 
