@@ -1,19 +1,27 @@
 """The one heartbeat thread of a ledger.
 
-Every interval it writes, for all active runs of this process at once:
-``heartbeat_at`` plus counters and progress (one batched UPDATE), their
-buffered items (one batched INSERT), then reads back their status and cancel
-requests (one SELECT per 500 runs). A run whose row is no longer ``running``
-was reaped or taken over: its handle learns it (``LeaseLost``). A database
-error in a tick is logged and the next tick tries again; it never kills a run.
+Every interval it writes, for all active runs of this process at once, in one
+transaction: ``heartbeat_at`` plus counters and progress (one UPDATE per 500
+runs, fenced by each run's uid), then reads back their status and cancel
+requests (one SELECT per 500 runs). Then it writes their buffered items, again
+only for runs that are still ours. A run whose row is no longer ``running``
+was reaped: its handle learns it (``LeaseLost``). A database error in a tick
+is logged and the next tick tries again; it never kills a run.
+
+The thread is a daemon, stopped by ``Ledger.close()`` and at interpreter exit.
+A process forked from one with a running thread starts afresh: the child
+forgets the parent's runs (they are not its to keep alive) and its pooled
+connections, and starts its own thread with its first run.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,11 +32,14 @@ from runtrack.models import RunStatus
 if TYPE_CHECKING:
     from runtrack.clock import Clock
     from runtrack.run import Run
-    from runtrack.store.sql import Store
+    from runtrack.store.sql import RunState, Store
 
 __all__ = ["Heartbeat"]
 
 log = logging.getLogger("runtrack.heartbeat")
+
+# Every heartbeat of this process, so that a forked child can reset them all.
+_ALL: weakref.WeakSet[Heartbeat] = weakref.WeakSet()
 
 
 class Heartbeat:
@@ -53,6 +64,7 @@ class Heartbeat:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        _ALL.add(self)
 
     def register(self, run: Run) -> None:
         with self._lock:
@@ -69,15 +81,17 @@ class Heartbeat:
 
     def _start(self) -> None:
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._loop, name="runtrack-heartbeat", daemon=True)
         self._thread.start()
         atexit.register(self.stop)
 
     def stop(self) -> None:
         """Stop the thread and wait for its current tick to end."""
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
+        with self._lock:  # a run registering now starts a new thread, not this one
+            self._stop.set()
+            self._wake.set()
+            thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(5.0, self.interval * 2))
         atexit.unregister(self.stop)
@@ -122,17 +136,27 @@ class Heartbeat:
     def tick(self) -> None:
         """One heartbeat for every active run (callable directly in tests)."""
         with self._lock:
-            runs = list(self._runs.values())
+            # In id order, like the reaper, so their row locks never deadlock.
+            runs = sorted(self._runs.values(), key=lambda run: run.id)
         if not runs:
             return
-        self._store.heartbeat(self._clock.now(), [run._beat() for run in runs])
-        self._flush_items(runs)
-        states = self._store.run_states([run.id for run in runs])
+        states = self._store.heartbeat(self._clock.now(), [run._beat() for run in runs])
         for run in runs:
             self._apply(run, states.get(run.id))
         self.ticks += 1
+        # Items last: a failed insert must not cost the runs their heartbeat.
+        self._flush_items([run for run in runs if run.id in self._runs])
 
-    def _apply(self, run: Run, state: tuple[str, object, str | None] | None) -> None:
+    def _after_fork_in_child(self) -> None:
+        self._runs = {}
+        self._lock = threading.Lock()  # another thread may have held it at fork
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = None
+        # The pooled connections are the parent's sockets: never share them.
+        self._store.engine.dispose(close=False)
+
+    def _apply(self, run: Run, state: RunState | None) -> None:
         if run.id not in self._runs:
             return  # finalized by its own thread meanwhile
         if state is None or state[0] != RunStatus.RUNNING:
@@ -146,3 +170,12 @@ class Heartbeat:
             self.unregister(run)
         elif state[1] is not None:
             run._request_stop(state[2])
+
+
+def _reset_after_fork() -> None:
+    for heartbeat in list(_ALL):
+        heartbeat._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -370,7 +370,10 @@ class Ledger:
                     extra={"run_id": run_id, "job": job, "provider": provider, "status": "failed"},
                 )
                 self.events.finished(run_id)
-            started = insert()
+            try:
+                started = insert()
+            except LeaseTaken as again:  # another process took the freed slot first
+                raise JobBusy(job, [i for i, _ in again.holders], len(slots)) from None
         return _Started(started, values, now, aware(started.window_end) or end)
 
     @staticmethod
@@ -481,8 +484,11 @@ class Ledger:
         with self._items_lock:  # a heartbeat flush of this run's items ends first
             items = run._take_items()
         changed = self._with_finalize_retries(lambda: self._write_final(run, status, values, items))
+        current = None if changed else self.store.get_run(run.id)
+        ours = (status, aware(values["finished_at"]))
+        if current and (current.status, current.finished_at) == ours:
+            changed = True  # a retried attempt had committed; only its answer was lost
         if not changed:
-            current = self.store.get_run(run.id)
             run.status = current.status if current else RunStatus.FAILED
             raise LeaseLost(run.id, current.status if current else None)
         run.status = status
@@ -503,9 +509,10 @@ class Ledger:
     def _write_final(
         self, run: Run, status: RunStatus, values: dict[str, Any], items: list[dict[str, Any]]
     ) -> bool:
-        self._insert_items(items)
-        items.clear()  # written: a retry of the final update must not repeat them
-        return self.store.transition(run.id, status, ALLOWED_FROM[status], values, uid=run.uid)
+        # Fenced, with the last items in the same transaction: a run reaped
+        # meanwhile gets neither its final values nor these items.
+        self._stamp_items(items)
+        return self.store.finalize_run(run.id, run.uid, status, values, items)
 
     def _with_finalize_retries(self, write: Callable[[], bool]) -> bool:
         # The database may be away for a while; keep trying for a bounded time.
@@ -543,24 +550,32 @@ class Ledger:
 
     def _flush_items(self, run: Run) -> None:
         self._flush_items_of([run])
+        run._check()  # the run was found reaped: its code stops here
 
     def _flush_items_of(self, runs: Sequence[Run]) -> None:
+        """Write buffered items, fenced: the items of a run that is no longer
+        ours are dropped and its handle raises ``LeaseLost`` from then on."""
         with self._items_lock:
             taken = [(run, run._take_items()) for run in runs]
-            rows = [row for _, batch in taken for row in batch]
+            owners = {run.id: run.uid for run, batch in taken if batch}
+            rows = self._stamp_items([row for _, batch in taken for row in batch])
             try:
-                self._insert_items(rows)
+                lost = self.store.insert_items_fenced(rows, owners)
             except Exception:
                 for run, batch in taken:  # nothing buffered is lost: try again later
                     run._restore_items(batch)
                 raise
+        for run, _ in taken:
+            if run.id in lost:
+                self._heartbeat.unregister(run)
+                run._lose_lease(lost[run.id])
 
-    def _insert_items(self, rows: list[dict[str, Any]]) -> None:
+    def _stamp_items(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if rows:
             now = naive(self.clock.now())
             for row in rows:
                 row.setdefault("recorded_at", now)
-            self.store.insert_items(rows)
+        return rows
 
     # -- queries -------------------------------------------------------------
 

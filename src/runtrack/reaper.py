@@ -1,10 +1,13 @@
 """Finalize runs whose worker is gone.
 
 A run is stale when its last heartbeat (or, if it never heartbeated, its start)
-is older than the stale threshold; a running run whose cancel request is older
-than the cancel grace is stuck. Both are finalized with a guarded update that
-re-checks the deadline, so a run that heartbeats between the scan and the
-update is left alone, and many reapers racing finalize each run once.
+is older than the stale threshold: it ends ``failed`` with ``heartbeat_timeout``,
+or ``cancelled`` if a cancel was pending (someone wanted it stopped, and it
+stopped). A running run whose cancel request is older than the cancel grace is
+stuck: it ends ``cancelled`` with ``cancel_timeout``. Each is finalized with a
+guarded update that re-checks the deadline, so a run that heartbeats between
+the scan and the update is left alone, and many reapers racing finalize each
+run once.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ class Reaper:
         cancel_cutoff = now - self.cancel_grace
         found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit)
         changes = [
-            self._change(run_id, reason, status, now, hb_cutoff, cancel_cutoff)
-            for run_id, reason, status in found
+            self._change(run_id, reason, now, hb_cutoff, cancel_cutoff)
+            for run_id, reason, _ in found
         ]
         reaped: list[int] = []
         for start in range(0, len(changes), CHUNK):
@@ -69,23 +72,21 @@ class Reaper:
             log.info("reaped %d stale run(s): %s", len(reaped), reaped[:20])
 
     def reap_if_stale(self, run_ids: list[int], now: datetime) -> list[int]:
-        """Finalize those of ``run_ids`` that are stale (a busy job's holders)."""
-        hb_cutoff = now - self.stale_after
+        """Finalize those of ``run_ids`` that are stale or stuck (a busy job's
+        holders). Each holder gets every kind of change, in the order of
+        :meth:`reap`; their guards let at most one apply."""
+        hb_cutoff, cancel_cutoff = now - self.stale_after, now - self.cancel_grace
         changes = [
-            self._change(i, "heartbeat", None, now, hb_cutoff, now - self.cancel_grace)
+            self._change(i, reason, now, hb_cutoff, cancel_cutoff)
             for i in run_ids
+            for reason in ("heartbeat+cancel", "heartbeat", "cancel")
         ]
         return self.store.transition_many(changes)
 
     @staticmethod
     def _change(
-        run_id: int,
-        reason: str,
-        status: str | None,
-        now: datetime,
-        hb_cutoff: datetime,
-        cancel_cutoff: datetime,
-    ) -> tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]:
+        run_id: int, reason: str, now: datetime, hb_cutoff: datetime, cancel_cutoff: datetime
+    ) -> _Change:
         values: dict[str, Any] = {"finished_at": naive(now)}
         if reason == "cancel":
             values.update(
@@ -95,9 +96,14 @@ class Reaper:
             )
             where = [Store.cancel_requested_before(cancel_cutoff)]
             return run_id, RunStatus.CANCELLED, frozenset({RunStatus.RUNNING}), values, where
+        cancel = reason == "heartbeat+cancel"
         values.update(
             error_type="heartbeat_timeout",
             error_message=f"no heartbeat since before {hb_cutoff.isoformat()}; "
-            "the worker is presumed dead",
+            "the worker is presumed dead" + (" (a cancel was pending)" if cancel else ""),
         )
-        return run_id, RunStatus.FAILED, ACTIVE, values, [Store.heartbeat_older_than(hb_cutoff)]
+        # The cancel guard keeps a request that lands after the scan from
+        # being overwritten by "failed": that run waits for the next sweep.
+        where = [Store.heartbeat_older_than(hb_cutoff), Store.cancel_pending(cancel)]
+        target = RunStatus.CANCELLED if cancel else RunStatus.FAILED
+        return run_id, target, ACTIVE, values, where

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -44,6 +44,7 @@ from tenacity import (
 from runtrack.errors import DatabaseUnavailable
 from runtrack.models import (
     ACTIVE,
+    ALLOWED_FROM,
     GOOD,
     TERMINAL,
     ItemRecord,
@@ -79,6 +80,11 @@ __all__ = ["RunFilter", "StartedRun", "Store", "WindowBeforeWatermark"]
 
 T = TypeVar("T")
 _ACTIVE = sorted(ACTIVE)
+#: Runs per heartbeat statement: keeps the bind parameters of one batched
+#: UPDATE (four per run) far below every driver's limit.
+BEAT_CHUNK = 500
+#: A run's status, cancel request time and cancel reason, as a tick reads them.
+RunState = tuple[str, datetime | None, str | None]
 _TERMINAL = sorted(TERMINAL)
 
 
@@ -571,44 +577,64 @@ class Store:
 
     # -- liveness ------------------------------------------------------------
 
-    def heartbeat(self, now: datetime, beats: list[dict[str, Any]]) -> None:
-        """Write heartbeat, counters and progress of many runs in one batched
-        statement; a run that is no longer running (reaped) is not touched."""
-        if not beats:
-            return
-        stmt = (
+    def heartbeat(self, now: datetime, beats: list[dict[str, Any]]) -> dict[int, RunState]:
+        """Write ``heartbeat_at``, counters and progress of many runs, then read
+        back their status and cancel request: one transaction, one UPDATE and
+        one SELECT per 500 runs. The UPDATE is fenced (uid, still running); a
+        run whose row is not running under its uid is absent from the answer
+        unless its status says why."""
+
+        def work(conn: Connection) -> dict[int, RunState]:
+            states: dict[int, RunState] = {}
+            for start in range(0, len(beats), BEAT_CHUNK):
+                chunk = beats[start : start + BEAT_CHUNK]
+                conn.execute(self._beat_update(now, chunk))
+                owners = {beat["b_id"]: beat["b_uid"] for beat in chunk}
+                query = select(
+                    runs.c.id,
+                    runs.c.uid,
+                    runs.c.status,
+                    runs.c.cancel_requested_at,
+                    runs.c.cancel_reason,
+                ).where(runs.c.id.in_(list(owners)))
+                for row in conn.execute(query):
+                    if owners[row.id] == row.uid:
+                        states[row.id] = (row.status, row.cancel_requested_at, row.cancel_reason)
+            return states
+
+        return self.write(work) if beats else {}
+
+    @staticmethod
+    def _beat_update(now: datetime, beats: Sequence[dict[str, Any]]) -> Update:
+        """One UPDATE for many runs, each getting its own counters and progress
+        through a CASE on id (portable, unlike UPDATE ... FROM VALUES)."""
+
+        def per_run(key: str, column: Any) -> Any:
+            whens = {b["b_id"]: bindparam(None, b[key], type_=column.type) for b in beats}
+            return case(whens, value=runs.c.id, else_=column)
+
+        return (
             update(runs)
             .where(
-                runs.c.id == bindparam("b_id"),
-                runs.c.uid == bindparam("b_uid"),
+                runs.c.id.in_([b["b_id"] for b in beats]),
+                runs.c.uid.in_([b["b_uid"] for b in beats]),
                 runs.c.status == RunStatus.RUNNING,
             )
             .values(
                 heartbeat_at=naive(now),
-                counters=bindparam("b_counters"),
-                progress_total=bindparam("b_total"),
-                progress_done=bindparam("b_done"),
+                counters=per_run("b_counters", runs.c.counters),
+                progress_total=per_run("b_total", runs.c.progress_total),
+                progress_done=per_run("b_done", runs.c.progress_done),
             )
         )
-        self.write(lambda c: c.execute(stmt, beats))
-
-    def run_states(self, ids: Sequence[int]) -> dict[int, tuple[str, datetime | None, str | None]]:
-        """Status, cancel request time and cancel reason of each run."""
-        result: dict[int, tuple[str, datetime | None, str | None]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = select(
-                runs.c.id, runs.c.status, runs.c.cancel_requested_at, runs.c.cancel_reason
-            ).where(runs.c.id.in_(chunk))
-            for row in self.read(lambda c, q=query: c.execute(q).all()):  # type: ignore[misc]
-                result[row.id] = (row.status, row.cancel_requested_at, row.cancel_reason)
-        return result
 
     def stale_runs(
         self, heartbeat_cutoff: datetime, cancel_cutoff: datetime, limit: int
     ) -> list[tuple[int, str, str]]:
-        """(id, reason, status) of active runs past their deadline. Each query is
-        a range of an index, so the cost follows the number of stale runs."""
+        """(id, reason, status) of active runs past their deadline; the reason is
+        ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``pending``
+        or ``cancel``. Each query is a range of an index, so the cost follows
+        the number of stale runs."""
         hb = naive(heartbeat_cutoff)
         queries = [
             (
@@ -643,8 +669,10 @@ class Store:
         def work(conn: Connection) -> list[tuple[int, str, str]]:
             found: dict[int, tuple[int, str, str]] = {}
             for reason, query in queries:
+                query = query.add_columns(runs.c.cancel_requested_at)
                 for row in conn.execute(query.order_by(runs.c.id).limit(limit)):
-                    found.setdefault(row.id, (row.id, reason, row.status))
+                    cancel = reason == "heartbeat" and row.cancel_requested_at is not None
+                    found.setdefault(row.id, (row.id, reason + "+cancel" * cancel, row.status))
             return list(found.values())[:limit]
 
         return self.read(work)
@@ -663,6 +691,63 @@ class Store:
                 for run_id, target, allowed, values, where in changes
                 if self._transition(conn, run_id, target, allowed, values, None, where)
             ]
+
+        return self.write(work)
+
+    def insert_items_fenced(
+        self, rows: list[dict[str, Any]], owners: dict[int, str]
+    ) -> dict[int, str | None]:
+        """Insert the items of the runs in ``owners`` (id -> uid) that are still
+        running under that uid, with those runs' rows locked so that no reaper
+        finalizes one mid-way; the rows of the others are dropped. Returns the
+        runs that are not ours any more, with their status (None: gone)."""
+
+        def work(conn: Connection) -> dict[int, str | None]:
+            found: dict[int, Any] = {}
+            ids = sorted(owners)
+            for start in range(0, len(ids), BEAT_CHUNK):
+                # Locked in id order, like the heartbeat and the reaper, so that
+                # their row locks never deadlock (SQLite: BEGIN IMMEDIATE already
+                # serializes, and FOR UPDATE is left out).
+                query = (
+                    select(runs.c.id, runs.c.uid, runs.c.status)
+                    .where(runs.c.id.in_(ids[start : start + BEAT_CHUNK]))
+                    .order_by(runs.c.id)
+                    .with_for_update()
+                )
+                found.update((row.id, row) for row in conn.execute(query))
+            lost = {
+                run_id: found[run_id].status if run_id in found else None
+                for run_id, uid in owners.items()
+                if run_id not in found
+                or (found[run_id].uid, found[run_id].status) != (uid, RunStatus.RUNNING)
+            }
+            kept = [row for row in rows if row["run_id"] not in lost]
+            if kept:
+                conn.execute(insert(run_items), kept)
+            return lost
+
+        return self.write(work) if rows else {}
+
+    def finalize_run(
+        self,
+        run_id: int,
+        uid: str,
+        target: RunStatus,
+        values: dict[str, Any],
+        items: list[dict[str, Any]],
+    ) -> bool:
+        """The owner's final write: the fenced transition and, only if it
+        happened, the run's last buffered items, in one transaction (so a
+        retried attempt never repeats them and a fenced one writes nothing)."""
+
+        def work(conn: Connection) -> bool:
+            allowed = ALLOWED_FROM[target]
+            if not self._transition(conn, run_id, target, allowed, values, uid, ()):
+                return False
+            if items:
+                conn.execute(insert(run_items), items)
+            return True
 
         return self.write(work)
 
@@ -846,3 +931,8 @@ class Store:
     @staticmethod
     def cancel_requested_before(cutoff: datetime) -> ColumnElement[bool]:
         return runs.c.cancel_requested_at < naive(cutoff)
+
+    @staticmethod
+    def cancel_pending(pending: bool) -> ColumnElement[bool]:
+        column = runs.c.cancel_requested_at
+        return column.is_not(None) if pending else column.is_(None)
