@@ -58,6 +58,13 @@ def test_since_and_until_bound_created_at(
     assert ids(client.get("/api/runs", params={"since": later})) == []
 
 
+def test_times_are_iso_8601_not_unix_timestamps(client: TestClient, seeded: Seeded) -> None:
+    for value in ("1700000000", "-5", "1.5"):
+        answer = client.get("/api/runs", params={"until": value})
+        assert answer.status_code == 422, value
+        assert "ISO 8601" in answer.text
+
+
 def test_cursor_walks_every_run_once(client: TestClient, seeded: Seeded) -> None:
     seen: list[int] = []
     cursor = None

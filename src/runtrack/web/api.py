@@ -8,7 +8,6 @@ malformed requests early; the ledger still checks everything it is given.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -24,6 +23,7 @@ from runtrack.web.schemas import (
     GroupOut,
     HealthOut,
     HealthProblem,
+    IsoDatetime,
     ItemOut,
     ItemPage,
     JobDetail,
@@ -89,8 +89,8 @@ def list_runs(
     provider: Name = None,
     status: Annotated[list[RunStatus] | None, Query(description="Repeatable.")] = None,
     triggered_by: Name = None,
-    since: Annotated[datetime | None, Query(description="created_at >= since")] = None,
-    until: Annotated[datetime | None, Query(description="created_at < until")] = None,
+    since: Annotated[IsoDatetime | None, Query(description="created_at >= since, ISO 8601")] = None,
+    until: Annotated[IsoDatetime | None, Query(description="created_at < until, ISO 8601")] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
     page: Annotated[

@@ -8,9 +8,9 @@ percent and ETA).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from runtrack import inputs
 from runtrack.models import (
@@ -26,6 +26,20 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.web.problems import Problem
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic would read a bare number as a Unix timestamp; the API speaks
+    ISO 8601 only, so ``until=1700000000`` is a client error, not a date."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-22T10:00:00Z")
+    return value
+
+
+#: A date-time given in ISO 8601 (never a bare Unix timestamp).
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 __all__ = [
     "CancelRequest",
@@ -380,7 +394,7 @@ class PauseRequest(BaseModel):
     duration: str | None = Field(
         None, max_length=32, description='How long: "90s", "15m", "2h", "1d", or seconds.'
     )
-    until: datetime | None = Field(None, description="When the pause ends (ISO 8601).")
+    until: IsoDatetime | None = Field(None, description="When the pause ends (ISO 8601).")
     reason: str = Field(min_length=1, max_length=MAX_TEXT, description="Why, for the operators.")
 
     @field_validator("duration")
