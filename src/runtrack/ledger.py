@@ -483,11 +483,21 @@ class Ledger:
         values.update(_error_fields(error, error_type))
         with self._items_lock:  # a heartbeat flush of this run's items ends first
             items = run._take_items()
-        changed = self._with_finalize_retries(lambda: self._write_final(run, status, values, items))
+        attempts = 0
+
+        def write() -> bool:
+            nonlocal attempts
+            attempts += 1
+            return self._write_final(run, status, values, items)
+
+        changed = self._with_finalize_retries(write)
         current = None if changed else self.store.get_run(run.id)
+        # After a failed attempt the stored end may be ours with only its answer
+        # lost; without one, equal values are another finisher's at the same
+        # clock reading, and this call lost.
         ours = (status, aware(values["finished_at"]))
-        if current and (current.status, current.finished_at) == ours:
-            changed = True  # a retried attempt had committed; only its answer was lost
+        if attempts > 1 and current and (current.status, current.finished_at) == ours:
+            changed = True
         if not changed:
             run.status = current.status if current else RunStatus.FAILED
             raise LeaseLost(run.id, current.status if current else None)

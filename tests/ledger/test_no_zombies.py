@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from runtrack import Ledger, ManualClock, RunStatus
+from runtrack import LeaseLost, Ledger, ManualClock, RunStatus
 from runtrack.store import dialects
 from runtrack.store.schema import jobs, runs
 from runtrack.store.sql import BEAT_CHUNK
@@ -76,6 +76,20 @@ def test_stale_run_is_reaped_with_its_last_heartbeat(
         assert last is not None and last[1] == {"reaped": 0}
         with reaper.run("zombie:one"):  # its lease went with it
             pass
+
+
+def test_a_run_reaped_at_the_same_clock_reading_is_still_lost_to_its_owner(
+    db_url: str, frozen: Ledger, clock: ManualClock
+) -> None:
+    run = frozen.start_run("zombie:same-instant")
+    clock.advance(STALE + timedelta(seconds=1))
+    with reaper_at(db_url, clock) as reaper:
+        assert reaper.reap() == [run.id]
+    # The owner's end would be identical to the reaper's (same status, same
+    # finished_at): still not its write, so it learns it lost the run.
+    with pytest.raises(LeaseLost):
+        frozen.finish_run(run, "failed")
+    assert run.status is RunStatus.FAILED
 
 
 def test_pending_run_nobody_starts_is_reaped_by_its_creation_time(
