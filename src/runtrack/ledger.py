@@ -485,7 +485,7 @@ class Ledger:
             items = run._take_items()
         attempts = 0
 
-        def write() -> bool:
+        def write() -> bool | None:
             nonlocal attempts
             attempts += 1
             return self._write_final(run, status, values, items)
@@ -493,10 +493,11 @@ class Ledger:
         changed = self._with_finalize_retries(write)
         current = None if changed else self.store.get_run(run.id)
         # After a failed attempt the stored end may be ours with only its answer
-        # lost; without one, equal values are another finisher's at the same
-        # clock reading, and this call lost.
+        # lost (``None``: the store retried one); without one, equal values are
+        # another finisher's at the same clock reading, and this call lost.
         ours = (status, aware(values["finished_at"]))
-        if attempts > 1 and current and (current.status, current.finished_at) == ours:
+        retried = attempts > 1 or changed is None
+        if retried and current and (current.status, current.finished_at) == ours:
             changed = True
         if not changed:
             run.status = current.status if current else RunStatus.FAILED
@@ -518,13 +519,13 @@ class Ledger:
 
     def _write_final(
         self, run: Run, status: RunStatus, values: dict[str, Any], items: list[dict[str, Any]]
-    ) -> bool:
+    ) -> bool | None:
         # Fenced, with the last items in the same transaction: a run reaped
         # meanwhile gets neither its final values nor these items.
         self._stamp_items(items)
         return self.store.finalize_run(run.id, run.uid, status, values, items)
 
-    def _with_finalize_retries(self, write: Callable[[], bool]) -> bool:
+    def _with_finalize_retries(self, write: Callable[[], bool | None]) -> bool | None:
         # The database may be away for a while; keep trying for a bounded time.
         # If it never comes back the run stops heartbeating and is reaped.
         retrying = Retrying(

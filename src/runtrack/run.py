@@ -10,6 +10,7 @@ a lost lease) that the heartbeat thread may have set, and raises it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from runtrack import inputs
-from runtrack.errors import InvalidInput, LeaseLost, RunCancelled
+from runtrack.errors import DatabaseUnavailable, InvalidInput, LeaseLost, RunCancelled
 from runtrack.models import ItemStatus, RunStatus, Window
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ MAX_NOTES_KEPT = 100
 BUFFERED_BATCHES = 8
 
 _current: ContextVar[Run | None] = ContextVar("runtrack_current_run", default=None)
+log = logging.getLogger("runtrack")
 
 
 def _in_event_loop() -> bool:
@@ -207,6 +209,9 @@ class Run:
         A full buffer is written at once, in this thread; called from an event
         loop it is handed to the heartbeat thread instead, unless
         :attr:`max_buffered` items are waiting (then this call writes them).
+        While the database is unavailable, items wait in memory for the
+        heartbeat thread; only a full :attr:`max_buffered` raises
+        ``DatabaseUnavailable``.
         """
         if self._interrupt is not None:
             raise self._interrupt()
@@ -219,8 +224,26 @@ class Run:
             return
         if buffered < self.max_buffered and _in_event_loop():
             self._ledger._heartbeat.wake()
-        else:
+        elif buffered % self._batch == 0 or buffered >= self.max_buffered:
+            self._flush_or_keep(buffered)
+
+    def _flush_or_keep(self, buffered: int) -> None:
+        """Write the buffer now. If the database is away, the items stay
+        buffered for the heartbeat thread to retry and the run goes on (an
+        outage must not fail a healthy run), unless :attr:`max_buffered` is
+        reached: then the caller learns it, so memory stays bounded."""
+        try:
             self._ledger._flush_items(self)
+        except DatabaseUnavailable as exc:
+            if buffered >= self.max_buffered:
+                raise
+            log.warning(
+                "run %s: %d item(s) kept in memory, the database is unavailable: %s",
+                self.id,
+                buffered,
+                exc,
+                extra={"run_id": self.id, "job": self.job, "provider": self.provider},
+            )
 
     @property
     def max_buffered(self) -> int:

@@ -95,8 +95,7 @@ def spawn(zygote: Zygote) -> Iterator[Callable[..., Worker]]:
 
     yield start
     for worker in started:
-        if not worker.exited:
-            worker.kill()
+        worker.kill()
 
 
 # -- the fault proxy -----------------------------------------------------------------------

@@ -204,8 +204,9 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL, then wait until the process is gone (its channel closes)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        if not self.exited:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
         self.wait_exit()
 
     def wait_exit(self, timeout: float = 30.0) -> None:

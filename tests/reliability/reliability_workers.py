@@ -125,16 +125,21 @@ def race_act(ledger: Ledger, role: str, run_id: int, stale_after: float) -> tupl
 
 def runner_worker(out: Channel, url: str, job: str, seconds: float, name: str) -> int:
     """A runner whose one job is due every 20 ms, cycling for ``seconds``;
-    the job counts how often it saw another active run of its job."""
+    each run looks, as it starts and as it ends, for another active run of
+    its job in the database."""
     seen: Counter[str] = Counter()
     with Ledger(url, heartbeat_interval=HEARTBEAT, migrate=False) as ledger:
         runner = Runner(ledger, worker_id=name, reap_every=None, prune_every=None, jitter=0)
 
+        def look() -> None:
+            seen["double" if len(ledger.active_runs(job)) > 1 else "alone"] += 1
+
         @runner.job(job, provider="race", every=0.02)
         def work(run: Any) -> None:
-            seen["double" if len(ledger.active_runs(job)) > 1 else "alone"] += 1
+            look()
             run.count("ran")
             time.sleep(0.005)
+            look()
 
         out.say("ready")
         sleep_until(float(out.read()))

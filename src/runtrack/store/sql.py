@@ -736,12 +736,18 @@ class Store:
         target: RunStatus,
         values: dict[str, Any],
         items: list[dict[str, Any]],
-    ) -> bool:
+    ) -> bool | None:
         """The owner's final write: the fenced transition and, only if it
         happened, the run's last buffered items, in one transaction (so a
-        retried attempt never repeats them and a fenced one writes nothing)."""
+        retried attempt never repeats them and a fenced one writes nothing).
+        Returns whether the transition happened; ``None`` if it did not on a
+        retried attempt, after an earlier one that may have committed and
+        lost only its answer (the caller re-reads to tell)."""
+        tries = 0
 
         def work(conn: Connection) -> bool:
+            nonlocal tries
+            tries += 1
             allowed = ALLOWED_FROM[target]
             if not self._transition(conn, run_id, target, allowed, values, uid, ()):
                 return False
@@ -749,7 +755,8 @@ class Store:
                 conn.execute(insert(run_items), items)
             return True
 
-        return self.write(work)
+        changed = self.write(work)
+        return None if not changed and tries > 1 else changed
 
     # -- items -----------------------------------------------------------------
 
