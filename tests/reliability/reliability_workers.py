@@ -28,6 +28,8 @@ from typing import Any
 from runtrack import InvalidTransition, JobBusy, LeaseLost, Ledger, Runner, RunStatus
 
 HEARTBEAT = 0.05
+#: Load runs share a few jobs, each with this many lease slots.
+LOAD_CONCURRENCY = 3
 
 
 class Channel:
@@ -182,7 +184,7 @@ def load_worker(out: Channel, url: str, worker: int, runs: int, jobs: int) -> in
 def one_load_run(ledger: Ledger, rng: random.Random, job: str) -> tuple[int, dict[str, Any]]:
     counters: Counter[str] = Counter()
     items: Counter[str] = Counter()
-    with ledger.run(job, provider="load", concurrency=8) as run:
+    with ledger.run(job, provider="load", concurrency=LOAD_CONCURRENCY) as run:
         for i in range(rng.randint(0, 60)):
             name = rng.choice(("pages", "offers", "bytes"))
             n = rng.randint(1, 5)

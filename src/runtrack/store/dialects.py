@@ -152,8 +152,10 @@ def polls_for_locks(dialect: str) -> bool:
     return dialect == "sqlite"
 
 
-# MySQL/MariaDB: deadlock, lock wait timeout, server gone / lost connection.
-_MYSQL_RETRY = {1205, 1213, 2006, 2013}
+# MySQL/MariaDB: deadlock, lock wait timeout, server gone / lost connection;
+# and "SAVEPOINT does not exist", which is how a deadlock inside a savepoint
+# surfaces: the server rolled the whole transaction back, savepoints included.
+_MYSQL_RETRY = {1205, 1213, 1305, 2006, 2013}
 # PostgreSQL SQLSTATEs: serialization failure, deadlock, connection failures.
 _PG_RETRY_PREFIXES = ("40001", "40P01", "08", "57P")
 
@@ -166,12 +168,14 @@ def is_retryable(exc: BaseException) -> bool:
     if exc.connection_invalidated:
         return True
     orig = exc.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        # MySQL's error number first: PyMySQL errors carry a SQLSTATE too, and
+        # theirs (HY000 for a lock wait timeout) mean nothing to the PG table.
+        return args[0] in _MYSQL_RETRY
     code = getattr(orig, "sqlstate", None)
     if isinstance(code, str):
         return code.startswith(_PG_RETRY_PREFIXES)
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0] in _MYSQL_RETRY
     if isinstance(exc, OperationalError):
         message = str(orig).lower()
         return "locked" in message or "busy" in message or "unable to open" in message
