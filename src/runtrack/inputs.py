@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +32,8 @@ __all__ = [
 
 E = TypeVar("E", bound=StrEnum)
 MAX_KEY = 255
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_JSON_SCALARS = (str, int, bool)
 
 
 def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = False) -> str:
@@ -38,6 +41,13 @@ def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = Fal
     most ``limit`` characters without control characters."""
     if value is None and optional:
         return None  # type: ignore[return-value]
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and not value.isspace()
+        and _CONTROL.search(value) is None
+    ):
+        return value  # the common case, checked without building the messages
     allowed = f"a non-empty string of at most {limit} characters without control characters"
     if not isinstance(value, str):
         raise InvalidInput(field, f"got {type(value).__name__} {describe(value)}", allowed)
@@ -54,6 +64,8 @@ def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:
     """A value that survives a JSON round trip (and is an object if ``mapping``)."""
     if mapping and value is not None and not isinstance(value, dict):
         raise InvalidInput(field, f"got {type(value).__name__}", "a JSON object (dict) or None")
+    if value is None or type(value) in _JSON_SCALARS:
+        return value  # always serializable; per item, the dump would cost more than the rest
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import logging
 import os
@@ -68,7 +69,14 @@ from runtrack.retention import prune
 from runtrack.run import Run
 from runtrack.store import dialects, migrate
 from runtrack.store.rows import aware, naive
-from runtrack.store.sql import LeaseTaken, RunFilter, StartedRun, Store, WindowBeforeWatermark
+from runtrack.store.sql import (
+    JobEffect,
+    LeaseTaken,
+    RunFilter,
+    StartedRun,
+    Store,
+    WindowBeforeWatermark,
+)
 
 __all__ = ["Ledger"]
 
@@ -421,14 +429,11 @@ class Ledger:
             resume_checkpoint=s.started.resume_checkpoint,
             started_at=s.now,
             item_batch_size=self.item_batch_size,
+            moves_watermark=s.values["moves_watermark"],
         )
         self._heartbeat.register(run)
-        log.debug(
-            "run %s of %s started",
-            run.id,
-            run.job,
-            extra=run_fields(run),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # skip building the fields on the hot path
+            log.debug("run %s of %s started", run.id, run.job, extra=run_fields(run))
         return run
 
     def _start_pending(self, run_id: int) -> Run:
@@ -462,6 +467,7 @@ class Ledger:
             resume_checkpoint=record.checkpoint,  # set at creation (see Store.insert_run)
             started_at=now,
             item_batch_size=self.item_batch_size,
+            moves_watermark=record.moves_watermark,
         )
         self._heartbeat.register(run)
         self.events.started(run_id)
@@ -520,14 +526,24 @@ class Ledger:
     def _write_final(
         self, run: Run, status: RunStatus, values: dict[str, Any], items: list[dict[str, Any]]
     ) -> bool | None:
+        self._stamp_items(items)
+        effect = JobEffect(
+            run.job,
+            naive(run.window.end),
+            run.moves_watermark,
+            run.checkpoint,
+            naive(run.started_at),
+        )
         # Fenced, with the last items in the same transaction: a run reaped
         # meanwhile gets neither its final values nor these items.
-        self._stamp_items(items)
-        return self.store.finalize_run(run.id, run.uid, status, values, items)
+        return self.store.finalize_run(run.id, run.uid, status, values, effect, items)
 
     def _with_finalize_retries(self, write: Callable[[], bool | None]) -> bool | None:
         # The database may be away for a while; keep trying for a bounded time.
-        # If it never comes back the run stops heartbeating and is reaped.
+        # If it never comes back the run stops heartbeating and is reaped. The
+        # first attempt runs bare: building the policy costs more than the write.
+        with contextlib.suppress(DatabaseUnavailable):
+            return write()
         retrying = Retrying(
             retry=retry_if_exception_type(DatabaseUnavailable),
             wait=wait_exponential(multiplier=0.1, max=5.0),

@@ -32,6 +32,8 @@ MAX_NOTES_KEPT = 100
 #: may pile up (a slow or unreachable database) before the caller blocks.
 BUFFERED_BATCHES = 8
 
+#: Item status values by value and by member (a StrEnum member is a str).
+_ITEM_STATUS: dict[str, str] = {status.value: status.value for status in ItemStatus}
 _current: ContextVar[Run | None] = ContextVar("runtrack_current_run", default=None)
 log = logging.getLogger("runtrack")
 
@@ -70,6 +72,7 @@ class Run:
         resume_checkpoint: Any,
         started_at: datetime,
         item_batch_size: int,
+        moves_watermark: bool = True,
     ) -> None:
         self._ledger = ledger
         self.id = id
@@ -79,6 +82,8 @@ class Run:
         self.attempt = attempt
         self.params = params
         self.window = window
+        #: Whether ending success/partial moves the job's watermark to window.end.
+        self.moves_watermark = moves_watermark
         self.started_at = started_at
         #: The schedule tick this run is for, when a runner started it.
         self.scheduled_for: datetime | None = None
@@ -262,26 +267,29 @@ class Run:
         data: Any,
         error: str | None,
     ) -> dict[str, Any]:
-        item_status = inputs.choice("item status", status, ItemStatus)
+        # Called once per item: the optional arguments are checked only when given.
+        value = _ITEM_STATUS.get(status) if isinstance(status, str) else None
+        if value is None:
+            value = inputs.choice("item status", status, ItemStatus).value
         if error is not None and not isinstance(error, str):
             raise InvalidInput("item error", f"got {type(error).__name__}", "a string")
         return {
             "run_id": self.id,
             "key": inputs.key("item key", key, limit=512),
-            "status": item_status.value,
-            "group_key": inputs.key("item group", group, optional=True),
-            "source": inputs.key("item source", source, optional=True),
-            "data": inputs.json_value("item data", data),
+            "status": value,
+            "group_key": None if group is None else inputs.key("item group", group),
+            "source": None if source is None else inputs.key("item source", source),
+            "data": None if data is None else inputs.json_value("item data", data),
             "error": error,
         }
 
     def _tally(self, row: dict[str, Any]) -> None:
-        status = ItemStatus(row["status"])
+        status = row["status"]  # an ItemStatus value: equal to, and hashed like, its member
         self._tallies[status] += 1
         group = row["group_key"]
         if group is not None:
             self._groups_seen.add(group)
-            if status is ItemStatus.SUCCESS:
+            if status == ItemStatus.SUCCESS:
                 self._groups_found.add(group)
 
     def _take_items(self) -> list[dict[str, Any]]:

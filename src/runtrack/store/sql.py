@@ -9,7 +9,7 @@ errors are translated to :mod:`runtrack.errors` here and nowhere else.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +56,7 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.store import dialects
+from runtrack.store.prepared import Prepared, RawConnection, raw_transaction
 from runtrack.store.rows import (
     aware,
     item_record,
@@ -79,6 +80,8 @@ from runtrack.store.schema import (
 __all__ = ["RunFilter", "StartedRun", "Store", "WindowBeforeWatermark"]
 
 T = TypeVar("T")
+#: What the statements shared by the hot path and the others run on.
+Conn = Connection | RawConnection
 _ACTIVE = sorted(ACTIVE)
 #: Runs per heartbeat statement: keeps the bind parameters of one batched
 #: UPDATE (four per run) far below every driver's limit.
@@ -132,7 +135,11 @@ def _prunable(cutoff: datetime, after_id: int, limit: int) -> Select[Any]:
         select(runs.c.id)
         .where(
             runs.c.id > after_id,
-            runs.c.status.in_(_TERMINAL),
+            # "Not active" rather than "IN (terminal)": the same runs, but no
+            # status index tempts the planner, which walks the primary key from
+            # after_id and stops at the limit instead of sorting every
+            # terminal run of the table on each batch.
+            runs.c.status.not_in(_ACTIVE),
             runs.c.finished_at < naive(cutoff),
             runs.c.id.not_in(keep),
         )
@@ -157,6 +164,108 @@ class LeaseTaken(Exception):
         super().__init__(holders)
 
 
+@dataclass(frozen=True, slots=True)
+class JobEffect:
+    """What a terminal run changes on its job (naive UTC ``window_end``)."""
+
+    job_key: str
+    window_end: datetime | None
+    moves_watermark: bool
+    checkpoint: Any
+    started_at: datetime | None = None  # naive UTC; for the duration tally
+
+
+# Hot-path statements are built once and take their values as parameters:
+# they run prepared on the driver's connection (see store/prepared.py), which
+# needs long-lived statement objects, and no expression is built per run.
+_INSERT_RUN = insert(runs)
+_INSERT_ITEMS = insert(run_items)
+_RUN_CHECKPOINT = select(runs.c.checkpoint, runs.c.window_start).where(
+    runs.c.id == bindparam("p_id")
+)
+# Lock one run's row for an item flush (SQLite: BEGIN IMMEDIATE already serializes).
+_LOCK_RUN = (
+    select(runs.c.id, runs.c.uid, runs.c.status)
+    .where(runs.c.id == bindparam("p_id"))
+    .with_for_update()
+)
+# The same for many runs at once: a fixed IN list, so that it is prepared once
+# and a tick locks 500 runs per statement (a short list repeats its last id).
+_LOCK_RUNS = (
+    select(runs.c.id, runs.c.uid, runs.c.status)
+    .where(runs.c.id.in_([bindparam(f"p_id{i}") for i in range(BEAT_CHUNK)]))
+    .order_by(runs.c.id)
+    .with_for_update()
+)
+_JOB_FOR_START = select(
+    jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
+).where(jobs.c.key == bindparam("p_job"))
+_RUN_EFFECT = select(
+    runs.c.job_key,
+    runs.c.window_end,
+    runs.c.moves_watermark,
+    runs.c.checkpoint,
+    runs.c.started_at,
+    runs.c.items_success,
+    runs.c.items_not_found,
+    runs.c.items_skipped,
+    runs.c.items_error,
+).where(runs.c.id == bindparam("p_id"))
+
+
+@functools.cache
+def _update_run(with_uid: bool, allowed: tuple[str, ...]) -> Update:
+    """``UPDATE runs SET <the parameters named like columns> WHERE id AND
+    status IN (allowed) [AND uid]``: the conditional transition."""
+    stmt = update(runs).where(
+        runs.c.id == bindparam("p_id"),
+        or_(*(runs.c.status == status for status in allowed)),
+    )
+    return stmt.where(runs.c.uid == bindparam("p_uid")) if with_uid else stmt
+
+
+@functools.cache
+def _job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Update:
+    """The job-state update of a terminal run, one statement per outcome kind."""
+    run_id = bindparam("j_run_id", type_=jobs.c.last_run_id.type)
+    finished = bindparam("j_finished", type_=jobs.c.last_finished_at.type)
+    # A reaped old run must not overwrite the pointers of a newer one.
+    newer = or_(jobs.c.last_run_id.is_(None), jobs.c.last_run_id <= run_id)
+
+    def latest(value: Any, column: Any) -> Any:
+        return case((newer, value), else_=column)
+
+    changes: dict[str, Any] = {
+        "last_run_id": latest(run_id, jobs.c.last_run_id),
+        "last_status": latest(
+            bindparam("j_status", type_=jobs.c.last_status.type), jobs.c.last_status
+        ),
+        "last_finished_at": latest(finished, jobs.c.last_finished_at),
+    }
+    streak = jobs.c.consecutive_failures
+    if status is RunStatus.FAILED:
+        changes["consecutive_failures"] = latest(streak + 1, streak)
+    elif status in GOOD:
+        changes["consecutive_failures"] = latest(0, streak)
+    if moves_watermark:
+        end = bindparam("j_end", type_=jobs.c.watermark.type)
+        changes["watermark"] = case(
+            (or_(jobs.c.watermark.is_(None), jobs.c.watermark < end), end),
+            else_=jobs.c.watermark,
+        )
+    if checkpoint:
+        changes["checkpoint"] = bindparam("j_checkpoint", type_=jobs.c.checkpoint.type)
+    if status is RunStatus.SUCCESS:
+        newer_success = or_(
+            jobs.c.last_success_run_id.is_(None), jobs.c.last_success_run_id <= run_id
+        )
+        changes["last_success_at"] = case((newer_success, finished), else_=jobs.c.last_success_at)
+        changes["last_success_run_id"] = case(
+            (newer_success, run_id), else_=jobs.c.last_success_run_id
+        )
+    return update(jobs).where(jobs.c.key == bindparam("j_key")).values(changes)
+
+
 _TALLY_ITEMS = ("items_success", "items_not_found", "items_skipped", "items_error")
 
 
@@ -164,6 +273,71 @@ _TALLY_ITEMS = ("items_success", "items_not_found", "items_skipped", "items_erro
 def _tally_upsert(dialect: str) -> Insert:
     added = [c.name for c in job_tallies.c if not c.primary_key]
     return dialects.upsert_add(dialect, job_tallies, added)
+
+
+def _alike(
+    changes: Sequence[
+        tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+    ],
+) -> list[tuple[tuple[int, ...], tuple[RunStatus, frozenset[RunStatus], dict[str, Any], Any]]]:
+    """Changes grouped by what they do: target, allowed statuses, values and
+    guard (the same guard object, see :meth:`Store.heartbeat_older_than`), in
+    the order given. Groups may share runs (a busy job's holder is offered
+    each kind of change in turn): a list, not a dict keyed by the runs."""
+    groups: dict[Any, tuple[list[int], Any]] = {}
+    for run_id, target, allowed, values, where in changes:
+        key = (target, allowed, repr(sorted(values.items())), tuple(id(w) for w in where))
+        groups.setdefault(key, ([], (target, allowed, values, where)))[0].append(run_id)
+    return [(tuple(ids), change) for ids, change in groups.values()]
+
+
+def _job_change(
+    run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+) -> tuple[Update, dict[str, Any]]:
+    """The job update of a run that just became terminal, and its parameters."""
+    moves = effect.moves_watermark and effect.window_end is not None and status in GOOD
+    checkpoint = effect.checkpoint is not None and status in GOOD
+    params: dict[str, Any] = {
+        "j_key": effect.job_key,
+        "j_run_id": run_id,
+        "j_status": status.value,
+        "j_finished": finished,
+    }
+    if moves:
+        params["j_end"] = naive(effect.window_end)
+    if checkpoint:
+        params["j_checkpoint"] = effect.checkpoint
+    return _job_update(status, moves, checkpoint), params
+
+
+def _tally_params(
+    job_key: str,
+    status: RunStatus,
+    started: datetime | None,
+    finished: datetime | None,
+    items: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One terminal run, as the amounts it adds to its job's tallies."""
+    params: dict[str, Any] = {
+        "job_key": job_key,
+        "status": status.value,
+        "runs": 1,
+        "duration_count": 0,
+        "duration_sum": 0.0,
+    }
+    for column in _TALLY_ITEMS:
+        params[column] = int(items.get(column) or 0)
+    for bound in DURATION_BOUNDS:
+        params[f"le_{bound}"] = 0
+    start, end = naive(started), naive(finished)
+    if start is not None and end is not None:
+        seconds = max((end - start).total_seconds(), 0.0)
+        params["duration_count"] = 1
+        params["duration_sum"] = seconds
+        bucket = next((b for b in DURATION_BOUNDS if seconds <= b), None)
+        if bucket is not None:
+            params[f"le_{bucket}"] = 1
+    return params
 
 
 _RECENT_CHUNK = 100
@@ -203,6 +377,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._retry_seconds = retry_seconds
+        self._prepared: dict[Any, Prepared] = {}
 
     # -- transactions ---------------------------------------------------
 
@@ -225,24 +400,44 @@ class Store:
             reraise=True,
         )
 
+    def _retried(self, once: Callable[[], T]) -> T:
+        """``once()``, retried whole on lock contention, deadlocks and dropped
+        connections. The first attempt runs bare: building the retry policy
+        costs more than the statements of a run, and it is rarely needed."""
+        with self._translated():
+            try:
+                return once()
+            except DBAPIError as exc:
+                if not dialects.is_retryable(exc):
+                    raise
+            for attempt in self._retrying():
+                with attempt:
+                    return once()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one write transaction, retried whole on lock
         contention, deadlocks and dropped connections."""
-        with self._translated():
-            for attempt in self._retrying():
-                with attempt, self.engine.connect() as conn:
-                    conn.execution_options(**{dialects.IMMEDIATE: True})
-                    with conn.begin():
-                        result = work(conn)
-                    return result
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def once() -> T:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{dialects.IMMEDIATE: True})
+                with conn.begin():
+                    return work(conn)
+
+        return self._retried(once)
+
+    def write_prepared(self, work: Callable[[RawConnection], T]) -> T:
+        """:meth:`write` for the hot path: ``work`` may execute only long-lived
+        statements, which run prepared on the driver's connection."""
+        return self._retried(lambda: raw_transaction(self.engine, self._prepared, work))
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        with self._translated():
-            for attempt in self._retrying():
-                with attempt, self.engine.connect() as conn:
-                    return work(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def once() -> T:
+            with self.engine.connect() as conn:
+                return work(conn)
+
+        return self._retried(once)
 
     def server_now(self) -> datetime:
         return self.read(dialects.now_sql)
@@ -303,12 +498,8 @@ class Store:
         that also reads the job's watermark (the window's start unless
         ``explicit_window``) and checkpoints."""
 
-        def work(conn: Connection) -> StartedRun:
-            job = conn.execute(
-                select(
-                    jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
-                ).where(jobs.c.key == values["job_key"])
-            ).one()
+        def work(conn: RawConnection) -> StartedRun:
+            job = conn.execute(_JOB_FOR_START, {"p_job": values["job_key"]}).one()
             row = dict(values)
             if not explicit_window:
                 _start_at_watermark(row, job.watermark, explicit_end)
@@ -320,36 +511,46 @@ class Store:
                 run_id, row["window_start"], job.checkpoint, row["checkpoint"], row["window_end"]
             )
 
-        return self.write(work)
+        try:
+            return self.write_prepared(work)
+        except (IntegrityError, LeaseTaken):
+            # Every slot's INSERT collided; the holders are read afterwards
+            # (a query built per call does not run prepared).
+            raise LeaseTaken(self._lease_holders(slots)) from None
 
-    def _claim_slot(self, conn: Connection, row: dict[str, Any], slots: Sequence[str]) -> int:
+    def _claim_slot(self, conn: Conn, row: dict[str, Any], slots: Sequence[str]) -> int:
+        if len(slots) == 1:
+            # The common case: one INSERT; a collision aborts the transaction
+            # and insert_run reports the holder.
+            return self._insert_run_row(conn, {**row, "lease_key": slots[0]})
         for slot in slots:
             try:
                 with conn.begin_nested():
-                    result = conn.execute(insert(runs).values({**row, "lease_key": slot}))
+                    return self._insert_run_row(conn, {**row, "lease_key": slot})
             except IntegrityError:
                 continue
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
-        holders = conn.execute(
-            select(runs.c.id, runs.c.status).where(runs.c.lease_key.in_(slots))
-        ).all()
-        raise LeaseTaken([(h.id, h.status) for h in holders])
+        raise LeaseTaken([])
 
     @staticmethod
-    def _resume_checkpoint(conn: Connection, row: dict[str, Any], job: Any) -> Any:
+    def _insert_run_row(conn: Conn, row: dict[str, Any]) -> int:
+        key = conn.execute(_INSERT_RUN, row).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def _lease_holders(self, slots: Sequence[str]) -> list[tuple[int, str]]:
+        query = select(runs.c.id, runs.c.status).where(runs.c.lease_key.in_(slots))
+        return [(h.id, h.status) for h in self.read(lambda c: c.execute(query).all())]
+
+    @staticmethod
+    def _resume_checkpoint(conn: Conn, row: dict[str, Any], job: Any) -> Any:
         """The checkpoint of the run ``row`` retries: ``retry_of``, else the
         job's last run if it failed or was cancelled over the same window
         start (a failed backfill does not hand its cursor to a regular run)."""
         if row.get("retry_of") is not None:
-            query = select(runs.c.checkpoint).where(runs.c.id == row["retry_of"])
-            return conn.execute(query).scalar()
+            return conn.execute(_RUN_CHECKPOINT, {"p_id": row["retry_of"]}).scalar()
         if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             return None
-        last = conn.execute(
-            select(runs.c.checkpoint, runs.c.window_start).where(runs.c.id == job.last_run_id)
-        ).first()
+        last = conn.execute(_RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()
         if last is None or last.window_start != row["window_start"]:
             return None
         return last.checkpoint
@@ -363,94 +564,60 @@ class Store:
         *,
         uid: str | None = None,
         where: Sequence[ColumnElement[bool]] = (),
+        effect: JobEffect | None = None,
     ) -> bool:
         """Move a run to ``target`` if it is in ``allowed`` (and matches
         ``where``); terminal targets also update the job in the same
-        transaction. Returns whether this call made the change."""
+        transaction. ``values`` hold naive UTC timestamps (terminal targets
+        need ``finished_at``); ``effect`` saves re-reading what the caller
+        knows. Returns whether this call made the change."""
 
         def work(conn: Connection) -> bool:
-            return self._transition(conn, run_id, target, allowed, values, uid, where)
+            return self._transition(conn, run_id, target, allowed, values, uid, where, effect)
 
         return self.write(work)
 
     def _transition(
         self,
-        conn: Connection,
+        conn: Conn,
         run_id: int,
         target: RunStatus,
         allowed: Iterable[RunStatus],
         values: dict[str, Any],
         uid: str | None,
         where: Sequence[ColumnElement[bool]],
+        effect: JobEffect | None = None,
     ) -> bool:
-        conditions = [runs.c.id == run_id, runs.c.status.in_(sorted(allowed)), *where]
-        if uid is not None:
-            conditions.append(runs.c.uid == uid)
-        changes = dict(values, status=target)
+        params = dict(values, status=target.value, p_id=run_id)
         if target in TERMINAL:
-            changes["lease_key"] = None
-        if conn.execute(update(runs).where(*conditions).values(changes)).rowcount != 1:
+            params["lease_key"] = None
+        if uid is not None:
+            params["p_uid"] = uid
+        stmt = _update_run(uid is not None, tuple(sorted(status.value for status in allowed)))
+        if where:
+            stmt = stmt.where(*where)
+        if conn.execute(stmt, params).rowcount != 1:
             return False
         if target in TERMINAL:
-            self._finalize_job(conn, run_id, target)
+            counted = values  # the item tallies, when the caller wrote them
+            if effect is None:
+                row = conn.execute(_RUN_EFFECT, {"p_id": run_id}).one()
+                effect = JobEffect(
+                    row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
+                )
+                counted = {**{c: getattr(row, c) for c in _TALLY_ITEMS}, **values}
+            finished = values["finished_at"]
+            self._finalize_job(conn, run_id, target, finished, effect)
+            self._add_tally(conn, effect.job_key, target, effect.started_at, finished, counted)
         return True
 
     @staticmethod
-    def _finalize_job(conn: Connection, run_id: int, status: RunStatus) -> None:
+    def _finalize_job(
+        conn: Conn, run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+    ) -> None:
         """Move the job's pointers, failure streak, watermark and checkpoint
         for a run that just became terminal (same transaction)."""
-        run = conn.execute(
-            select(
-                runs.c.job_key,
-                runs.c.finished_at,
-                runs.c.window_end,
-                runs.c.moves_watermark,
-                runs.c.checkpoint,
-                runs.c.started_at,
-                runs.c.items_success,
-                runs.c.items_not_found,
-                runs.c.items_skipped,
-                runs.c.items_error,
-            ).where(runs.c.id == run_id)
-        ).one()
-        finished = run.finished_at
-        # A reaped old run must not overwrite the pointers of a newer one.
-        newer = or_(jobs.c.last_run_id.is_(None), jobs.c.last_run_id <= run_id)
-
-        def latest(value: Any, column: Any) -> Any:
-            return case((newer, value), else_=column)
-
-        changes: dict[str, Any] = {
-            "last_run_id": latest(run_id, jobs.c.last_run_id),
-            "last_status": latest(status.value, jobs.c.last_status),
-            "last_finished_at": latest(finished, jobs.c.last_finished_at),
-        }
-        if status is RunStatus.FAILED:
-            changes["consecutive_failures"] = latest(
-                jobs.c.consecutive_failures + 1, jobs.c.consecutive_failures
-            )
-        if status in GOOD:
-            changes["consecutive_failures"] = latest(0, jobs.c.consecutive_failures)
-            if run.moves_watermark and run.window_end is not None:
-                end = run.window_end
-                changes["watermark"] = case(
-                    (or_(jobs.c.watermark.is_(None), jobs.c.watermark < end), end),
-                    else_=jobs.c.watermark,
-                )
-            if run.checkpoint is not None:
-                changes["checkpoint"] = run.checkpoint
-        if status is RunStatus.SUCCESS:
-            newer_success = or_(
-                jobs.c.last_success_run_id.is_(None), jobs.c.last_success_run_id <= run_id
-            )
-            changes["last_success_at"] = case(
-                (newer_success, finished), else_=jobs.c.last_success_at
-            )
-            changes["last_success_run_id"] = case(
-                (newer_success, run_id), else_=jobs.c.last_success_run_id
-            )
-        conn.execute(update(jobs).where(jobs.c.key == run.job_key).values(changes))
-        Store._add_tally(conn, run.job_key, status, run.started_at, finished, dict(run._mapping))
+        conn.execute(*_job_change(run_id, status, finished, effect))
 
     def request_cancel(
         self, run_id: int, now: datetime, by: str | None, reason: str | None
@@ -514,10 +681,12 @@ class Store:
         return conditions
 
     def active_runs(self, job: str | None = None) -> list[RunRecord]:
+        """Active runs (of ``job``), oldest first. A range of the status index
+        whatever the filter: given a job too, planners walk the job's whole
+        history by its (job_key, id) index, so the job is picked out here."""
         query = select(runs).where(runs.c.status.in_(_ACTIVE)).order_by(runs.c.id)
-        if job is not None:
-            query = query.where(runs.c.job_key == job)
-        return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        rows = self.read(lambda c: c.execute(query).all())
+        return [run_record(r) for r in rows if job is None or r.job_key == job]
 
     def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
         """The last ``limit`` runs of each job in outline, newest first: one
@@ -683,16 +852,79 @@ class Store:
             tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
         ],
     ) -> list[int]:
-        """Several guarded transitions in one transaction; the ids changed."""
+        """Several guarded transitions in one transaction; the ids changed.
 
-        def work(conn: Connection) -> list[int]:
+        Where the database returns the rows an UPDATE changed, runs moving
+        alike (same target, guard and values: the stale runs of one reap)
+        change in one ``UPDATE ... RETURNING``, then their jobs and tallies in
+        a batch each: a few statements per hundred runs, not four per run."""
+
+        def each(conn: Connection) -> list[int]:
             return [
                 run_id
                 for run_id, target, allowed, values, where in changes
                 if self._transition(conn, run_id, target, allowed, values, None, where)
             ]
 
-        return self.write(work)
+        def alike(conn: Connection) -> list[int]:
+            changed: list[Any] = []
+            for ids, (target, allowed, values, where) in _alike(changes):
+                changed += self._transition_set(conn, ids, target, allowed, values, where)
+            self._finalize_jobs(conn, sorted(changed, key=lambda c: c[0]))
+            done = {run_id for run_id, *_ in changed}
+            return [run_id for run_id in dict.fromkeys(c[0] for c in changes) if run_id in done]
+
+        return self.write(alike if self.engine.dialect.update_returning else each)
+
+    @staticmethod
+    def _transition_set(
+        conn: Connection,
+        ids: tuple[int, ...],
+        target: RunStatus,
+        allowed: frozenset[RunStatus],
+        values: dict[str, Any],
+        where: list[ColumnElement[bool]],
+    ) -> list[tuple[int, RunStatus, dict[str, Any], Any]]:
+        """One guarded UPDATE of many runs; (id, target, values, effect row)
+        of each run it changed."""
+        changes = dict(values, status=target.value)
+        if target in TERMINAL:
+            changes["lease_key"] = None
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(ids), runs.c.status.in_(sorted(allowed)), *where)
+            .values(changes)
+            .returning(runs.c.id, *_RUN_EFFECT.selected_columns)
+        )
+        return [(row.id, target, values, row) for row in conn.execute(stmt)]
+
+    @staticmethod
+    def _finalize_jobs(
+        conn: Connection, changed: list[tuple[int, RunStatus, dict[str, Any], Any]]
+    ) -> None:
+        """The job updates and tallies of runs that became terminal, in id
+        order (a job's failure streak counts its runs in order)."""
+        jobs_batch: list[tuple[Update, list[dict[str, Any]]]] = []
+        tallies = []
+        for run_id, target, values, row in changed:
+            if target not in TERMINAL:
+                continue
+            effect = JobEffect(
+                row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
+            )
+            stmt, params = _job_change(run_id, target, values["finished_at"], effect)
+            if jobs_batch and jobs_batch[-1][0] is stmt:
+                jobs_batch[-1][1].append(params)
+            else:
+                jobs_batch.append((stmt, [params]))
+            counted = {**row._mapping, **values}
+            tallies.append(
+                _tally_params(row.job_key, target, row.started_at, values["finished_at"], counted)
+            )
+        for stmt, batch in jobs_batch:
+            conn.execute(stmt, batch)
+        if tallies:
+            conn.execute(_tally_upsert(conn.dialect.name), tallies)
 
     def insert_items_fenced(
         self, rows: list[dict[str, Any]], owners: dict[int, str]
@@ -702,20 +934,8 @@ class Store:
         finalizes one mid-way; the rows of the others are dropped. Returns the
         runs that are not ours any more, with their status (None: gone)."""
 
-        def work(conn: Connection) -> dict[int, str | None]:
-            found: dict[int, Any] = {}
-            ids = sorted(owners)
-            for start in range(0, len(ids), BEAT_CHUNK):
-                # Locked in id order, like the heartbeat and the reaper, so that
-                # their row locks never deadlock (SQLite: BEGIN IMMEDIATE already
-                # serializes, and FOR UPDATE is left out).
-                query = (
-                    select(runs.c.id, runs.c.uid, runs.c.status)
-                    .where(runs.c.id.in_(ids[start : start + BEAT_CHUNK]))
-                    .order_by(runs.c.id)
-                    .with_for_update()
-                )
-                found.update((row.id, row) for row in conn.execute(query))
+        def work(conn: RawConnection) -> dict[int, str | None]:
+            found = {row.id: row for row in self._lock_runs(conn, sorted(owners))}
             lost = {
                 run_id: found[run_id].status if run_id in found else None
                 for run_id, uid in owners.items()
@@ -724,10 +944,23 @@ class Store:
             }
             kept = [row for row in rows if row["run_id"] not in lost]
             if kept:
-                conn.execute(insert(run_items), kept)
+                conn.execute(_INSERT_ITEMS, kept)
             return lost
 
-        return self.write(work) if rows else {}
+        return self.write_prepared(work) if rows else {}
+
+    @staticmethod
+    def _lock_runs(conn: RawConnection, ids: list[int]) -> list[Any]:
+        """Lock the rows of ``ids`` in id order, like the heartbeat and the
+        reaper, so that their row locks never deadlock."""
+        if len(ids) == 1:
+            return conn.execute(_LOCK_RUN, {"p_id": ids[0]}).all()
+        rows: list[Any] = []
+        for start in range(0, len(ids), BEAT_CHUNK):
+            chunk = ids[start : start + BEAT_CHUNK]
+            chunk += [chunk[-1]] * (BEAT_CHUNK - len(chunk))
+            rows += conn.execute(_LOCK_RUNS, {f"p_id{i}": v for i, v in enumerate(chunk)})
+        return rows
 
     def finalize_run(
         self,
@@ -735,6 +968,7 @@ class Store:
         uid: str,
         target: RunStatus,
         values: dict[str, Any],
+        effect: JobEffect,
         items: list[dict[str, Any]],
     ) -> bool | None:
         """The owner's final write: the fenced transition and, only if it
@@ -745,17 +979,17 @@ class Store:
         lost only its answer (the caller re-reads to tell)."""
         tries = 0
 
-        def work(conn: Connection) -> bool:
+        def work(conn: RawConnection) -> bool:
             nonlocal tries
             tries += 1
             allowed = ALLOWED_FROM[target]
-            if not self._transition(conn, run_id, target, allowed, values, uid, ()):
+            if not self._transition(conn, run_id, target, allowed, values, uid, (), effect):
                 return False
             if items:
-                conn.execute(insert(run_items), items)
+                conn.execute(_INSERT_ITEMS, items)
             return True
 
-        changed = self.write(work)
+        changed = self.write_prepared(work)
         return None if not changed and tries > 1 else changed
 
     # -- items -----------------------------------------------------------------
@@ -849,7 +1083,7 @@ class Store:
 
     @staticmethod
     def _add_tally(
-        conn: Connection,
+        conn: Conn,
         job_key: str,
         status: RunStatus,
         started: datetime | None,
@@ -858,25 +1092,7 @@ class Store:
     ) -> None:
         """Add a run that just became terminal to its job's tallies (same
         transaction as the transition, so a tally never misses or repeats a run)."""
-        params: dict[str, Any] = {
-            "job_key": job_key,
-            "status": status.value,
-            "runs": 1,
-            "duration_count": 0,
-            "duration_sum": 0.0,
-        }
-        for column in _TALLY_ITEMS:
-            params[column] = int(items.get(column) or 0)
-        for bound in DURATION_BOUNDS:
-            params[f"le_{bound}"] = 0
-        start, end = naive(started), naive(finished)
-        if start is not None and end is not None:
-            seconds = max((end - start).total_seconds(), 0.0)
-            params["duration_count"] = 1
-            params["duration_sum"] = seconds
-            bucket = next((b for b in DURATION_BOUNDS if seconds <= b), None)
-            if bucket is not None:
-                params[f"le_{bucket}"] = 1
+        params = _tally_params(job_key, status, started, finished, items)
         conn.execute(_tally_upsert(conn.dialect.name), params)
 
     def job_tallies(self) -> list[JobTally]:
@@ -924,7 +1140,10 @@ class Store:
 
     # -- conditions the ledger passes to transitions ----------------------------
 
+    # The guards are memoized: every run of one reap gets the same guard
+    # objects, so that transition_many changes them together (see _alike).
     @staticmethod
+    @functools.lru_cache(maxsize=8)
     def heartbeat_older_than(cutoff: datetime) -> ColumnElement[bool]:
         hb = naive(cutoff)
         return or_(
@@ -936,10 +1155,12 @@ class Store:
         )
 
     @staticmethod
+    @functools.lru_cache(maxsize=8)
     def cancel_requested_before(cutoff: datetime) -> ColumnElement[bool]:
         return runs.c.cancel_requested_at < naive(cutoff)
 
     @staticmethod
+    @functools.cache
     def cancel_pending(pending: bool) -> ColumnElement[bool]:
         column = runs.c.cancel_requested_at
         return column.is_not(None) if pending else column.is_(None)

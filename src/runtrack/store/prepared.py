@@ -1,0 +1,333 @@
+"""The per-run hot path on the driver's own connection.
+
+Starting a run, finalizing it and writing its items are the statements every
+tracked run pays for. Through ``Connection.execute`` each of them costs
+SQLAlchemy's per-call machinery (execution context, parameter processing,
+result wrapping, events), which for these small statements is twenty to thirty
+times what the driver's ``cursor.execute`` costs (see ``bench/``). So these
+statements, still written in SQLAlchemy Core in :mod:`runtrack.store.sql`,
+are compiled once per dialect and run on the pooled DBAPI connection, their
+parameters converted by SQLAlchemy's own bind processors (the rows are the
+same as SQLAlchemy would write). Driver errors are wrapped in SQLAlchemy's
+exception classes, so that the store translates and retries them exactly as
+it does for every other statement.
+
+:class:`RawConnection` offers the small part of ``Connection`` the hot path
+uses (``execute`` of a long-lived statement, ``begin_nested``), so the same
+store code runs on either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.selectable import Select
+
+__all__ = ["Prepared", "RawConnection", "RawResult", "raw_transaction"]
+
+T = TypeVar("T")
+_REQUIRED = object()
+#: Distinct (statement, columns) pairs kept compiled. The hot path passes only
+#: module-level or cached statements, so a handful are ever used; the bound
+#: only guards memory against a caller passing a statement built per call.
+MAX_PREPARED = 512
+_savepoints = itertools.count(1)
+
+
+class Prepared:
+    """One statement compiled for one dialect: its SQL, how to turn a dict of
+    parameters into the driver's parameters, and how to read its rows."""
+
+    __slots__ = ("_bind", "_results", "_row", "copy_sql", "key_returned", "sql")
+
+    def __init__(
+        self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str], many: bool = False
+    ) -> None:
+        # An INSERT reports its new key through RETURNING where the database
+        # has it (the psycopg cursor has no lastrowid). Statements given here
+        # carry no RETURNING of their own.
+        returning_key = isinstance(stmt, Insert) and not many and dialect.insert_returning
+        returned: list[Any] = list(stmt.selected_columns) if isinstance(stmt, Select) else []
+        if returning_key:
+            assert isinstance(stmt, Insert)
+            returned = list(stmt.table.primary_key)
+            stmt = stmt.returning(*returned)
+        #: Whether the first returned column is the inserted primary key.
+        self.key_returned = returning_key
+        compiled = _compile(stmt, dialect, columns)
+        self.sql = compiled.string
+        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+        defaults = compiled.params
+        specs = []
+        for name in names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            specs.append((name, processor, _default(stmt, name, bind.required, defaults)))
+        #: PostgreSQL: many rows of a plain INSERT go by COPY, several times
+        #: faster than executemany (the rows are the same).
+        self.copy_sql = _copy_sql(stmt, dialect, names) if many else None
+        self._bind = _binder(specs, compiled.positional or self.copy_sql is not None)
+        self._results = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returned
+        ]
+        self._row = _row_type([c.key for c in returned])
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The driver's parameters for each row of ``rows``."""
+        return self._bind(rows)
+
+    def rows(self, fetched: Sequence[Sequence[Any]]) -> list[Any]:
+        results = self._results
+        make = self._row._make
+        if not any(results):
+            return [make(row) for row in fetched]
+        return [
+            make(p(v) if p else v for p, v in zip(results, row, strict=True)) for row in fetched
+        ]
+
+
+def _row_type(names: list[str]) -> Any:
+    """A tuple with attribute access by column name, like SQLAlchemy's Row."""
+    base: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
+
+
+def _default(stmt: ClauseElement, name: str, required: bool, defaults: Mapping[str, Any]) -> Any:
+    """What a parameter the caller left out takes: a column's scalar default
+    for an INSERT, a literal embedded in the statement, or nothing (required)."""
+    if isinstance(stmt, Insert) and name in stmt.table.c:
+        default = stmt.table.c[name].default
+        if default is not None and default.is_scalar:
+            return default.arg  # type: ignore[attr-defined]
+    if required:
+        return _REQUIRED
+    return defaults.get(name)
+
+
+def _binder(
+    specs: Sequence[tuple[str, Callable[[Any], Any] | None, Any]], positional: bool
+) -> Callable[[Sequence[Mapping[str, Any]]], list[Any]]:
+    """A function turning rows of parameters into the driver's parameters.
+    Within one call, a processed value is reused while the next row holds the
+    very same object (an item batch shares its timestamp and its ``None`` data)."""
+    names = [name for name, _, _ in specs]
+
+    def bind(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        last: list[Any] = [_REQUIRED, None] * len(specs)  # per column: (input, output)
+        bound = []
+        for params in rows:
+            values = []
+            for i, (name, processor, default) in enumerate(specs):
+                value = params.get(name, default)
+                if value is _REQUIRED:
+                    raise KeyError(f"a value is required for bind parameter {name!r}")
+                if processor is not None:
+                    if value is last[2 * i]:
+                        value = last[2 * i + 1]
+                    else:
+                        last[2 * i] = value
+                        value = last[2 * i + 1] = processor(value)
+                values.append(value)
+            bound.append(values if positional else dict(zip(names, values, strict=True)))
+        return bound
+
+    return bind
+
+
+def _copy_sql(stmt: ClauseElement, dialect: Dialect, names: list[str]) -> str | None:
+    if dialect.name != "postgresql" or type(stmt) is not Insert:
+        return None
+    quote = dialect.identifier_preparer.quote
+    table = dialect.identifier_preparer.format_table(stmt.table)
+    return f"COPY {table} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+
+
+def _compile(stmt: ClauseElement, dialect: Dialect, columns: Sequence[str]) -> SQLCompiler:
+    compiled = stmt.compile(dialect=dialect, column_keys=list(columns) or None)
+    return cast(SQLCompiler, compiled)
+
+
+class RawResult:
+    """What :meth:`RawConnection.execute` returns: the rows, fetched at once."""
+
+    __slots__ = ("_rows", "inserted_primary_key", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int, inserted_key: tuple[Any, ...] | None):
+        self._rows = rows
+        self.rowcount = rowcount
+        self.inserted_primary_key = inserted_key
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return list(self._rows)
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if not self._rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self._rows[0]
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+
+class RawConnection:
+    """A transaction on a pooled DBAPI connection, executing long-lived Core
+    statements through their :class:`Prepared` form."""
+
+    def __init__(self, connection: Connection, cache: dict[Any, Prepared]) -> None:
+        self._sa = connection
+        self._conn: PoolProxiedConnection = connection.connection
+        self._cursor = self._conn.cursor()
+        self.dialect = dialect = connection.dialect
+        self._errors: type[Exception] = dialect.loaded_dbapi.Error
+        self._cache = cache
+        # SQLAlchemy's cursor events still see every statement (listeners get
+        # no execution context, which the events document as possible).
+        dispatch = connection.dispatch
+        self._before = dispatch.before_cursor_execute or None
+        self._after = dispatch.after_cursor_execute or None
+
+    def _prepared(self, stmt: ClauseElement, columns: tuple[str, ...], many: bool) -> Prepared:
+        key = (stmt, columns, many)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= MAX_PREPARED:
+                self._cache.clear()
+            found = self._cache[key] = Prepared(stmt, self.dialect, columns, many)
+        return found
+
+    def execute(
+        self, stmt: ClauseElement, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
+    ) -> RawResult:
+        """Execute ``stmt`` with one dict of parameters, or a list of them
+        (executemany; the first names the columns of an INSERT or UPDATE)."""
+        many = isinstance(params, list)
+        first: Mapping[str, Any] = (params[0] if isinstance(params, list) else params) or {}
+        columns = tuple(first) if isinstance(stmt, UpdateBase) else ()
+        prepared = self._prepared(stmt, columns, many)
+        cursor = self._cursor
+        try:
+            if isinstance(params, list):
+                if prepared.copy_sql is not None:
+                    return self._copy(prepared.copy_sql, prepared.parameters(params))
+                self._sent(prepared.sql, prepared.parameters(params), True, cursor.executemany)
+                return RawResult([], cursor.rowcount, None)
+            self._sent(prepared.sql, prepared.parameters([first])[0], False, cursor.execute)
+            rows = prepared.rows(cursor.fetchall()) if cursor.description else []
+            key = None
+            if isinstance(stmt, Insert):
+                key = (rows.pop(0)[0],) if prepared.key_returned else (cursor.lastrowid,)
+            return RawResult(rows, cursor.rowcount, key)
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+
+    def _sent(self, sql: str, params: Any, many: bool, send: Callable[..., object]) -> None:
+        if self._before is not None:
+            self._before(self._sa, self._cursor, sql, params, None, many)
+        if params is None:
+            send(sql)
+        else:
+            send(sql, params)
+        if self._after is not None:
+            self._after(self._sa, self._cursor, sql, params, None, many)
+
+    def _copy(self, sql: str, rows: list[Any]) -> RawResult:
+        cursor: Any = self._cursor  # psycopg's
+
+        def send(sql: str, rows: list[Any]) -> None:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+        self._sent(sql, rows, True, send)
+        return RawResult([], len(rows), None)
+
+    def _driver(self, sql: str) -> None:
+        try:
+            self._sent(sql, None, False, self._cursor.execute)
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+
+    def _wrapped(self, exc: Exception) -> BaseException:
+        """The driver's error as SQLAlchemy would raise it; a dropped
+        connection is invalidated, so the pool never hands it out again."""
+        lost = self.dialect.is_disconnect(exc, self._conn, self._cursor)  # type: ignore[arg-type]
+        if lost:
+            self._sa.invalidate(exc)
+        return DBAPIError.instance(
+            None, None, exc, self._errors, connection_invalidated=lost, dialect=self.dialect
+        )
+
+    @contextmanager
+    def begin_nested(self) -> Iterator[None]:
+        """A savepoint: the block's statements are undone if it raises."""
+        name = f"rt_sp_{next(_savepoints)}"
+        self._driver(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._driver(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        self._driver(f"RELEASE SAVEPOINT {name}")
+
+    def begin(self) -> None:
+        # SQLite (in autocommit mode, see dialects): take the write lock now;
+        # the other drivers open a transaction with the first statement.
+        if self.dialect.name == "sqlite":
+            self._driver("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        try:
+            self._conn.commit()
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+
+    def rollback(self) -> None:
+        # A connection too broken to roll back is discarded by the pool on close.
+        with contextlib.suppress(Exception):
+            self._conn.rollback()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+        self._sa.close()
+
+
+def raw_transaction(
+    engine: Engine, cache: dict[Any, Prepared], work: Callable[[RawConnection], T]
+) -> T:
+    """Run ``work`` on a :class:`RawConnection` in one write transaction
+    (SQLite: ``BEGIN IMMEDIATE``, like the store's other writes)."""
+    # A Connection, not engine.raw_connection(): it wraps a failure to connect
+    # like every other statement's (the store translates it and finalization
+    # retries it), and its events are the engine's.
+    raw = RawConnection(engine.connect(), cache)
+    try:
+        raw.begin()
+        result = work(raw)
+        raw.commit()
+        return result
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
