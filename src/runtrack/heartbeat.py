@@ -32,7 +32,8 @@ from runtrack.models import RunStatus
 if TYPE_CHECKING:
     from runtrack.clock import Clock
     from runtrack.run import Run
-    from runtrack.store.sql import RunState, Store
+    from runtrack.store.sql import Store
+    from runtrack.store.statements import RunState
 
 __all__ = ["Heartbeat"]
 

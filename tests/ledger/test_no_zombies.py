@@ -23,7 +23,7 @@ from sqlalchemy import event
 from runtrack import LeaseLost, Ledger, ManualClock, RunStatus
 from runtrack.store import dialects
 from runtrack.store.schema import jobs, runs
-from runtrack.store.sql import BEAT_CHUNK
+from runtrack.store.statements import BEAT_CHUNK
 
 STALE = timedelta(seconds=30)
 

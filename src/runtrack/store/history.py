@@ -1,0 +1,178 @@
+"""What runs leave behind: items, retention, provider pauses, tallies, maintenance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from runtrack.models import (
+    ItemRecord,
+    JobTally,
+    PauseRecord,
+)
+from runtrack.store import dialects
+from runtrack.store.base import StoreBase
+from runtrack.store.rows import (
+    aware,
+    item_record,
+    naive,
+    pause_record,
+    tally_record,
+)
+from runtrack.store.schema import (
+    job_tallies,
+    jobs,
+    maintenance,
+    provider_pauses,
+    run_items,
+    runs,
+)
+from runtrack.store.statements import (
+    TERMINAL_NAMES,
+    prunable_query,
+)
+
+
+class HistoryStore(StoreBase):
+    """Items, retention, provider pauses, tallies and maintenance bookkeeping."""
+
+    # -- items -----------------------------------------------------------------
+
+    def insert_items(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.write(lambda c: c.execute(insert(run_items), rows))
+
+    def list_items(
+        self,
+        run_id: int,
+        status: str | None,
+        group: str | None,
+        limit: int,
+        after_id: int | None,
+    ) -> list[ItemRecord]:
+        query = select(run_items).where(run_items.c.run_id == run_id)
+        if status is not None:
+            query = query.where(run_items.c.status == status)
+        if group is not None:
+            query = query.where(run_items.c.group_key == group)
+        if after_id is not None:
+            query = query.where(run_items.c.id > after_id)
+        query = query.order_by(run_items.c.id).limit(limit)
+        return [item_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def item_group_counts(self, run_id: int) -> list[tuple[str, str | None, str, int]]:
+        """(group, source, status, count) of a run's grouped items."""
+        query = (
+            select(run_items.c.group_key, run_items.c.source, run_items.c.status, func.count())
+            .where(run_items.c.run_id == run_id, run_items.c.group_key.is_not(None))
+            .group_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
+            .order_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
+        )
+        rows = self.read(lambda c: c.execute(query).all())
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    # -- retention -----------------------------------------------------------
+
+    def prune_batch(
+        self, cutoff: datetime, after_id: int, limit: int, *, items_only: bool, dry_run: bool
+    ) -> tuple[int | None, int, int]:
+        """One batch of retention in one short transaction: choose up to
+        ``limit`` prunable runs after ``after_id`` (terminal, finished before
+        ``cutoff``, not a job's latest run or latest successful run), delete
+        their items and, unless ``items_only``, the runs; on a dry run only
+        count them. Returns (last id chosen, or None when none is left; runs;
+        items)."""
+
+        def work(conn: Connection) -> tuple[int | None, int, int]:
+            ids: list[int] = list(conn.execute(prunable_query(cutoff, after_id, limit)).scalars())
+            if not ids:
+                return None, 0, 0
+            of_runs = run_items.c.run_id.in_(ids)
+            if dry_run:
+                count = select(func.count()).select_from(run_items).where(of_runs)
+                return ids[-1], 0 if items_only else len(ids), conn.execute(count).scalar_one()
+            items = conn.execute(delete(run_items).where(of_runs)).rowcount
+            if items_only:
+                return ids[-1], 0, items
+            gone = delete(runs).where(runs.c.id.in_(ids), runs.c.status.in_(TERMINAL_NAMES))
+            return ids[-1], conn.execute(gone).rowcount, items
+
+        return self.read(work) if dry_run else self.write(work)
+
+    # -- provider pauses -----------------------------------------------------
+
+    def set_pause(self, pause: PauseRecord) -> None:
+        values = {
+            "provider": pause.provider,
+            "paused_until": naive(pause.until),
+            "reason": pause.reason,
+            "paused_at": naive(pause.paused_at),
+            "paused_by": pause.paused_by,
+        }
+        update_cols = ["paused_until", "reason", "paused_at", "paused_by"]
+        self.write(lambda c: c.execute(dialects.upsert(c, provider_pauses, values, update_cols)))
+
+    def delete_pause(self, provider: str) -> bool:
+        stmt = delete(provider_pauses).where(provider_pauses.c.provider == provider)
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) > 0)
+
+    def active_pauses(self, now: datetime, provider: str | None = None) -> list[PauseRecord]:
+        query = select(provider_pauses).where(provider_pauses.c.paused_until > naive(now))
+        if provider is not None:
+            query = query.where(provider_pauses.c.provider == provider)
+        query = query.order_by(provider_pauses.c.provider)
+        return [pause_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- tallies (metrics without scanning runs) ---------------------------------
+
+    def job_tallies(self) -> list[JobTally]:
+        """Every job's tallies by terminal status, with the job's provider
+        (a few rows per job, whatever the number of runs)."""
+        query = (
+            select(job_tallies, jobs.c.provider)
+            .join(jobs, jobs.c.key == job_tallies.c.job_key)
+            .order_by(job_tallies.c.job_key, job_tallies.c.status)
+        )
+        return [tally_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    # -- maintenance bookkeeping ------------------------------------------------
+
+    def mark_maintenance(self, task: str, now: datetime, details: dict[str, Any]) -> None:
+        values = {"task": task, "last_run_at": naive(now), "details": details}
+        self.write(
+            lambda c: c.execute(dialects.upsert(c, maintenance, values, ["last_run_at", "details"]))
+        )
+
+    def claim_maintenance(self, task: str, now: datetime, last_before: datetime) -> bool:
+        """Take this interval's turn at ``task`` unless it ran after
+        ``last_before``; of many callers racing, one gets True."""
+
+        def work(conn: Connection) -> bool:
+            first: dict[str, Any] = {"task": task, "last_run_at": naive(last_before), "details": {}}
+            conn.execute(dialects.insert_ignore(conn, maintenance, first))
+            stmt = (
+                update(maintenance)
+                .where(maintenance.c.task == task, maintenance.c.last_run_at <= naive(last_before))
+                .values(last_run_at=naive(now))
+            )
+            return bool(conn.execute(stmt).rowcount == 1)
+
+        return self.write(work)
+
+    def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
+        query = select(maintenance).where(maintenance.c.task == task)
+        row = self.read(lambda c: c.execute(query).first())
+        if row is None:
+            return None
+        last = aware(row.last_run_at)
+        assert last is not None
+        return last, row.details or {}

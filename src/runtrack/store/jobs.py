@@ -1,0 +1,71 @@
+"""Job state in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    select,
+    update,
+)
+
+from runtrack.models import (
+    JobRecord,
+)
+from runtrack.store import dialects
+from runtrack.store.base import StoreBase
+from runtrack.store.rows import (
+    job_record,
+    naive,
+)
+from runtrack.store.schema import (
+    jobs,
+)
+
+
+class JobStore(StoreBase):
+    """Job rows: creation, state, the runner's schedule claims."""
+
+    # -- jobs -------------------------------------------------------------
+
+    def ensure_job(self, key: str, provider: str | None, now: datetime) -> None:
+        values = {
+            "key": key,
+            "provider": provider,
+            "created_at": naive(now),
+            "consecutive_failures": 0,
+        }
+        self.write(lambda c: c.execute(dialects.insert_ignore(c, jobs, values)))
+
+    def get_job(self, key: str) -> JobRecord | None:
+        row = self.read(lambda c: c.execute(select(jobs).where(jobs.c.key == key)).first())
+        return job_record(row) if row else None
+
+    def provider_job_counts(self) -> dict[str, int]:
+        """How many jobs each provider has."""
+        query = (
+            select(jobs.c.provider, func.count())
+            .where(jobs.c.provider.is_not(None))
+            .group_by(jobs.c.provider)
+        )
+        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
+
+    def list_jobs(self, provider: str | None = None) -> list[JobRecord]:
+        query = select(jobs).order_by(jobs.c.key)
+        if provider is not None:
+            query = query.where(jobs.c.provider == provider)
+        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def get_jobs(self, keys: Sequence[str]) -> list[JobRecord]:
+        """The jobs with these keys (unknown keys are left out)."""
+        query = select(jobs).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
+        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def claim_tick(self, key: str, due: datetime | None, next_due: datetime) -> bool:
+        """Move the job's ``next_due_at`` from ``due`` to ``next_due`` if it is
+        still ``due``: the one caller whose update changes the row owns the tick."""
+        seen = jobs.c.next_due_at.is_(None) if due is None else jobs.c.next_due_at == naive(due)
+        stmt = update(jobs).where(jobs.c.key == key, seen).values(next_due_at=naive(next_due))
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)

@@ -1,0 +1,327 @@
+"""Liveness in the store: batched heartbeats, fenced writes, the reaper's queries."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
+
+from runtrack.models import (
+    ALLOWED_FROM,
+    TERMINAL,
+    RunStatus,
+)
+from runtrack.store.prepared import RawConnection
+from runtrack.store.rows import (
+    naive,
+)
+from runtrack.store.runs import RunStore
+from runtrack.store.schema import (
+    runs,
+)
+from runtrack.store.statements import (
+    BEAT_CHUNK,
+    INSERT_ITEMS,
+    LOCK_RUN,
+    LOCK_RUNS,
+    RUN_EFFECT,
+    JobEffect,
+    RunState,
+    group_alike,
+    job_change,
+    tally_params,
+    tally_upsert,
+)
+
+
+class LivenessStore(RunStore):
+    """Heartbeats, fenced item writes, stale-run scans and reaping in sets."""
+
+    # -- liveness ------------------------------------------------------------
+
+    def heartbeat(self, now: datetime, beats: list[dict[str, Any]]) -> dict[int, RunState]:
+        """Write ``heartbeat_at``, counters and progress of many runs, then read
+        back their status and cancel request: one transaction, one UPDATE and
+        one SELECT per 500 runs. The UPDATE is fenced (uid, still running); a
+        run whose row is not running under its uid is absent from the answer
+        unless its status says why."""
+
+        def work(conn: Connection) -> dict[int, RunState]:
+            states: dict[int, RunState] = {}
+            for start in range(0, len(beats), BEAT_CHUNK):
+                chunk = beats[start : start + BEAT_CHUNK]
+                conn.execute(self._beat_update(now, chunk))
+                owners = {beat["b_id"]: beat["b_uid"] for beat in chunk}
+                query = select(
+                    runs.c.id,
+                    runs.c.uid,
+                    runs.c.status,
+                    runs.c.cancel_requested_at,
+                    runs.c.cancel_reason,
+                ).where(runs.c.id.in_(list(owners)))
+                for row in conn.execute(query):
+                    if owners[row.id] == row.uid:
+                        states[row.id] = (row.status, row.cancel_requested_at, row.cancel_reason)
+            return states
+
+        return self.write(work) if beats else {}
+
+    @staticmethod
+    def _beat_update(now: datetime, beats: Sequence[dict[str, Any]]) -> Update:
+        """One UPDATE for many runs, each getting its own counters and progress
+        through a CASE on id (portable, unlike UPDATE ... FROM VALUES)."""
+
+        def per_run(key: str, column: Any) -> Any:
+            whens = {b["b_id"]: bindparam(None, b[key], type_=column.type) for b in beats}
+            return case(whens, value=runs.c.id, else_=column)
+
+        return (
+            update(runs)
+            .where(
+                runs.c.id.in_([b["b_id"] for b in beats]),
+                runs.c.uid.in_([b["b_uid"] for b in beats]),
+                runs.c.status == RunStatus.RUNNING,
+            )
+            .values(
+                heartbeat_at=naive(now),
+                counters=per_run("b_counters", runs.c.counters),
+                progress_total=per_run("b_total", runs.c.progress_total),
+                progress_done=per_run("b_done", runs.c.progress_done),
+            )
+        )
+
+    def stale_runs(
+        self, heartbeat_cutoff: datetime, cancel_cutoff: datetime, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """(id, reason, status) of active runs past their deadline; the reason is
+        ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``pending``
+        or ``cancel``. Each query is a range of an index, so the cost follows
+        the number of stale runs."""
+        hb = naive(heartbeat_cutoff)
+        queries = [
+            (
+                "heartbeat",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb
+                ),
+            ),
+            (
+                "heartbeat",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING,
+                    runs.c.heartbeat_at.is_(None),
+                    runs.c.started_at < hb,
+                ),
+            ),
+            (
+                "pending",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.PENDING, runs.c.created_at < hb
+                ),
+            ),
+            (
+                "cancel",
+                select(runs.c.id, runs.c.status).where(
+                    runs.c.status == RunStatus.RUNNING,
+                    runs.c.cancel_requested_at < naive(cancel_cutoff),
+                ),
+            ),
+        ]
+
+        def work(conn: Connection) -> list[tuple[int, str, str]]:
+            found: dict[int, tuple[int, str, str]] = {}
+            for reason, query in queries:
+                query = query.add_columns(runs.c.cancel_requested_at)
+                for row in conn.execute(query.order_by(runs.c.id).limit(limit)):
+                    cancel = reason == "heartbeat" and row.cancel_requested_at is not None
+                    found.setdefault(row.id, (row.id, reason + "+cancel" * cancel, row.status))
+            return list(found.values())[:limit]
+
+        return self.read(work)
+
+    def transition_many(
+        self,
+        changes: list[
+            tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+        ],
+    ) -> list[int]:
+        """Several guarded transitions in one transaction; the ids changed.
+
+        Where the database returns the rows an UPDATE changed, runs moving
+        alike (same target, guard and values: the stale runs of one reap)
+        change in one ``UPDATE ... RETURNING``, then their jobs and tallies in
+        a batch each: a few statements per hundred runs, not four per run."""
+
+        def each(conn: Connection) -> list[int]:
+            return [
+                run_id
+                for run_id, target, allowed, values, where in changes
+                if self._transition(conn, run_id, target, allowed, values, None, where)
+            ]
+
+        def in_sets(conn: Connection) -> list[int]:
+            changed: list[Any] = []
+            for ids, (target, allowed, values, where) in group_alike(changes):
+                changed += self._transition_set(conn, ids, target, allowed, values, where)
+            self._finalize_jobs(conn, sorted(changed, key=lambda c: c[0]))
+            done = {run_id for run_id, *_ in changed}
+            return [run_id for run_id in dict.fromkeys(c[0] for c in changes) if run_id in done]
+
+        return self.write(in_sets if self.engine.dialect.update_returning else each)
+
+    @staticmethod
+    def _transition_set(
+        conn: Connection,
+        ids: tuple[int, ...],
+        target: RunStatus,
+        allowed: frozenset[RunStatus],
+        values: dict[str, Any],
+        where: list[ColumnElement[bool]],
+    ) -> list[tuple[int, RunStatus, dict[str, Any], Any]]:
+        """One guarded UPDATE of many runs; (id, target, values, effect row)
+        of each run it changed."""
+        changes = dict(values, status=target.value)
+        if target in TERMINAL:
+            changes["lease_key"] = None
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(ids), runs.c.status.in_(sorted(allowed)), *where)
+            .values(changes)
+            .returning(runs.c.id, *RUN_EFFECT.selected_columns)
+        )
+        return [(row.id, target, values, row) for row in conn.execute(stmt)]
+
+    @staticmethod
+    def _finalize_jobs(
+        conn: Connection, changed: list[tuple[int, RunStatus, dict[str, Any], Any]]
+    ) -> None:
+        """The job updates and tallies of runs that became terminal, in id
+        order (a job's failure streak counts its runs in order)."""
+        jobs_batch: list[tuple[Update, list[dict[str, Any]]]] = []
+        tallies = []
+        for run_id, target, values, row in changed:
+            if target not in TERMINAL:
+                continue
+            effect = JobEffect(
+                row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
+            )
+            stmt, params = job_change(run_id, target, values["finished_at"], effect)
+            if jobs_batch and jobs_batch[-1][0] is stmt:
+                jobs_batch[-1][1].append(params)
+            else:
+                jobs_batch.append((stmt, [params]))
+            counted = {**row._mapping, **values}
+            tallies.append(
+                tally_params(row.job_key, target, row.started_at, values["finished_at"], counted)
+            )
+        for stmt, batch in jobs_batch:
+            conn.execute(stmt, batch)
+        if tallies:
+            conn.execute(tally_upsert(conn.dialect.name), tallies)
+
+    def insert_items_fenced(
+        self, rows: list[dict[str, Any]], owners: dict[int, str]
+    ) -> dict[int, str | None]:
+        """Insert the items of the runs in ``owners`` (id -> uid) that are still
+        running under that uid, with those runs' rows locked so that no reaper
+        finalizes one mid-way; the rows of the others are dropped. Returns the
+        runs that are not ours any more, with their status (None: gone)."""
+
+        def work(conn: RawConnection) -> dict[int, str | None]:
+            found = {row.id: row for row in self._lock_runs(conn, sorted(owners))}
+            lost = {
+                run_id: found[run_id].status if run_id in found else None
+                for run_id, uid in owners.items()
+                if run_id not in found
+                or (found[run_id].uid, found[run_id].status) != (uid, RunStatus.RUNNING)
+            }
+            kept = [row for row in rows if row["run_id"] not in lost]
+            if kept:
+                conn.execute(INSERT_ITEMS, kept)
+            return lost
+
+        return self.write_prepared(work) if rows else {}
+
+    @staticmethod
+    def _lock_runs(conn: RawConnection, ids: list[int]) -> list[Any]:
+        """Lock the rows of ``ids`` in id order, like the heartbeat and the
+        reaper, so that their row locks never deadlock."""
+        if len(ids) == 1:
+            return conn.execute(LOCK_RUN, {"p_id": ids[0]}).all()
+        rows: list[Any] = []
+        for start in range(0, len(ids), BEAT_CHUNK):
+            chunk = ids[start : start + BEAT_CHUNK]
+            chunk += [chunk[-1]] * (BEAT_CHUNK - len(chunk))
+            rows += conn.execute(LOCK_RUNS, {f"p_id{i}": v for i, v in enumerate(chunk)})
+        return rows
+
+    def finalize_run(
+        self,
+        run_id: int,
+        uid: str,
+        target: RunStatus,
+        values: dict[str, Any],
+        effect: JobEffect,
+        items: list[dict[str, Any]],
+    ) -> bool | None:
+        """The owner's final write: the fenced transition and, only if it
+        happened, the run's last buffered items, in one transaction (so a
+        retried attempt never repeats them and a fenced one writes nothing).
+        Returns whether the transition happened; ``None`` if it did not on a
+        retried attempt, after an earlier one that may have committed and
+        lost only its answer (the caller re-reads to tell)."""
+        tries = 0
+
+        def work(conn: RawConnection) -> bool:
+            nonlocal tries
+            tries += 1
+            allowed = ALLOWED_FROM[target]
+            if not self._transition(conn, run_id, target, allowed, values, uid, (), effect):
+                return False
+            if items:
+                conn.execute(INSERT_ITEMS, items)
+            return True
+
+        changed = self.write_prepared(work)
+        return None if not changed and tries > 1 else changed
+
+    # -- conditions the ledger passes to transitions ----------------------------
+
+    # The guards are memoized: every run of one reap gets the same guard
+    # objects, so that transition_many changes them together (see group_alike).
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def heartbeat_older_than(cutoff: datetime) -> ColumnElement[bool]:
+        hb = naive(cutoff)
+        return or_(
+            runs.c.heartbeat_at < hb,
+            and_(
+                runs.c.heartbeat_at.is_(None),
+                func.coalesce(runs.c.started_at, runs.c.created_at) < hb,
+            ),
+        )
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def cancel_requested_before(cutoff: datetime) -> ColumnElement[bool]:
+        return runs.c.cancel_requested_at < naive(cutoff)
+
+    @staticmethod
+    @functools.cache
+    def cancel_pending(pending: bool) -> ColumnElement[bool]:
+        column = runs.c.cancel_requested_at
+        return column.is_not(None) if pending else column.is_(None)

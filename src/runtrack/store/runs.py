@@ -1,0 +1,337 @@
+"""Runs in the store: creation under a lease, guarded transitions, queries.
+
+Every state change is one conditional statement whose row count is returned
+to the ledger, which decides what a zero means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from runtrack.models import (
+    TERMINAL,
+    RunBrief,
+    RunRecord,
+    RunStatus,
+)
+from runtrack.store.base import StoreBase
+from runtrack.store.prepared import RawConnection
+from runtrack.store.rows import (
+    naive,
+    run_brief,
+    run_record,
+)
+from runtrack.store.schema import (
+    runs,
+)
+from runtrack.store.statements import (
+    ACTIVE_NAMES,
+    INSERT_RUN,
+    JOB_FOR_START,
+    RECENT_CHUNK,
+    RUN_CHECKPOINT,
+    RUN_EFFECT,
+    TALLY_ITEMS,
+    Conn,
+    JobEffect,
+    LeaseTaken,
+    RunFilter,
+    StartedRun,
+    job_change,
+    recent_runs_union,
+    start_at_watermark,
+    tally_params,
+    tally_upsert,
+    update_run_stmt,
+)
+
+
+class RunStore(StoreBase):
+    """Run rows: creation, leases, guarded transitions and queries."""
+
+    # -- runs: creation and transitions ----------------------------------
+
+    def insert_run(
+        self,
+        values: dict[str, Any],
+        slots: Sequence[str],
+        *,
+        explicit_window: bool,
+        explicit_end: bool = False,
+    ) -> StartedRun:
+        """Insert a run holding the first free lease slot, in one transaction
+        that also reads the job's watermark (the window's start unless
+        ``explicit_window``) and checkpoints."""
+
+        def work(conn: RawConnection) -> StartedRun:
+            job = conn.execute(JOB_FOR_START, {"p_job": values["job_key"]}).one()
+            row = dict(values)
+            if not explicit_window:
+                start_at_watermark(row, job.watermark, explicit_end)
+            # A run's checkpoint starts at the one it resumes from, so a run
+            # that fails again before saving one hands it on to the next.
+            row["checkpoint"] = self._resume_checkpoint(conn, row, job)
+            run_id = self._claim_slot(conn, row, slots)
+            return StartedRun(
+                run_id, row["window_start"], job.checkpoint, row["checkpoint"], row["window_end"]
+            )
+
+        try:
+            return self.write_prepared(work)
+        except (IntegrityError, LeaseTaken):
+            # Every slot's INSERT collided; the holders are read afterwards
+            # (a query built per call does not run prepared).
+            raise LeaseTaken(self._lease_holders(slots)) from None
+
+    def _claim_slot(self, conn: Conn, row: dict[str, Any], slots: Sequence[str]) -> int:
+        if len(slots) == 1:
+            # The common case: one INSERT; a collision aborts the transaction
+            # and insert_run reports the holder.
+            return self._insert_run_row(conn, {**row, "lease_key": slots[0]})
+        for slot in slots:
+            try:
+                with conn.begin_nested():
+                    return self._insert_run_row(conn, {**row, "lease_key": slot})
+            except IntegrityError:
+                continue
+        raise LeaseTaken([])
+
+    @staticmethod
+    def _insert_run_row(conn: Conn, row: dict[str, Any]) -> int:
+        key = conn.execute(INSERT_RUN, row).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def _lease_holders(self, slots: Sequence[str]) -> list[tuple[int, str]]:
+        query = select(runs.c.id, runs.c.status).where(runs.c.lease_key.in_(slots))
+        return [(h.id, h.status) for h in self.read(lambda c: c.execute(query).all())]
+
+    @staticmethod
+    def _resume_checkpoint(conn: Conn, row: dict[str, Any], job: Any) -> Any:
+        """The checkpoint of the run ``row`` retries: ``retry_of``, else the
+        job's last run if it failed or was cancelled over the same window
+        start (a failed backfill does not hand its cursor to a regular run)."""
+        if row.get("retry_of") is not None:
+            return conn.execute(RUN_CHECKPOINT, {"p_id": row["retry_of"]}).scalar()
+        if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+            return None
+        last = conn.execute(RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()
+        if last is None or last.window_start != row["window_start"]:
+            return None
+        return last.checkpoint
+
+    def transition(
+        self,
+        run_id: int,
+        target: RunStatus,
+        allowed: Iterable[RunStatus],
+        values: dict[str, Any],
+        *,
+        uid: str | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+        effect: JobEffect | None = None,
+    ) -> bool:
+        """Move a run to ``target`` if it is in ``allowed`` (and matches
+        ``where``); terminal targets also update the job in the same
+        transaction. ``values`` hold naive UTC timestamps (terminal targets
+        need ``finished_at``); ``effect`` saves re-reading what the caller
+        knows. Returns whether this call made the change."""
+
+        def work(conn: Connection) -> bool:
+            return self._transition(conn, run_id, target, allowed, values, uid, where, effect)
+
+        return self.write(work)
+
+    def _transition(
+        self,
+        conn: Conn,
+        run_id: int,
+        target: RunStatus,
+        allowed: Iterable[RunStatus],
+        values: dict[str, Any],
+        uid: str | None,
+        where: Sequence[ColumnElement[bool]],
+        effect: JobEffect | None = None,
+    ) -> bool:
+        params = dict(values, status=target.value, p_id=run_id)
+        if target in TERMINAL:
+            params["lease_key"] = None
+        if uid is not None:
+            params["p_uid"] = uid
+        stmt = update_run_stmt(uid is not None, tuple(sorted(status.value for status in allowed)))
+        if where:
+            stmt = stmt.where(*where)
+        if conn.execute(stmt, params).rowcount != 1:
+            return False
+        if target in TERMINAL:
+            counted = values  # the item tallies, when the caller wrote them
+            if effect is None:
+                row = conn.execute(RUN_EFFECT, {"p_id": run_id}).one()
+                effect = JobEffect(
+                    row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
+                )
+                counted = {**{c: getattr(row, c) for c in TALLY_ITEMS}, **values}
+            finished = values["finished_at"]
+            self._finalize_job(conn, run_id, target, finished, effect)
+            self._add_tally(conn, effect.job_key, target, effect.started_at, finished, counted)
+        return True
+
+    @staticmethod
+    def _finalize_job(
+        conn: Conn, run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+    ) -> None:
+        """Move the job's pointers, failure streak, watermark and checkpoint
+        for a run that just became terminal (same transaction)."""
+        conn.execute(*job_change(run_id, status, finished, effect))
+
+    def request_cancel(
+        self, run_id: int, now: datetime, by: str | None, reason: str | None
+    ) -> bool:
+        """Flag a running run for cancellation (idempotent on the first request)."""
+        stmt = (
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.status == RunStatus.RUNNING,
+                runs.c.cancel_requested_at.is_(None),
+            )
+            .values(cancel_requested_at=naive(now), cancel_requested_by=by, cancel_reason=reason)
+        )
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+
+    def save_checkpoint(self, run_id: int, uid: str, checkpoint: Any) -> bool:
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.uid == uid, runs.c.status == RunStatus.RUNNING)
+            .values(checkpoint=checkpoint)
+        )
+        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+
+    # -- runs: queries -----------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        row = self.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
+        return run_record(row) if row else None
+
+    def list_runs(
+        self, filters: RunFilter, limit: int, before_id: int | None, *, offset: int = 0
+    ) -> list[RunRecord]:
+        query = select(runs).where(*self._run_conditions(filters))
+        if before_id is not None:
+            query = query.where(runs.c.id < before_id)
+        query = query.order_by(runs.c.id.desc()).limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def count_runs(self, filters: RunFilter) -> int:
+        query = select(func.count()).select_from(runs).where(*self._run_conditions(filters))
+        return int(self.read(lambda c: c.execute(query).scalar_one()))
+
+    @staticmethod
+    def _run_conditions(f: RunFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if f.job is not None:
+            conditions.append(runs.c.job_key == f.job)
+        if f.provider is not None:
+            conditions.append(runs.c.provider == f.provider)
+        if f.statuses:
+            conditions.append(runs.c.status.in_([s.value for s in f.statuses]))
+        if f.triggered_by is not None:
+            conditions.append(runs.c.triggered_by == f.triggered_by)
+        if f.since is not None:
+            conditions.append(runs.c.created_at >= naive(f.since))
+        if f.until is not None:
+            conditions.append(runs.c.created_at < naive(f.until))
+        return conditions
+
+    def active_runs(self, job: str | None = None) -> list[RunRecord]:
+        """Active runs (of ``job``), oldest first. A range of the status index
+        whatever the filter: given a job too, planners walk the job's whole
+        history by its (job_key, id) index, so the job is picked out here."""
+        query = select(runs).where(runs.c.status.in_(ACTIVE_NAMES)).order_by(runs.c.id)
+        rows = self.read(lambda c: c.execute(query).all())
+        return [run_record(r) for r in rows if job is None or r.job_key == job]
+
+    def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
+        """The last ``limit`` runs of each job in outline, newest first: one
+        statement per 100 jobs (see :func:`recent_runs_union`), so the cost follows
+        ``len(job_keys) * limit``, never the size of the table."""
+        found: dict[str, list[RunBrief]] = {key: [] for key in job_keys}
+        keys = list(found)
+        for start in range(0, len(keys), RECENT_CHUNK):
+            chunk = keys[start : start + RECENT_CHUNK]
+            query = recent_runs_union(len(chunk), limit)
+            params = {f"k{i}": key for i, key in enumerate(chunk)}
+            for row in self.read(lambda c, q=query, p=params: c.execute(q, p).all()):  # type: ignore[misc]
+                found[row.job_key].append(run_brief(row))
+        for briefs in found.values():
+            briefs.sort(key=lambda brief: brief.id, reverse=True)
+        return found
+
+    def count_stale(self, heartbeat_cutoff: datetime) -> int:
+        """How many active runs have been silent since before the cutoff (the
+        heartbeat ranges of :meth:`stale_runs`, counted on the status indexes)."""
+        hb = naive(heartbeat_cutoff)
+        ranges = [
+            (runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb),
+            (
+                runs.c.status == RunStatus.RUNNING,
+                runs.c.heartbeat_at.is_(None),
+                runs.c.started_at < hb,
+            ),
+            (runs.c.status == RunStatus.PENDING, runs.c.created_at < hb),
+        ]
+        counts = [
+            select(func.count()).select_from(runs).where(*conditions).scalar_subquery()
+            for conditions in ranges
+        ]
+        row = self.read(lambda c: c.execute(select(*counts)).one())
+        return sum(int(n) for n in row)
+
+    def active_counts(self) -> dict[str, int]:
+        """Active runs per job (a range of the status index: the cost follows
+        the number of active runs)."""
+        query = (
+            select(runs.c.job_key, func.count())
+            .where(runs.c.status.in_(ACTIVE_NAMES))
+            .group_by(runs.c.job_key)
+        )
+        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
+
+    def count_started(self, status: RunStatus, since: datetime) -> int:
+        """How many runs that started at or after ``since`` are in ``status``
+        (a range of the (status, started_at) index)."""
+        query = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.status == status, runs.c.started_at >= naive(since))
+        )
+        return int(self.read(lambda c: c.execute(query).scalar_one()))
+
+    # -- tallies (metrics without scanning runs) ---------------------------------
+
+    @staticmethod
+    def _add_tally(
+        conn: Conn,
+        job_key: str,
+        status: RunStatus,
+        started: datetime | None,
+        finished: datetime | None,
+        items: dict[str, Any],
+    ) -> None:
+        """Add a run that just became terminal to its job's tallies (same
+        transaction as the transition, so a tally never misses or repeats a run)."""
+        params = tally_params(job_key, status, started, finished, items)
+        conn.execute(tally_upsert(conn.dialect.name), params)

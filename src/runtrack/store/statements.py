@@ -1,0 +1,336 @@
+"""Records and prebuilt statements shared by the parts of the store.
+
+Hot-path statements are built once and take their values as parameters, so
+SQLAlchemy's compiled cache is hit and nothing is built per run.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert, Update
+
+from runtrack.models import (
+    ACTIVE,
+    GOOD,
+    TERMINAL,
+    RunStatus,
+)
+from runtrack.store import dialects
+from runtrack.store.prepared import RawConnection
+from runtrack.store.rows import (
+    naive,
+)
+from runtrack.store.schema import (
+    DURATION_BOUNDS,
+    job_tallies,
+    jobs,
+    run_items,
+    runs,
+)
+
+T = TypeVar("T")
+#: What the statements shared by the hot path and the others run on.
+Conn = Connection | RawConnection
+ACTIVE_NAMES = sorted(ACTIVE)
+#: Runs per heartbeat statement: keeps the bind parameters of one batched
+#: UPDATE (four per run) far below every driver's limit.
+BEAT_CHUNK = 500
+#: A run's status, cancel request time and cancel reason, as a tick reads them.
+RunState = tuple[str, datetime | None, str | None]
+TERMINAL_NAMES = sorted(TERMINAL)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """The filters every run listing understands."""
+
+    job: str | None = None
+    provider: str | None = None
+    statuses: tuple[RunStatus, ...] = ()
+    triggered_by: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """What the store tells the ledger about a run it just inserted."""
+
+    id: int
+    window_start: datetime | None
+    job_checkpoint: Any
+    resume_checkpoint: Any
+    window_end: datetime | None = None
+
+
+def start_at_watermark(row: dict[str, Any], watermark: datetime | None, fixed_end: bool) -> None:
+    """Start the run's window at the job's watermark (naive UTC values)."""
+    row["window_start"] = watermark
+    if watermark is not None and row["window_end"] < watermark:
+        if fixed_end:
+            raise WindowBeforeWatermark(watermark)
+        # Another machine's clock ran ahead of ours: an empty window, never an
+        # inverted one.
+        row["window_end"] = watermark
+
+
+def prunable_query(cutoff: datetime, after_id: int, limit: int) -> Select[Any]:
+    keep = (
+        select(jobs.c.last_run_id)
+        .where(jobs.c.last_run_id.is_not(None))
+        .union(select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None)))
+    )
+    return (
+        select(runs.c.id)
+        .where(
+            runs.c.id > after_id,
+            # "Not active" rather than "IN (terminal)": the same runs, but no
+            # status index tempts the planner, which walks the primary key from
+            # after_id and stops at the limit instead of sorting every
+            # terminal run of the table on each batch.
+            runs.c.status.not_in(ACTIVE_NAMES),
+            runs.c.finished_at < naive(cutoff),
+            runs.c.id.not_in(keep),
+        )
+        .order_by(runs.c.id)
+        .limit(limit)
+    )
+
+
+class WindowBeforeWatermark(Exception):
+    """Internal: a run's explicit window_end is before the job's watermark."""
+
+    def __init__(self, watermark: datetime) -> None:
+        self.watermark = watermark
+        super().__init__(watermark)
+
+
+class LeaseTaken(Exception):
+    """Internal: every lease slot of the job is held (holders listed)."""
+
+    def __init__(self, holders: list[tuple[int, str]]) -> None:
+        self.holders = holders  # (run id, status)
+        super().__init__(holders)
+
+
+@dataclass(frozen=True, slots=True)
+class JobEffect:
+    """What a terminal run changes on its job (naive UTC ``window_end``)."""
+
+    job_key: str
+    window_end: datetime | None
+    moves_watermark: bool
+    checkpoint: Any
+    started_at: datetime | None = None  # naive UTC; for the duration tally
+
+
+# Hot-path statements are built once and take their values as parameters:
+# they run prepared on the driver's connection (see store/prepared.py), which
+# needs long-lived statement objects, and no expression is built per run.
+INSERT_RUN = insert(runs)
+INSERT_ITEMS = insert(run_items)
+RUN_CHECKPOINT = select(runs.c.checkpoint, runs.c.window_start).where(
+    runs.c.id == bindparam("p_id")
+)
+# Lock one run's row for an item flush (SQLite: BEGIN IMMEDIATE already serializes).
+LOCK_RUN = (
+    select(runs.c.id, runs.c.uid, runs.c.status)
+    .where(runs.c.id == bindparam("p_id"))
+    .with_for_update()
+)
+# The same for many runs at once: a fixed IN list, so that it is prepared once
+# and a tick locks 500 runs per statement (a short list repeats its last id).
+LOCK_RUNS = (
+    select(runs.c.id, runs.c.uid, runs.c.status)
+    .where(runs.c.id.in_([bindparam(f"p_id{i}") for i in range(BEAT_CHUNK)]))
+    .order_by(runs.c.id)
+    .with_for_update()
+)
+JOB_FOR_START = select(
+    jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
+).where(jobs.c.key == bindparam("p_job"))
+RUN_EFFECT = select(
+    runs.c.job_key,
+    runs.c.window_end,
+    runs.c.moves_watermark,
+    runs.c.checkpoint,
+    runs.c.started_at,
+    runs.c.items_success,
+    runs.c.items_not_found,
+    runs.c.items_skipped,
+    runs.c.items_error,
+).where(runs.c.id == bindparam("p_id"))
+
+
+@functools.cache
+def update_run_stmt(with_uid: bool, allowed: tuple[str, ...]) -> Update:
+    """``UPDATE runs SET <the parameters named like columns> WHERE id AND
+    status IN (allowed) [AND uid]``: the conditional transition."""
+    stmt = update(runs).where(
+        runs.c.id == bindparam("p_id"),
+        or_(*(runs.c.status == status for status in allowed)),
+    )
+    return stmt.where(runs.c.uid == bindparam("p_uid")) if with_uid else stmt
+
+
+@functools.cache
+def job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Update:
+    """The job-state update of a terminal run, one statement per outcome kind."""
+    run_id = bindparam("j_run_id", type_=jobs.c.last_run_id.type)
+    finished = bindparam("j_finished", type_=jobs.c.last_finished_at.type)
+    # A reaped old run must not overwrite the pointers of a newer one.
+    newer = or_(jobs.c.last_run_id.is_(None), jobs.c.last_run_id <= run_id)
+
+    def latest(value: Any, column: Any) -> Any:
+        return case((newer, value), else_=column)
+
+    changes: dict[str, Any] = {
+        "last_run_id": latest(run_id, jobs.c.last_run_id),
+        "last_status": latest(
+            bindparam("j_status", type_=jobs.c.last_status.type), jobs.c.last_status
+        ),
+        "last_finished_at": latest(finished, jobs.c.last_finished_at),
+    }
+    streak = jobs.c.consecutive_failures
+    if status is RunStatus.FAILED:
+        changes["consecutive_failures"] = latest(streak + 1, streak)
+    elif status in GOOD:
+        changes["consecutive_failures"] = latest(0, streak)
+    if moves_watermark:
+        end = bindparam("j_end", type_=jobs.c.watermark.type)
+        changes["watermark"] = case(
+            (or_(jobs.c.watermark.is_(None), jobs.c.watermark < end), end),
+            else_=jobs.c.watermark,
+        )
+    if checkpoint:
+        changes["checkpoint"] = bindparam("j_checkpoint", type_=jobs.c.checkpoint.type)
+    if status is RunStatus.SUCCESS:
+        newer_success = or_(
+            jobs.c.last_success_run_id.is_(None), jobs.c.last_success_run_id <= run_id
+        )
+        changes["last_success_at"] = case((newer_success, finished), else_=jobs.c.last_success_at)
+        changes["last_success_run_id"] = case(
+            (newer_success, run_id), else_=jobs.c.last_success_run_id
+        )
+    return update(jobs).where(jobs.c.key == bindparam("j_key")).values(changes)
+
+
+TALLY_ITEMS = ("items_success", "items_not_found", "items_skipped", "items_error")
+
+
+@functools.cache
+def tally_upsert(dialect: str) -> Insert:
+    added = [c.name for c in job_tallies.c if not c.primary_key]
+    return dialects.upsert_add(dialect, job_tallies, added)
+
+
+def group_alike(
+    changes: Sequence[
+        tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+    ],
+) -> list[tuple[tuple[int, ...], tuple[RunStatus, frozenset[RunStatus], dict[str, Any], Any]]]:
+    """Changes grouped by what they do: target, allowed statuses, values and
+    guard (the same guard object, see :meth:`Store.heartbeat_older_than`), in
+    the order given. Groups may share runs (a busy job's holder is offered
+    each kind of change in turn): a list, not a dict keyed by the runs."""
+    groups: dict[Any, tuple[list[int], Any]] = {}
+    for run_id, target, allowed, values, where in changes:
+        key = (target, allowed, repr(sorted(values.items())), tuple(id(w) for w in where))
+        groups.setdefault(key, ([], (target, allowed, values, where)))[0].append(run_id)
+    return [(tuple(ids), change) for ids, change in groups.values()]
+
+
+def job_change(
+    run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+) -> tuple[Update, dict[str, Any]]:
+    """The job update of a run that just became terminal, and its parameters."""
+    moves = effect.moves_watermark and effect.window_end is not None and status in GOOD
+    checkpoint = effect.checkpoint is not None and status in GOOD
+    params: dict[str, Any] = {
+        "j_key": effect.job_key,
+        "j_run_id": run_id,
+        "j_status": status.value,
+        "j_finished": finished,
+    }
+    if moves:
+        params["j_end"] = naive(effect.window_end)
+    if checkpoint:
+        params["j_checkpoint"] = effect.checkpoint
+    return job_update(status, moves, checkpoint), params
+
+
+def tally_params(
+    job_key: str,
+    status: RunStatus,
+    started: datetime | None,
+    finished: datetime | None,
+    items: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One terminal run, as the amounts it adds to its job's tallies."""
+    params: dict[str, Any] = {
+        "job_key": job_key,
+        "status": status.value,
+        "runs": 1,
+        "duration_count": 0,
+        "duration_sum": 0.0,
+    }
+    for column in TALLY_ITEMS:
+        params[column] = int(items.get(column) or 0)
+    for bound in DURATION_BOUNDS:
+        params[f"le_{bound}"] = 0
+    start, end = naive(started), naive(finished)
+    if start is not None and end is not None:
+        seconds = max((end - start).total_seconds(), 0.0)
+        params["duration_count"] = 1
+        params["duration_sum"] = seconds
+        bucket = next((b for b in DURATION_BOUNDS if seconds <= b), None)
+        if bucket is not None:
+            params[f"le_{bucket}"] = 1
+    return params
+
+
+RECENT_CHUNK = 100
+
+
+@functools.lru_cache(maxsize=16)
+def recent_runs_union(branches: int, limit: int) -> Select[Any] | CompoundSelect[Any]:
+    """The last ``limit`` runs of ``branches`` jobs (parameters ``k0``, ``k1``,
+    ...): a UNION ALL whose every branch is a backwards range of the
+    (job_key, id) index with its own LIMIT. Built once per shape, so the
+    compiled-statement cache is hit and no expression is built per page."""
+    columns = (
+        runs.c.id,
+        runs.c.job_key,
+        runs.c.status,
+        runs.c.created_at,
+        runs.c.started_at,
+        runs.c.finished_at,
+    )
+    selects = [
+        select(
+            select(*columns)
+            .where(runs.c.job_key == bindparam(f"k{i}"))
+            .order_by(runs.c.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+        for i in range(branches)
+    ]
+    return selects[0].union_all(*selects[1:]) if branches > 1 else selects[0]
