@@ -20,8 +20,8 @@ from bench.generate import Shape
 from bench.results import Measure, Target
 from bench.timing import summarize
 from runtrack import Ledger, RunStatus
-from runtrack.ledger import encode_cursor
 from runtrack.models import ACTIVE
+from runtrack.queries import encode_cursor
 from runtrack.web.metrics import registry_for
 
 __all__ = ["QUERY_P95_MS", "measure_queries"]

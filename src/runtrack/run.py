@@ -22,7 +22,7 @@ from runtrack.errors import DatabaseUnavailable, InvalidInput, LeaseLost, RunCan
 from runtrack.models import ItemStatus, RunStatus, Window
 
 if TYPE_CHECKING:
-    from runtrack.ledger import Ledger
+    from runtrack.lifecycle import RunLifecycle
 
 __all__ = ["Run", "current_run"]
 
@@ -59,7 +59,7 @@ class Run:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: RunLifecycle,
         *,
         id: int,
         uid: str,

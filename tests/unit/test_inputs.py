@@ -8,7 +8,7 @@ import pytest
 
 from runtrack import InvalidInput, RunStatus
 from runtrack.inputs import choice, duration, json_value, key, number
-from runtrack.ledger import decode_cursor, encode_cursor
+from runtrack.queries import decode_cursor, encode_cursor
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,313 @@
+"""Reading the ledger: runs, items, jobs, providers, health.
+
+Every query validates its input and calls the store; listings page by keyset
+(opaque cursors), never by OFFSET, except the page numbers the API offers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from runtrack import inputs
+from runtrack.clock import Clock
+from runtrack.errors import (
+    InvalidCursor,
+    RunNotFound,
+)
+from runtrack.events import Events
+from runtrack.heartbeat import Heartbeat
+from runtrack.models import (
+    GroupSummary,
+    Health,
+    ItemRecord,
+    ItemStatus,
+    JobRecord,
+    JobState,
+    JobTally,
+    NumberedPage,
+    Page,
+    ProviderState,
+    RunBrief,
+    RunRecord,
+    RunStatus,
+)
+from runtrack.overview import Overview
+from runtrack.pauses import Pauses
+from runtrack.reaper import Reaper
+from runtrack.store.sql import (
+    RunFilter,
+    Store,
+)
+
+log = logging.getLogger("runtrack")
+
+MAX_PAGE = 1000
+
+
+class LedgerParts:
+    """What every part of the :class:`~runtrack.ledger.Ledger` shares; set by
+    ``Ledger.__init__`` (declared here so that each part type-checks alone)."""
+
+    engine: Engine
+    store: Store
+    clock: Clock
+    events: Events
+    heartbeat_interval: float
+    stale_after: timedelta
+    cancel_grace: timedelta
+    item_batch_size: int
+    finalize_timeout: float
+    host: str
+    worker_id: str
+    _reaper: Reaper
+    _pauses: Pauses
+    _overview: Overview
+    _heartbeat: Heartbeat
+    _known_jobs: set[str]
+    _items_lock: threading.Lock
+
+
+class LedgerQueries(LedgerParts):
+    """The ledger's read side (and the runner's claims on job rows)."""
+
+    # -- queries -------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run with this id, or :class:`RunNotFound`."""
+        inputs.positive_int("run_id", run_id)
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return record
+
+    def list_runs(
+        self,
+        *,
+        job: str | None = None,
+        provider: str | None = None,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        triggered_by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RunRecord]:
+        """Runs newest first, one page at a time (keyset pagination:
+        pass ``next_cursor`` back as ``cursor``)."""
+        filters = self.run_filter(
+            job=job,
+            provider=provider,
+            status=status,
+            triggered_by=triggered_by,
+            since=since,
+            until=until,
+        )
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        before = decode_cursor(cursor)
+        rows = self.store.list_runs(filters, limit + 1, before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(rows[-1].id) if more else None)
+
+    def run_filter(
+        self,
+        *,
+        job: str | None = None,
+        provider: str | None = None,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        triggered_by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> RunFilter:
+        """Validate listing filters (shared by the listing and the counts)."""
+        statuses: tuple[RunStatus, ...] = ()
+        if status is not None:
+            raw = [status] if isinstance(status, str) else list(status)
+            statuses = inputs.choices("status", raw, RunStatus)
+        return RunFilter(
+            job=inputs.key("job", job, optional=True),
+            provider=inputs.key("provider", provider, optional=True),
+            statuses=statuses,
+            triggered_by=inputs.key("triggered_by", triggered_by, optional=True),
+            since=inputs.timestamp("since", since),
+            until=inputs.timestamp("until", until),
+        )
+
+    def count_runs(self, **filters: Any) -> int:
+        """How many runs match the filters of :meth:`list_runs`."""
+        return self.store.count_runs(self.run_filter(**filters))
+
+    def recent_runs(self, limit: int = 10) -> list[RunRecord]:
+        return self.list_runs(limit=limit).items
+
+    def last_successful_run(self, job: str) -> RunRecord | None:
+        """The job's latest run that ended ``success`` (``None`` if none did)."""
+        state = self.store.get_job(inputs.key("job", job))
+        if state is None or state.last_success_run_id is None:
+            return None
+        return self.store.get_run(state.last_success_run_id)
+
+    def active_runs(self, job: str | None = None) -> list[RunRecord]:
+        return self.store.active_runs(inputs.key("job", job, optional=True))
+
+    def recent_runs_of_jobs(
+        self, jobs: Sequence[str], *, limit: int = 30
+    ) -> dict[str, list[RunBrief]]:
+        """Each job's last ``limit`` runs in outline, newest first (status
+        strips, charts). The cost follows ``len(jobs) * limit``, not the table."""
+        keys = [inputs.key("jobs", job) for job in jobs]
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        return self.store.recent_runs_of_jobs(keys, limit)
+
+    def count_stale(self) -> int:
+        """Active runs silent for longer than ``stale_after``: what :meth:`reap`
+        would finalize as ``heartbeat_timeout`` now."""
+        return self.store.count_stale(self.clock.now() - self.stale_after)
+
+    def count_started(self, status: RunStatus | str, *, since: datetime) -> int:
+        """How many runs that started at or after ``since`` are now in
+        ``status`` (e.g. failed in the last day); an index range, whatever
+        the size of the history."""
+        target = inputs.choice("status", status, RunStatus)
+        cutoff = inputs.timestamp("since", since, optional=False)
+        assert cutoff is not None
+        return self.store.count_started(target, cutoff)
+
+    def list_runs_by_page(
+        self, page: int, *, limit: int = 50, **filters: Any
+    ) -> NumberedPage[RunRecord]:
+        """Page ``page`` (from 1) of the runs :meth:`list_runs` lists, with the
+        total. An OFFSET costs more the deeper the page; the cursor does not."""
+        run_filter = self.run_filter(**filters)
+        inputs.positive_int("page", page, limit=1_000_000)
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        rows = self.store.list_runs(run_filter, limit, None, offset=(page - 1) * limit)
+        return NumberedPage(rows, page, limit, self.store.count_runs(run_filter))
+
+    def job_states(self, provider: str | None = None) -> list[JobState]:
+        """Every job (of ``provider``) with its active run count and the pause
+        of its provider, ordered by key."""
+        provider = inputs.key("provider", provider, optional=True)
+        return self._overview.job_states(self.clock.now(), provider)
+
+    def job_state(self, job: str) -> JobState:
+        """One job's state; :class:`JobNotFound` if no run ever named it."""
+        return self._overview.job_state(self.clock.now(), inputs.key("job", job))
+
+    def providers(self) -> list[ProviderState]:
+        """Providers named by a job or by a pause in force, with their pause."""
+        return self._overview.providers(self.clock.now())
+
+    def job_tallies(self) -> list[JobTally]:
+        """Per job and terminal status: runs, items and durations, added up at
+        each finalization (retention does not lower them)."""
+        return self._overview.tallies()
+
+    def health(self) -> Health:
+        """Whether the database answers and stale runs are being reaped."""
+        return self._overview.health(self.clock.now)
+
+    def list_items(
+        self,
+        run_id: int,
+        *,
+        status: str | None = None,
+        group: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[ItemRecord]:
+        """A run's items in the order they were recorded, one page at a time."""
+        inputs.positive_int("run_id", run_id)
+        item_status = inputs.choice("status", status, ItemStatus).value if status else None
+        inputs.positive_int("limit", limit, limit=MAX_PAGE)
+        after = decode_cursor(cursor)
+        rows = self.store.list_items(
+            run_id, item_status, inputs.key("group", group, optional=True), limit + 1, after
+        )
+        if not rows and self.store.get_run(run_id) is None:
+            raise RunNotFound(run_id)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(rows[-1].id) if more else None)
+
+    def group_summary(self, run_id: int) -> list[GroupSummary]:
+        """Per group of a run's items (``run.item(..., group=...)``): counts by
+        status and the sources with a success, ordered by group."""
+        inputs.positive_int("run_id", run_id)
+        summaries: dict[str, tuple[dict[str, int], list[str]]] = {}
+        for group, source, status, n in self.store.item_group_counts(run_id):
+            counts, found_in = summaries.setdefault(group, ({}, []))
+            counts[status] = counts.get(status, 0) + n
+            if status == ItemStatus.SUCCESS and source is not None:
+                found_in.append(source)
+        return [GroupSummary(g, c, tuple(f)) for g, (c, f) in summaries.items()]
+
+    def get_job(self, job: str) -> JobRecord | None:
+        return self.store.get_job(inputs.key("job", job))
+
+    def jobs(self, provider: str | None = None) -> list[JobRecord]:
+        return self.store.list_jobs(inputs.key("provider", provider, optional=True))
+
+    def watermark(self, job: str) -> datetime | None:
+        """Where the job's next run's window starts."""
+        state = self.get_job(job)
+        return state.watermark if state else None
+
+    def get_jobs(self, jobs: Sequence[str]) -> dict[str, JobRecord]:
+        """The jobs with these keys, by key (unknown keys are left out)."""
+        keys = [inputs.key("job", job) for job in jobs]
+        return {record.key: record for record in self.store.get_jobs(keys)} if keys else {}
+
+    def ensure_job(self, job: str, *, provider: str | None = None) -> None:
+        """Create the job's row unless it exists (a job is otherwise created by
+        its first run); the runner does this for every job it schedules."""
+        inputs.key("job", job)
+        inputs.key("provider", provider, optional=True)
+        self.store.ensure_job(job, provider, self.clock.now())
+        self._known_jobs.add(job)
+
+    def claim_tick(self, job: str, *, due: datetime | None, next_due: datetime) -> bool:
+        """Move the job's next due time from ``due`` (as last read; ``None``
+        if never scheduled) to ``next_due``, if no one else did. True means this
+        caller owns the tick ``due``: of many runners, exactly one gets True."""
+        inputs.key("job", job)
+        seen = inputs.timestamp("due", due)
+        target = inputs.timestamp("next_due", next_due, optional=False)
+        assert target is not None
+        return self.store.claim_tick(job, seen, target)
+
+    def claim_maintenance(self, task: str, every: timedelta | float | str) -> bool:
+        """Whether the caller should run maintenance ``task`` now: True for one
+        caller per ``every``, however many processes ask."""
+        inputs.key("task", task, limit=64)
+        now = self.clock.now()
+        return self.store.claim_maintenance(task, now, now - inputs.duration("every", every))
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id inside an opaque cursor; a cursor we did not make is InvalidInput."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "v1":
+            raise ValueError(prefix)
+        result = int(value)
+        if result < 1:
+            raise ValueError(value)
+        return result
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidCursor() from None
