@@ -58,6 +58,7 @@ def create_app(
     app.include_router(api.router, prefix="/api")
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    dashboard.mount_static(app)
     _finish_openapi(app, reads_open=settings.read_token is None)
     return app
 

@@ -8,15 +8,20 @@ from ``request.app.state``; nothing is kept at module level but the routes.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from runtrack.web.pages import jobs, overview, providers, run_detail, runs, signin
 from runtrack.web.pages.templating import STATIC_DIR
 
-__all__ = ["router"]
+__all__ = ["mount_static", "router"]
 
 router = APIRouter(include_in_schema=False)
 for _pages in (overview, runs, run_detail, jobs, providers, signin):
     router.include_router(_pages.router)
-router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve the dashboard's CSS and JS at ``/static`` (on the app itself:
+    mounts inside an included router are not carried over by every FastAPI)."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
