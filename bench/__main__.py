@@ -19,7 +19,7 @@ from typing import Any
 from bench import machine
 from bench.databases import Databases
 from bench.params import FULL, QUICK, Params
-from bench.results import Measure, markdown_table, text_table, write_json
+from bench.results import Measure, markdown_report, text_table, write_json
 from bench.sections import SECTIONS, Suite
 from runtrack.clock import SystemClock
 
@@ -52,6 +52,8 @@ def _document(args: argparse.Namespace, p: Params, dbs: Databases, began: float)
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # The reaper logs every run it ends: a thousand lines that are not results.
+    logging.getLogger("runtrack").setLevel(logging.ERROR)
     p = QUICK if args.quick else FULL
     if args.runs:
         p = p.with_runs(args.runs)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(measures))
     name = document["name"]
     write_json(RESULTS / f"{name}.json", document)
-    (RESULTS / f"{name}.md").write_text(markdown_table(measures) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown_report(document, measures))
     summary = document["summary"]
     print(
         f"\n{summary['pass']} PASS, {summary['miss']} MISS in {document['elapsed_seconds']} s; "

@@ -54,6 +54,7 @@ def run_overhead(
     base = summarize([t * 1000 for t in found["floor"].times])
     ratio = mine.median / base.median
     label = "stdlib sqlite3" if backend == "sqlite" else "psycopg"
+    cpu = (_cpu_ms(found["runtrack"]), _cpu_ms(found["floor"]))
     return Measure(
         key=f"run_overhead.{backend}",
         title=f"run overhead, {'SQLite' if backend == 'sqlite' else 'PostgreSQL'}",
@@ -62,7 +63,8 @@ def run_overhead(
         floor=base,
         floor_label=label,
         ratio=ratio,
-        cpu=(_cpu_ms(found["runtrack"]), _cpu_ms(found["floor"])),
+        cpu=cpu,
+        notes=f"client CPU {cpu[0]:.3f} vs {cpu[1]:.3f} ms/run",
         target=Target(
             f"<= {limit_ms:g} ms and <= {times:g}x floor",
             (
@@ -103,6 +105,7 @@ def items(backend: str, ledger: Ledger, floor: Floor, p: OverheadParams, minimum
     mine = summarize([p.items / t for t in found["runtrack"].times])
     base = summarize([p.items / t for t in found["floor"].times])
     name = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    cpu = (_cpu_ms(found["runtrack"]) * 1000, _cpu_ms(found["floor"]) * 1000)  # us per item
     return Measure(
         key=f"items.{backend}",
         title=f"items, {name}",
@@ -111,9 +114,9 @@ def items(backend: str, ledger: Ledger, floor: Floor, p: OverheadParams, minimum
         floor=base,
         floor_label="executemany" if backend == "sqlite" else "COPY",
         ratio=base.median / mine.median,
-        cpu=(_cpu_ms(found["runtrack"]) * 1000, _cpu_ms(found["floor"]) * 1000),
+        cpu=cpu,
         target=Target(f">= {minimum:,.0f}/s", ((f">= {minimum:,.0f}/s", mine.median >= minimum),)),
-        notes="cpu in us per item",
+        notes=f"client CPU {cpu[0]:.1f} vs {cpu[1]:.1f} us/item",
         extra={"items_per_run": p.items},
     )
 

@@ -35,7 +35,7 @@ class Params:
 
 FULL = Params(
     overhead=OverheadParams(
-        reps=20, batch=100, items=100_000, item_reps=3, increments=1_000_000, counter_reps=5
+        reps=30, batch=100, items=100_000, item_reps=3, increments=1_000_000, counter_reps=5
     ),
     runs=1_000_000,
     jobs=200,

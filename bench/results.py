@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.timing import Stats
 
-__all__ = ["Measure", "Target", "markdown_table", "text_table", "write_json"]
+__all__ = ["Measure", "Target", "markdown_report", "markdown_table", "text_table", "write_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,19 @@ def _figure(value: float) -> str:
     return f"{value:.3f}"
 
 
-_HEAD = ("measure", "unit", "median", "p95", "min", "max", "floor", "x floor", "target", "")
+_HEAD = (
+    "measure",
+    "unit",
+    "median",
+    "p95",
+    "min",
+    "max",
+    "floor",
+    "x floor",
+    "target",
+    "",
+    "notes",
+)
 
 
 def _row(m: Measure) -> tuple[str, ...]:
@@ -100,7 +112,7 @@ def _row(m: Measure) -> tuple[str, ...]:
     ratio = f"{m.ratio:.2f}" if m.ratio is not None else ""
     target = m.target.label if m.target else ""
     figures = (_figure(s.median), _figure(s.p95), _figure(s.min), _figure(s.max))
-    return (m.title, m.unit, *figures, floor, ratio, target, m.verdict)
+    return (m.title, m.unit, *figures, floor, ratio, target, m.verdict, m.notes)
 
 
 def text_table(measures: list[Measure]) -> str:
@@ -142,3 +154,25 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def markdown_report(document: dict[str, Any], measures: list[Measure]) -> str:
+    """The run as Markdown: when, where, with what, then the table."""
+    m, v = document["machine"], document["versions"]
+    load = m.get("load_average_at_start"), m.get("load_average_at_end")
+    lines = [
+        f"Run `{document['name']}` of {document['date']}: `{document['command']}`"
+        f" ({document['elapsed_seconds']} s).",
+        "",
+        f"- Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, {m['system']};"
+        f" load average at start / end: {load[0]} / {load[1]}.",
+        f"- Python {v['python']}, SQLAlchemy {v['sqlalchemy']}, psycopg {v['psycopg']}"
+        f" (libpq {v['libpq']}), SQLite {v['sqlite']}, PostgreSQL {v['postgresql_server']},"
+        f" FastAPI {v['fastapi']}, uvicorn {v['uvicorn']}; runtrack at {v['runtrack_commit']}.",
+        f"- Sizes: {json.dumps(document['parameters'])}.",
+        "",
+        markdown_table(measures),
+        "",
+        f"{document['summary']['pass']} PASS, {document['summary']['miss']} MISS.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -212,7 +212,7 @@ class LivenessStore(RunStore):
         """The job updates and tallies of runs that became terminal, in id
         order (a job's failure streak counts its runs in order)."""
         jobs_batch: list[tuple[Update, list[dict[str, Any]]]] = []
-        tallies = []
+        tallies: dict[tuple[str, RunStatus], dict[str, Any]] = {}
         for run_id, target, values, row in changed:
             if target not in TERMINAL:
                 continue
@@ -225,13 +225,17 @@ class LivenessStore(RunStore):
             else:
                 jobs_batch.append((stmt, [params]))
             counted = {**row._mapping, **values}
-            tallies.append(
-                tally_params(row.job_key, target, row.started_at, values["finished_at"], counted)
-            )
+            add = tally_params(row.job_key, target, row.started_at, values["finished_at"], counted)
+            # Tallies are sums: one upsert per job and status, whatever the runs.
+            total = tallies.setdefault((row.job_key, target), add)
+            if total is not add:
+                for column, amount in add.items():
+                    if column not in ("job_key", "status"):
+                        total[column] += amount
         for stmt, batch in jobs_batch:
             conn.execute(stmt, batch)
         if tallies:
-            conn.execute(tally_upsert(conn.dialect.name), tallies)
+            conn.execute(tally_upsert(conn.dialect.name), list(tallies.values()))
 
     def insert_items_fenced(
         self, rows: list[dict[str, Any]], owners: dict[int, str]
