@@ -227,12 +227,20 @@ class RunStore(StoreBase):
     def list_runs(
         self, filters: RunFilter, limit: int, before_id: int | None, *, offset: int = 0
     ) -> list[RunRecord]:
-        query = select(runs).where(*self._run_conditions(filters))
+        conditions = self._run_conditions(filters)
         if before_id is not None:
-            query = query.where(runs.c.id < before_id)
-        query = query.order_by(runs.c.id.desc()).limit(limit)
+            conditions.append(runs.c.id < before_id)
+        page = select(runs.c.id).where(*conditions).order_by(runs.c.id.desc()).limit(limit)
         if offset:
-            query = query.offset(offset)
+            page = page.offset(offset)
+        if filters.since is None and filters.until is None and not offset:
+            query = select(runs).where(*conditions).order_by(runs.c.id.desc()).limit(limit)
+        else:
+            # A time range is read in created_at order and must be sorted by
+            # id; an OFFSET walks the rows it skips. Either way, choose the
+            # page's ids from the index alone, then read only those rows.
+            ids = page.subquery()
+            query = select(runs).join(ids, runs.c.id == ids.c.id).order_by(runs.c.id.desc())
         return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
     def count_runs(self, filters: RunFilter) -> int:
