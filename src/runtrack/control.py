@@ -65,7 +65,11 @@ class LedgerControl(LedgerQueries):
     def reap(self, stale_after: timedelta | float | None = None) -> list[int]:
         """Finalize stale runs (``failed``/``heartbeat_timeout``) and runs stuck
         after a cancel (``cancelled``); returns the ids finalized by this call."""
-        threshold = inputs.duration("stale_after", stale_after) if stale_after else None
+        threshold = (
+            None
+            if stale_after is None
+            else inputs.duration("stale_after", stale_after, limit=inputs.MAX_DURATION)
+        )
         reaped = self._reaper.reap(self.clock.now(), threshold)
         for run_id in reaped:
             self.events.finished(run_id)
@@ -94,7 +98,7 @@ class LedgerControl(LedgerQueries):
                     "a past datetime, or a positive age like 90d",
                 )
         else:
-            cutoff = now - inputs.duration("older_than", older_than)
+            cutoff = now - inputs.duration("older_than", older_than, limit=inputs.MAX_DURATION)
         inputs.positive_int("batch_size", batch_size, limit=100_000)
         inputs.flag("items_only", items_only)
         inputs.flag("dry_run", dry_run)
@@ -137,7 +141,7 @@ class LedgerControl(LedgerQueries):
 
     def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
         """When ``reap`` or ``prune`` last ran, and what it did."""
-        return self.store.last_maintenance(task)
+        return self.store.last_maintenance(inputs.key("task", task, limit=64))
 
     def heartbeat_now(self) -> None:
         """Run one heartbeat tick now (tests and shutdown paths)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ __all__ = [
     "flag",
     "json_value",
     "key",
+    "keys",
     "non_negative_int",
     "number",
     "positive_int",
@@ -32,7 +32,15 @@ __all__ = [
 
 E = TypeVar("E", bound=StrEnum)
 MAX_KEY = 255
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+#: The largest id or count a database column holds (BIGINT).
+MAX_INT = 2**63 - 1
+#: The longest duration that is subtracted from "now" (ages, thresholds):
+#: the result is still a date every database stores (MySQL's DATETIME starts
+#: at year 1000) and never overflows.
+MAX_DURATION = timedelta(days=365 * 1000)
+# Control characters, and lone surrogates (no UTF-8 encoding: no driver sends them).
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SCALARS = (str, int, bool)
 
 
@@ -55,9 +63,23 @@ def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = Fal
         raise InvalidInput(field, "is empty", allowed)
     if len(value) > limit:
         raise InvalidInput(field, f"is {len(value)} characters long", allowed)
+    if _SURROGATE.search(value):
+        raise InvalidInput(
+            field, f"is not valid Unicode (a lone surrogate): {describe(value)}", allowed
+        )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidInput(field, f"contains a control character: {describe(value)}", allowed)
     return value
+
+
+def keys(field: str, values: object, *, limit: int = MAX_KEY) -> list[str]:
+    """A list (or tuple or set) of names, each checked by :func:`key`; a lone
+    string is refused rather than read as a list of its characters."""
+    if isinstance(values, str | bytes) or not isinstance(values, list | tuple | set | frozenset):
+        raise InvalidInput(
+            field, f"got {type(values).__name__} {describe(values)}", "a list of strings"
+        )
+    return [key(field, value, limit=limit) for value in values]
 
 
 def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:
@@ -65,9 +87,12 @@ def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:
     if mapping and value is not None and not isinstance(value, dict):
         raise InvalidInput(field, f"got {type(value).__name__}", "a JSON object (dict) or None")
     if value is None or type(value) in _JSON_SCALARS:
+        if type(value) is str and _SURROGATE.search(value):
+            raise InvalidInput(field, "is not valid Unicode (a lone surrogate)", "a UTF-8 string")
         return value  # always serializable; per item, the dump would cost more than the rest
     try:
-        json.dumps(value, allow_nan=False)
+        # Encoded too: a lone surrogate dumps fine but no database stores it.
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidInput(
             field,
@@ -89,8 +114,8 @@ def number(field: str, value: object) -> int | float:
 
 
 def non_negative_int(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(field, f"got {describe(value)}", "an int >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise InvalidInput(field, f"got {describe(value)}", f"an int from 0 to {MAX_INT}")
     return value
 
 
@@ -106,6 +131,8 @@ def text(field: str, value: object, *, limit: int = 10_000, optional: bool = Fal
         raise InvalidInput(field, f"is {len(value)} characters long", allowed)
     if "\x00" in value:
         raise InvalidInput(field, "contains NUL", allowed)
+    if _SURROGATE.search(value):
+        raise InvalidInput(field, "is not valid Unicode (a lone surrogate)", allowed)
     return value
 
 
@@ -120,11 +147,11 @@ def flag(field: str, value: object, *, optional: bool = False) -> bool | None:
     return value
 
 
-def positive_int(field: str, value: object, *, limit: int | None = None) -> int:
+def positive_int(field: str, value: object, *, limit: int = MAX_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(field, f"got {describe(value)}", "an int >= 1")
-    if limit is not None and value > limit:
-        raise InvalidInput(field, f"got {value}", f"an int from 1 to {limit}")
+    if value > limit:
+        raise InvalidInput(field, f"got {describe(value)}", f"an int from 1 to {limit}")
     return value
 
 
@@ -136,7 +163,13 @@ def choice(field: str, value: object, enum: type[E]) -> E:
         raise InvalidInput(field, f"got {describe(value)}", names) from None
 
 
-def choices(field: str, values: Iterable[object], enum: type[E]) -> tuple[E, ...]:
+def choices(field: str, values: object, enum: type[E]) -> tuple[E, ...]:
+    """One value of ``enum``, or a list (tuple, set) of them."""
+    if isinstance(values, str):
+        return (choice(field, values, enum),)
+    if not isinstance(values, list | tuple | set | frozenset):
+        names = ", ".join(m.value for m in enum)
+        raise InvalidInput(field, f"got {describe(values)}", f"one of, or a list of: {names}")
     return tuple(choice(field, v, enum) for v in values)
 
 
@@ -161,15 +194,18 @@ def timestamp(field: str, value: object, *, optional: bool = True) -> datetime |
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def duration(field: str, value: object, *, allow_zero: bool = False) -> timedelta:
+def duration(
+    field: str, value: object, *, allow_zero: bool = False, limit: timedelta | None = None
+) -> timedelta:
     """A positive duration: a timedelta, seconds as a number, or text such as
-    ``"90s"``, ``"15m"``, ``"1h"``, ``"90d"``."""
+    ``"90s"``, ``"15m"``, ``"1h"``, ``"90d"``; at most ``limit`` if given
+    (:data:`MAX_DURATION` for one that is subtracted from now)."""
     allowed = "a timedelta, seconds, or text like 30s / 15m / 1h / 90d / 2w"
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise InvalidInput(field, f"got {value}", allowed)
+        if not math.isfinite(value) or abs(value) > timedelta.max.total_seconds():
+            raise InvalidInput(field, f"got {describe(value)}", allowed)
         result = timedelta(seconds=value)
     elif isinstance(value, str) and value.strip():
         text = value.strip().lower()
@@ -183,4 +219,6 @@ def duration(field: str, value: object, *, allow_zero: bool = False) -> timedelt
         raise InvalidInput(field, f"got {describe(value)}", allowed)
     if result < timedelta(0) or (result == timedelta(0) and not allow_zero):
         raise InvalidInput(field, f"got {describe(value)}", "a positive duration")
+    if limit is not None and result > limit:
+        raise InvalidInput(field, f"got {describe(value)}", f"a duration of at most {limit}")
     return result

@@ -27,6 +27,7 @@ from runtrack.context import RunContext, tracked
 from runtrack.control import LedgerControl
 from runtrack.errors import (
     InvalidInput,
+    describe,
 )
 from runtrack.events import Events, RunListener
 from runtrack.heartbeat import Heartbeat
@@ -78,23 +79,26 @@ class Ledger(RunLifecycle, LedgerControl):
     ) -> None:
         if engine is not None and url is not None:
             raise InvalidInput("url/engine", "give one of them, not both")
-        if not isinstance(heartbeat_interval, int | float) or heartbeat_interval < 0.05:
-            raise InvalidInput(
-                "heartbeat_interval", f"got {heartbeat_interval!r}", "seconds >= 0.05"
-            )
-        self.url = url or os.environ.get("RUNTRACK_DATABASE_URL") or DEFAULT_URL
+        _check_options(url, heartbeat_interval, finalize_timeout, worker_id, listeners)
+        self.heartbeat_interval = float(heartbeat_interval)
+        default_stale = max(4 * self.heartbeat_interval, 60.0)
+        # Both are subtracted from now: bounded so that the result is a date.
+        self.stale_after = inputs.duration(
+            "stale_after", stale_after or default_stale, limit=inputs.MAX_DURATION
+        )
+        self.cancel_grace = inputs.duration("cancel_grace", cancel_grace, limit=inputs.MAX_DURATION)
+        self.item_batch_size = inputs.positive_int("item_batch_size", item_batch_size)
+        self.finalize_timeout = finalize_timeout
+        # An empty url is a mistake, not a request for the default database.
+        self.url = (
+            url if url is not None else os.environ.get("RUNTRACK_DATABASE_URL") or DEFAULT_URL
+        )
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else dialects.make_engine(self.url)
         self.store = Store(self.engine)
         if migrate:
             self.migrate()
         self.clock: Clock = clock or DatabaseClock(self.store.server_now)
-        self.heartbeat_interval = float(heartbeat_interval)
-        default_stale = max(4 * self.heartbeat_interval, 60.0)
-        self.stale_after = inputs.duration("stale_after", stale_after or default_stale)
-        self.cancel_grace = inputs.duration("cancel_grace", cancel_grace)
-        self.item_batch_size = inputs.positive_int("item_batch_size", item_batch_size)
-        self.finalize_timeout = finalize_timeout
         self.host = socket.gethostname()
         self.worker_id = worker_id or f"{self.host}:{os.getpid()}"
         self._reaper = Reaper(self.store, self.stale_after, self.cancel_grace)
@@ -247,13 +251,43 @@ class Ledger(RunLifecycle, LedgerControl):
         target = inputs.choice("status", status, RunStatus)
         if target not in TERMINAL:
             raise InvalidInput("status", f"got {target}", ", ".join(sorted(TERMINAL)))
+        inputs.json_value("counters", counters, mapping=True)
         for name, value in (counters or {}).items():
             inputs.key("counter name", name)
             inputs.number("counter value", value)
-        handle = run if isinstance(run, Run) else self._heartbeat.get(run)
+        if error is not None and not isinstance(error, BaseException):
+            inputs.text("error", error)
+        inputs.key("error_type", error_type, optional=True)
+        run_id = run.id if isinstance(run, Run) else inputs.positive_int("run", run)
+        handle = run if isinstance(run, Run) else self._heartbeat.get(run_id)
         if handle is None:
-            return self._finish_by_id(int(run), target, counters or {}, error, error_type)  # type: ignore[arg-type]
+            return self._finish_by_id(run_id, target, counters or {}, error, error_type)
         for name, value in (counters or {}).items():
             handle.set_counter(name, value)
         self._finalize(handle, target, error, error_type)
         return self.get_run(handle.id)
+
+
+def _check_options(
+    url: object,
+    heartbeat_interval: object,
+    finalize_timeout: object,
+    worker_id: object,
+    listeners: object,
+) -> None:
+    """Refuse bad options when the ledger is made, not when a run trips over them."""
+    if url is not None and not isinstance(url, str):
+        raise InvalidInput("url", f"got {type(url).__name__}", "a database URL string")
+    interval = inputs.number("heartbeat_interval", heartbeat_interval)
+    if not 0.05 <= interval <= 86400:
+        raise InvalidInput("heartbeat_interval", f"got {interval}", "seconds from 0.05 to 86400")
+    timeout = inputs.number("finalize_timeout", finalize_timeout)
+    if not 0 <= timeout <= 86400:
+        raise InvalidInput("finalize_timeout", f"got {timeout}", "seconds from 0 to 86400")
+    inputs.key("worker_id", worker_id, optional=True)
+    if not isinstance(listeners, list | tuple) or not all(
+        isinstance(listener, RunListener) for listener in listeners
+    ):
+        raise InvalidInput(
+            "listeners", f"got {describe(listeners)}", "a list of RunListener objects"
+        )

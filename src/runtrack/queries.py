@@ -130,8 +130,7 @@ class LedgerQueries(LedgerParts):
         """Validate listing filters (shared by the listing and the counts)."""
         statuses: tuple[RunStatus, ...] = ()
         if status is not None:
-            raw = [status] if isinstance(status, str) else list(status)
-            statuses = inputs.choices("status", raw, RunStatus)
+            statuses = inputs.choices("status", status, RunStatus)
         return RunFilter(
             job=inputs.key("job", job, optional=True),
             provider=inputs.key("provider", provider, optional=True),
@@ -163,7 +162,7 @@ class LedgerQueries(LedgerParts):
     ) -> dict[str, list[RunBrief]]:
         """Each job's last ``limit`` runs in outline, newest first (status
         strips, charts). The cost follows ``len(jobs) * limit``, not the table."""
-        keys = [inputs.key("jobs", job) for job in jobs]
+        keys = inputs.keys("jobs", jobs)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         return self.store.recent_runs_of_jobs(keys, limit)
 
@@ -263,7 +262,7 @@ class LedgerQueries(LedgerParts):
 
     def get_jobs(self, jobs: Sequence[str]) -> dict[str, JobRecord]:
         """The jobs with these keys, by key (unknown keys are left out)."""
-        keys = [inputs.key("job", job) for job in jobs]
+        keys = inputs.keys("jobs", jobs)
         return {record.key: record for record in self.store.get_jobs(keys)} if keys else {}
 
     def ensure_job(self, job: str, *, provider: str | None = None) -> None:
@@ -289,7 +288,8 @@ class LedgerQueries(LedgerParts):
         caller per ``every``, however many processes ask."""
         inputs.key("task", task, limit=64)
         now = self.clock.now()
-        return self.store.claim_maintenance(task, now, now - inputs.duration("every", every))
+        every_ = inputs.duration("every", every, limit=inputs.MAX_DURATION)
+        return self.store.claim_maintenance(task, now, now - every_)
 
 
 def encode_cursor(last_id: int) -> str:

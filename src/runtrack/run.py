@@ -136,7 +136,7 @@ class Run:
         if self._interrupt is not None:
             raise self._interrupt()
         counters = self._counters
-        if name not in counters:
+        if type(name) is not str or name not in counters:  # a list is not even hashable
             inputs.key("counter name", name)
         if type(n) is not int:
             inputs.number("counter increment", n)
@@ -161,7 +161,10 @@ class Run:
         """Mark ``n`` more units of work processed."""
         if self._interrupt is not None:
             raise self._interrupt()
-        self._done += inputs.non_negative_int("advance", n)
+        done = self._done + inputs.non_negative_int("advance", n)
+        if done > inputs.MAX_INT:
+            raise InvalidInput("advance", f"{done} processed in all", f"at most {inputs.MAX_INT}")
+        self._done = done
 
     @property
     def progress(self) -> tuple[int, int | None]:
@@ -175,6 +178,7 @@ class Run:
         self._check()
         if not isinstance(message, str) or not message:
             raise InvalidInput("message", "is empty or not a string", "a non-empty string")
+        inputs.text("message", message)
         inputs.json_value("error details", details)
         with self._lock:
             self._error_count += 1
@@ -184,8 +188,7 @@ class Run:
     def note(self, text: str) -> None:
         """Attach a line of text to the run (the first 100 are kept)."""
         self._check()
-        if not isinstance(text, str):
-            raise InvalidInput("note", f"got {type(text).__name__}", "a string")
+        inputs.text("note", text)
         if len(self._notes) < MAX_NOTES_KEPT:
             self._notes.append(text)
 
@@ -271,8 +274,8 @@ class Run:
         value = _ITEM_STATUS.get(status) if isinstance(status, str) else None
         if value is None:
             value = inputs.choice("item status", status, ItemStatus).value
-        if error is not None and not isinstance(error, str):
-            raise InvalidInput("item error", f"got {type(error).__name__}", "a string")
+        if error is not None:
+            inputs.text("item error", error)
         return {
             "run_id": self.id,
             "key": inputs.key("item key", key, limit=512),

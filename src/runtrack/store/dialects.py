@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
 from runtrack.errors import ConfigurationError
@@ -37,6 +37,8 @@ _DRIVERS = {
 
 def normalize_url(url: str) -> str:
     """Pick the drivers runtrack ships extras for when a URL names none."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"database URL must be a string, got {type(url).__name__}")
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigurationError(
@@ -48,7 +50,11 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with runtrack's per-database settings."""
-    parsed = make_url(normalize_url(url))
+    try:
+        parsed = make_url(normalize_url(url))
+        parsed.get_dialect()  # an unknown driver fails here, not at the first query
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(f"database URL is not usable: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
