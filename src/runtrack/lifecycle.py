@@ -395,7 +395,17 @@ def _error_fields(error: BaseException | str | None, error_type: str | None) -> 
     name = type(error).__qualname__
     module = type(error).__module__
     return {
-        "error_type": error_type or (name if module == "builtins" else f"{module}.{name}"),
-        "error_message": str(error),
-        "error_stack": "".join(traceback.format_exception(error)),
+        "error_type": error_type or (name if module == "builtins" else f"{module}.{name}")[:255],
+        "error_message": _storable(str(error))[:MAX_MESSAGE],
+        "error_stack": _storable("".join(traceback.format_exception(error))),
     }
+
+
+#: An exception's message is kept to this many characters (MySQL's TEXT holds 64 KB).
+MAX_MESSAGE = 10_000
+
+
+def _storable(text: str) -> str:
+    """Text the job's code produced, as every database can store it: NUL and
+    lone surrogates escaped. A failure must be recorded whatever it says."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -548,3 +548,25 @@ def test_cli_commands_refuse_bad_input_with_one_line(
             problems.append(f"{name}: accepted (it would have run)")
     figures.add("bad_input_cli", backend, calls=calls, problems=len(problems))
     assert not problems, "\n".join(problems[:20])
+
+
+def test_an_exception_the_database_cannot_store_still_fails_its_run(
+    db_url: str, backend: str, figures: Figures
+) -> None:
+    """The job's own exception is not input runtrack can refuse: its message
+    (NUL bytes, lone surrogates, megabytes) must not keep the run from ending
+    ``failed`` with it, nor replace the exception the caller sees."""
+
+    class Hostile(Exception):
+        pass
+
+    message = "row \x00 had \ud800 in it " + "x" * 200_000
+    with Ledger(db_url, heartbeat_interval=0.05, finalize_timeout=1.0) as ledger:
+        with pytest.raises(Hostile), ledger.run(fresh()) as run:
+            raise Hostile(message)
+        record = ledger.get_run(run.id)
+    assert record.status is RunStatus.FAILED
+    assert record.error_type is not None and record.error_type.endswith(".Hostile")
+    assert record.error_message is not None and record.error_message.startswith("row ")
+    assert record.error_stack is not None and "Hostile" in record.error_stack
+    figures.add("bad_input", backend, calls=1, refused=0)
