@@ -63,6 +63,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     write = terminalreporter.write_line
     terminalreporter.section(f"reliability figures ({report['mode']})")
+    write("totals: " + ", ".join(f"{k}={v}" for k, v in report["totals"].items()))
     for section, backends in report["sections"].items():
         for backend, counts in sorted(backends.items()):
             text = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -101,9 +101,42 @@ class Figures:
         return {
             "mode": "long" if sizes and sizes.long else "default",
             "sizes": asdict(sizes) if sizes else None,
+            "totals": self.totals(),
             "sections": sections,
             "seconds": {k: round(v, 1) for k, v in sorted(self.seconds.items())},
         }
+
+    def totals(self) -> dict[str, int | float]:
+        """The headline figures, added up over sections and databases."""
+        sums: dict[str, float] = dict.fromkeys(TOTALS.values(), 0.0)
+        for section, backends in self.counts.items():
+            for counts in backends.values():
+                for name, value in counts.items():
+                    total = TOTALS.get((section, name)) or TOTALS.get(("*", name))
+                    if total:
+                        sums[total] += value
+        return {k: _num(v) for k, v in sums.items()}
+
+
+#: (section or "*", figure) -> the total it adds to.
+TOTALS = {
+    ("*", "runs"): "runs",
+    ("*", "kills"): "kills",
+    ("*", "outages"): "outages",
+    ("*", "races"): "races",
+    ("*", "items"): "items",
+    ("*", "lost"): "lost",
+    ("*", "lost_runs"): "lost",
+    ("*", "lost_items"): "lost_items",
+    ("*", "lost_counter_updates"): "lost_counter_updates",
+    ("*", "stuck"): "stuck",
+    ("*", "double"): "double_run",
+    ("*", "rewritten"): "rewritten",
+    ("*", "errors_reaching_user_code"): "errors_reaching_user_code",
+    ("bad_input", "calls"): "bad_input_calls",
+    ("bad_input_cli", "calls"): "bad_input_calls",
+    ("*", "problems"): "bad_input_problems",
+}
 
 
 def _num(value: float) -> int | float:
