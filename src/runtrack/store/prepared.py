@@ -35,7 +35,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
-__all__ = ["Prepared", "RawConnection", "RawResult", "raw_transaction"]
+__all__ = ["Prepared", "RawConnection", "RawResult", "raw_autocommit", "raw_transaction"]
 
 T = TypeVar("T")
 _REQUIRED = object()
@@ -55,11 +55,14 @@ class Prepared:
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str], many: bool = False
     ) -> None:
-        # An INSERT reports its new key through RETURNING where the database
-        # has it (the psycopg cursor has no lastrowid). Statements given here
-        # carry no RETURNING of their own.
-        returning_key = isinstance(stmt, Insert) and not many and dialect.insert_returning
-        returned: list[Any] = list(stmt.selected_columns) if isinstance(stmt, Select) else []
+        # An INSERT without a RETURNING of its own reports its new key through
+        # one where the database has it (the psycopg cursor has no lastrowid).
+        # (Read before any copy is made: a copy keeps the original's columns.)
+        own = list(stmt.exported_columns) if isinstance(stmt, UpdateBase) else []
+        returning_key = (
+            isinstance(stmt, Insert) and not own and not many and dialect.insert_returning
+        )
+        returned: list[Any] = list(stmt.selected_columns) if isinstance(stmt, Select) else own
         if returning_key:
             assert isinstance(stmt, Insert)
             returned = list(stmt.table.primary_key)
@@ -222,7 +225,10 @@ class RawConnection:
         (executemany; the first names the columns of an INSERT or UPDATE)."""
         many = isinstance(params, list)
         first: Mapping[str, Any] = (params[0] if isinstance(params, list) else params) or {}
-        columns = tuple(first) if isinstance(stmt, UpdateBase) else ()
+        # The parameters name the columns of a plain INSERT or UPDATE (as with
+        # Connection.execute); an INSERT ... SELECT names its own.
+        plain = isinstance(stmt, UpdateBase) and getattr(stmt, "select", None) is None
+        columns = tuple(first) if plain else ()
         prepared = self._prepared(stmt, columns, many)
         cursor = self._cursor
         try:
@@ -235,7 +241,9 @@ class RawConnection:
             rows = prepared.rows(cursor.fetchall()) if cursor.description else []
             key = None
             if isinstance(stmt, Insert):
-                key = (rows.pop(0)[0],) if prepared.key_returned else (cursor.lastrowid,)
+                # The psycopg cursor has no lastrowid (its INSERTs return their key).
+                last = (getattr(cursor, "lastrowid", None),)
+                key = (rows.pop(0)[0],) if prepared.key_returned else last
             return RawResult(rows, cursor.rowcount, key)
         except self._errors as exc:
             raise self._wrapped(exc) from exc
@@ -310,6 +318,24 @@ class RawConnection:
         with contextlib.suppress(Exception):
             self._cursor.close()
         self._sa.close()
+
+
+def raw_autocommit(
+    engine: Engine, cache: dict[Any, Prepared], stmt: ClauseElement, params: Mapping[str, Any]
+) -> RawResult:
+    """One statement that commits by itself: a single round trip (SQLite and
+    PostgreSQL only; the store asks for nothing else)."""
+    raw = RawConnection(engine.connect(), cache)
+    driver: Any = raw._conn.driver_connection
+    try:
+        if raw.dialect.name == "postgresql":
+            driver.autocommit = True  # psycopg; SQLite's connections already are
+        return raw.execute(stmt, params)
+    finally:
+        if raw.dialect.name == "postgresql":
+            with contextlib.suppress(Exception):
+                driver.autocommit = False
+        raw.close()
 
 
 def raw_transaction(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     case,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -163,6 +164,60 @@ LOCK_RUNS = (
     .order_by(runs.c.id)
     .with_for_update()
 )
+
+
+@functools.cache
+def start_run_stmt(columns: tuple[str, ...], explicit_window: bool) -> Insert:
+    """A run's start in one statement: ``INSERT ... SELECT`` from its job's
+    row, whose watermark starts the window (unless ``explicit_window``) and
+    bounds its end from below (see :func:`start_at_watermark`), with the
+    checkpoint of the job's last run if it failed or was cancelled over the
+    same window start (see ``RunStore._resume_checkpoint``). It returns the
+    window, that checkpoint and the job's own checkpoint. ``columns`` are the
+    given values, window start (if explicit) and end included."""
+    given = {name: bindparam(name, type_=runs.c[name].type) for name in columns}
+    start: Any = given["window_start"] if explicit_window else jobs.c.watermark
+    end: Any = given["window_end"]
+    if not explicit_window:
+        end = case((jobs.c.watermark > end, jobs.c.watermark), else_=end)
+    last = runs.alias("resumed")
+    resumed = (
+        select(last.c.checkpoint)
+        .where(
+            last.c.id == jobs.c.last_run_id,
+            or_(
+                jobs.c.last_status == RunStatus.FAILED.value,
+                jobs.c.last_status == RunStatus.CANCELLED.value,
+            ),
+            last.c.window_start.is_not_distinct_from(start),
+        )
+        .correlate(jobs)
+        .scalar_subquery()
+    )
+    derived = ("window_start", "window_end", "checkpoint")
+    names = [name for name in columns if name not in derived]
+    source = select(*(given[name] for name in names), start, end, resumed).where(
+        jobs.c.key == given["job_key"]
+    )
+    # Written out: SQLAlchemy does not correlate a subquery in RETURNING with
+    # the row being inserted.
+    job_checkpoint = literal_column(
+        '(SELECT jobs.checkpoint FROM jobs WHERE jobs."key" = runs.job_key)',
+        type_=jobs.c.checkpoint.type,
+    )
+    return (
+        insert(runs)
+        .from_select([*names, *derived], source, include_defaults=False)
+        .returning(
+            runs.c.id,
+            runs.c.window_start,
+            runs.c.window_end,
+            runs.c.checkpoint,
+            job_checkpoint.label("job_checkpoint"),
+        )
+    )
+
+
 JOB_FOR_START = select(
     jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
 ).where(jobs.c.key == bindparam("p_job"))
