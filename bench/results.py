@@ -140,6 +140,7 @@ def markdown_table(measures: list[Measure]) -> str:
         "x floor",
         "target",
         "",
+        "notes",
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in measures:
