@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from reliability_support import Figures, Sizes, Worker, all_runs
@@ -86,10 +87,10 @@ def cancel_claim(ledger: Ledger, run_id: int, pending: bool) -> tuple[str, bool,
     return "cancel", won, record.status
 
 
-def in_threads(moves: list[Callable[[], object]]) -> list[object]:
+def in_threads(moves: list[Callable[[], Any]]) -> list[Any]:
     """Run the moves at once, one thread each, released by a barrier."""
     barrier = threading.Barrier(len(moves))
-    results: list[object] = [None] * len(moves)
+    results: list[Any] = [None] * len(moves)
 
     def go(i: int) -> None:
         barrier.wait()
@@ -115,7 +116,7 @@ def thread_race(owner: Ledger, other: Ledger, i: int) -> Race:
                 lambda: cancel_claim(owner, run.id, pending=False),
             ]
         )
-        return Race(run.id, False, claims)  # type: ignore[arg-type]
+        return Race(run.id, False, claims)
     record = owner.create_run("race:threads")  # pending: a start races the ends
     time.sleep(STALE)
     started, *claims = in_threads(
@@ -126,12 +127,12 @@ def thread_race(owner: Ledger, other: Ledger, i: int) -> Race:
             lambda: cancel_claim(other, record.id, pending=True),
         ]
     )
-    return Race(record.id, True, [*claims, *end_started(owner, started)])  # type: ignore[list-item, arg-type]
+    return Race(record.id, True, [*claims, *end_started(owner, started)])
 
 
-def end_started(owner: Ledger, started: object) -> list[tuple[str, bool, str]]:
+def end_started(owner: Ledger, started: tuple[str, Run | None]) -> list[tuple[str, bool, str]]:
     """If the owner's start won, its finish is the run's one terminal move."""
-    _, run = started  # type: ignore[misc]
+    _, run = started
     return [owner_finish(owner, run)] if run is not None else []
 
 
@@ -162,8 +163,8 @@ _EXPECTED = {
 }
 
 
-def _agrees(race: Race, row: object) -> bool:
-    status, error_type = row.status, row.error_type  # type: ignore[attr-defined]
+def _agrees(race: Race, row: Any) -> bool:
+    status, error_type = row.status, row.error_type
     winner = race.winners[0]
     if winner == "reap":
         return error_type == "heartbeat_timeout" and status in ("failed", "cancelled")
@@ -198,7 +199,7 @@ def test_two_finishes_at_the_same_clock_reading_have_one_winner(
                     lambda run=run: by_id_success(second, run.id),
                 ]
             )
-            races.append(Race(run.id, False, claims))  # type: ignore[arg-type]
+            races.append(Race(run.id, False, claims))
         double = [r.run_id for r in races if len(r.winners) != 1]
         figures.add("races_same_time", backend, races=len(races), double=len(double))
         assert not double, f"two finishes both claimed the run: {double[:10]}"
