@@ -19,35 +19,43 @@ pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("timed")]
 
 #: Workers reap each other's dead runs after this; so does the final reap.
 STALE = 0.6
+#: A worker that has not started a run after this long is killed anyway.
+NEVER_STARTED = 10.0
 
 
 class Crew:
-    """Crash workers alive at once, each with the moment it will be killed."""
+    """Crash workers alive at once. Each is killed at a random moment after
+    it started its first run: starting, counting, flushing items, finalizing
+    or between two runs (a worker that never gets a run is killed too)."""
 
     def __init__(self, spawn: Callable[..., Worker], url: str, jobs: list[str], seed: int) -> None:
         self.spawn_worker = spawn
         self.url = url
         self.jobs = jobs
         self.rng = random.Random(seed)
-        self.alive: list[tuple[Worker, float]] = []
+        self.alive: dict[Worker, float] = {}  # worker -> when to kill it
+        self.waiting: set[Worker] = set()  # alive, no run started yet
         self.spawned = self.kills = 0
         self.events: list[tuple[str, int, str]] = []
 
     def spawn(self) -> None:
         seed = self.rng.randrange(1 << 30)
         worker = self.spawn_worker("crash", self.url, self.jobs, seed, STALE)
-        self.alive.append((worker, time.monotonic() + self.rng.uniform(0.03, 0.5)))
+        self.alive[worker] = time.monotonic() + NEVER_STARTED
+        self.waiting.add(worker)
         self.spawned += 1
 
     def kill_due(self) -> None:
         now = time.monotonic()
-        for entry in [e for e in self.alive if e[1] <= now]:
-            worker, _ = entry
-            worker.kill()
-            self.kills += 1
-            self.alive.remove(entry)
-        for worker, _ in self.alive:
-            worker.poll()
+        for worker in list(self.alive):
+            new = worker.poll()
+            if worker in self.waiting and any(line.startswith("started") for line in new):
+                self.waiting.discard(worker)
+                self.alive[worker] = now + self.rng.uniform(0.0, 0.4)
+            if self.alive[worker] <= now:
+                worker.kill()
+                self.kills += 1
+                del self.alive[worker]
 
     def collect(self, workers: list[Worker]) -> None:
         for worker in workers:
