@@ -30,6 +30,7 @@ class FaultProxy:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self._blip_on: bytes | None = None
         #: Connections refused while cut, and outages so far.
         self.refused = 0
         self.outages = 0
@@ -55,6 +56,9 @@ class FaultProxy:
         """The database "goes away": open connections reset, new ones refused."""
         self._down.set()
         self.outages += 1
+        self._reset_all()
+
+    def _reset_all(self) -> None:
         with self._lock:
             doomed, self._sockets = self._sockets, set()
         for sock in doomed:
@@ -62,6 +66,12 @@ class FaultProxy:
 
     def restore(self) -> None:
         self._down.clear()
+
+    def blip_on(self, answer: bytes) -> None:
+        """Cut every connection the moment the server sends ``answer`` (once),
+        dropping it, and come back at once: the statement ran, the client
+        never heard so (a commit whose answer is lost)."""
+        self._blip_on = answer
 
     def close(self) -> None:
         self._closed.set()
@@ -90,11 +100,18 @@ class FaultProxy:
             with self._lock:
                 self._sockets.update((client, server))
             for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+                answers = src is server
+                threading.Thread(target=self._pump, args=(src, dst, answers), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
         try:
             while chunk := src.recv(65536):
+                blip = self._blip_on
+                if answers and blip is not None and blip in chunk:
+                    self._blip_on = None
+                    self.outages += 1
+                    self._reset_all()  # new connections are accepted all along
+                    return
                 dst.sendall(chunk)
         except OSError:
             pass

@@ -110,6 +110,34 @@ def test_heartbeats_fail_during_an_outage_and_the_run_goes_on(
     figures.add("outages", backend, outages=proxy.outages, failed_ticks=len(failed))
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])  # its answers carry a command tag
+def test_a_start_whose_answer_is_lost_is_not_a_phantom_run(
+    proxy: FaultProxy, db_url: str, direct: Ledger, backend: str, figures: Figures
+) -> None:
+    """The start committed, its answer never arrived, the store retried: the
+    caller gets its run (not JobBusy from its own orphan), and no run is left
+    active that nobody owns."""
+    # One slot: the start is one INSERT that commits by itself; two slots: a
+    # transaction that tries each slot in turn, then COMMIT.
+    for job, concurrency, answer in [
+        ("outage:blip", 1, b"INSERT 0 1\x00"),
+        ("outage:blip-pair", 2, b"COMMIT\x00"),
+    ]:
+        # No heartbeats: the next answer of this kind is the start's.
+        with behind(proxy, db_url, heartbeat_interval=3600) as ledger:
+            with ledger.run(job, concurrency=concurrency):
+                pass  # the job's row exists
+            proxy.blip_on(answer)
+            with ledger.run(job, concurrency=concurrency) as run:
+                run.count("n")
+        runs = direct.list_runs(job=job).items
+        assert proxy.outages == concurrency, f"{job}: the answer was never lost"
+        assert direct.get_run(run.id).status is RunStatus.SUCCESS
+        assert [r.id for r in runs if r.is_active] == [], f"{job}: a phantom run holds a slot"
+        assert len(runs) == 2, f"{job}: {len(runs)} runs for two starts"
+    figures.add("outages", backend, outages=proxy.outages, lost_answers=2)
+
+
 def test_finalization_retries_until_the_database_is_back(
     proxy: FaultProxy, db_url: str, direct: Ledger, backend: str, figures: Figures
 ) -> None:

@@ -79,7 +79,7 @@ class RunStore(StoreBase):
             try:
                 started = self._insert_at_once(values, slots[0], explicit_window)
             except IntegrityError:
-                raise LeaseTaken(self._lease_holders(slots)) from None
+                return self._collided(values, slots)
             if started is not None:
                 return started
 
@@ -101,7 +101,7 @@ class RunStore(StoreBase):
         except (IntegrityError, LeaseTaken):
             # Every slot's INSERT collided; the holders are read afterwards
             # (a query built per call does not run prepared).
-            raise LeaseTaken(self._lease_holders(slots)) from None
+            return self._collided(values, slots)
 
     def _insert_at_once(
         self, values: dict[str, Any], slot: str, explicit_window: bool
@@ -144,9 +144,21 @@ class RunStore(StoreBase):
         assert key is not None
         return int(key[0])
 
-    def _lease_holders(self, slots: Sequence[str]) -> list[tuple[int, str]]:
-        query = select(runs.c.id, runs.c.status).where(runs.c.lease_key.in_(slots))
-        return [(h.id, h.status) for h in self.read(lambda c: c.execute(query).all())]
+    def _collided(self, values: dict[str, Any], slots: Sequence[str]) -> StartedRun:
+        """Every slot was taken. If this very run holds one, an earlier attempt
+        committed and only its answer was lost before the store retried: the
+        run did start. Otherwise raise :class:`LeaseTaken` with the holders."""
+        columns = ("id", "status", "uid", "window_start", "window_end", "checkpoint")
+        query = select(*(runs.c[name] for name in columns)).where(runs.c.lease_key.in_(slots))
+        holders = self.read(lambda c: c.execute(query).all())
+        job = {"p_job": values["job_key"]}
+        for held in holders:
+            if held.uid == values["uid"]:
+                checkpoint = self.read(lambda c: c.execute(JOB_FOR_START, job).one().checkpoint)
+                return StartedRun(
+                    held.id, held.window_start, checkpoint, held.checkpoint, held.window_end
+                )
+        raise LeaseTaken([(held.id, held.status) for held in holders])
 
     @staticmethod
     def _resume_checkpoint(conn: Conn, row: dict[str, Any], job: Any) -> Any:
