@@ -138,6 +138,26 @@ def test_a_start_whose_answer_is_lost_is_not_a_phantom_run(
     figures.add("outages", backend, outages=proxy.outages, lost_answers=2)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_finish_whose_answer_is_lost_is_still_the_owners(
+    proxy: FaultProxy, db_url: str, direct: Ledger, backend: str, figures: Figures
+) -> None:
+    """The final write committed and its answer was lost: the retry finds the
+    run already ended as it would have ended it, and says success (not
+    LeaseLost), once."""
+    ledger = behind(proxy, db_url, heartbeat_interval=3600)
+    with ledger, ledger.run("outage:blip-end") as run:
+        run.count("n", 2)
+        run.item("only", "success")
+        proxy.blip_on(b"COMMIT\x00")  # the next commit is the finalization's
+    assert proxy.outages == 1
+    record = direct.get_run(run.id)
+    assert (record.status, record.counters, record.items["success"]) == ("success", {"n": 2}, 1)
+    assert len(direct.list_items(run.id).items) == 1
+    assert sum(t.runs for t in direct.job_tallies() if t.job == "outage:blip-end") == 1
+    figures.add("outages", backend, outages=proxy.outages, lost_answers=1)
+
+
 def test_finalization_retries_until_the_database_is_back(
     proxy: FaultProxy, db_url: str, direct: Ledger, backend: str, figures: Figures
 ) -> None:
