@@ -50,11 +50,21 @@ class RunContext:
             raise RuntimeError("the run has not started: enter the block first")
         return self._run
 
-    def __enter__(self) -> Run:
-        run = self._ledger._open(self._request)
+    def _bind(self, run: Run) -> Run:
+        # The context variable is set on the caller's side (not in the worker
+        # thread of the async form), so current_run() sees it in the block.
         self._run = run
         self._token = _current.set(run)
         return run
+
+    def _unbind(self) -> Run:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        return self.run
+
+    def __enter__(self) -> Run:
+        return self._bind(self._ledger._open(self._request))
 
     def __exit__(
         self,
@@ -62,16 +72,10 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-        return complete(self._ledger, self.run, exc)
+        return complete(self._ledger, self._unbind(), exc)
 
     async def __aenter__(self) -> Run:
-        run = await asyncio.to_thread(self._ledger._open, self._request)
-        self._run = run
-        self._token = _current.set(run)
-        return run
+        return self._bind(await asyncio.to_thread(self._ledger._open, self._request))
 
     async def __aexit__(
         self,
@@ -79,10 +83,7 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-        return await asyncio.to_thread(complete, self._ledger, self.run, exc)
+        return await asyncio.to_thread(complete, self._ledger, self._unbind(), exc)
 
 
 def complete(ledger: Ledger, run: Run, exc: BaseException | None) -> bool:

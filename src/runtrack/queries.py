@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -112,10 +112,7 @@ class LedgerQueries(LedgerParts):
         )
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
-        rows = self.store.list_runs(filters, limit + 1, before)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, encode_cursor(rows[-1].id) if more else None)
+        return _page(self.store.list_runs(filters, limit + 1, before), limit)
 
     def run_filter(
         self,
@@ -233,9 +230,7 @@ class LedgerQueries(LedgerParts):
         )
         if not rows and self.store.get_run(run_id) is None:
             raise RunNotFound(run_id)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, encode_cursor(rows[-1].id) if more else None)
+        return _page(rows, limit)
 
     def group_summary(self, run_id: int) -> list[GroupSummary]:
         """Per group of a run's items (``run.item(..., group=...)``): counts by
@@ -290,6 +285,21 @@ class LedgerQueries(LedgerParts):
         now = self.clock.now()
         every_ = inputs.duration("every", every, limit=inputs.MAX_DURATION)
         return self.store.claim_maintenance(task, now, now - every_)
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def _page(rows: list[K], limit: int) -> Page[K]:
+    """One page from ``limit + 1`` rows fetched in key order: the extra row
+    only says whether a next page exists."""
+    page = rows[:limit]
+    return Page(page, encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 
 def encode_cursor(last_id: int) -> str:
