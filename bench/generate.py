@@ -14,6 +14,7 @@ import random
 import shutil
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,12 @@ from typing import Any
 
 from runtrack.models import GOOD, RunStatus
 from runtrack.store import migrate
-from runtrack.store.schema import DURATION_BOUNDS
+from runtrack.store.rows import strip_cell
+from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH
 
 __all__ = ["Shape", "Spec", "generate_postgres", "generate_sqlite"]
 
-VERSION = 3  # bump when the generated data changes
+VERSION = 4  # bump when the generated data changes
 DATA = Path(__file__).parent / ".data"
 END = datetime(2026, 6, 1, tzinfo=UTC)  # the generated ledger's "now"
 SPAN = timedelta(days=90)
@@ -83,6 +85,7 @@ JOB_STATE = [
     "consecutive_failures",
     "watermark",
     "checkpoint",
+    "recent_runs",
 ]
 TALLY_COLUMNS = [
     "job_key",
@@ -132,7 +135,16 @@ def _job_key(j: int) -> str:
 
 
 class _Job:
-    __slots__ = ("checkpoint", "fails", "key", "last", "provider", "success", "watermark")
+    __slots__ = (
+        "checkpoint",
+        "fails",
+        "key",
+        "last",
+        "provider",
+        "recent",
+        "success",
+        "watermark",
+    )
 
     def __init__(self, j: int) -> None:
         self.key = _job_key(j)
@@ -142,6 +154,7 @@ class _Job:
         self.last: tuple[int, str, datetime] | None = None  # id, status, finished
         self.success: tuple[int, datetime] | None = None
         self.fails = 0
+        self.recent: deque[str] = deque(maxlen=STRIP_LENGTH)  # strip cells, newest first
 
 
 class _Generator:
@@ -227,6 +240,7 @@ class _Generator:
         if not active:
             assert finished is not None and started is not None
             self._finish(job, run_id, status, created, finished)
+            job.recent.appendleft(strip_cell(run_id, status, started, finished))
             self._tally(job.key, status, seconds, tallied)
         return row
 
@@ -293,7 +307,8 @@ class _Generator:
             success = job.success or (None, None)
             checkpoint = json.dumps(job.checkpoint) if job.checkpoint is not None else None
             pointers = (last[0], last[1], last[2], success[1], success[0])
-            rows.append((*pointers, job.fails, job.watermark, checkpoint, job.key))
+            strip = "".join(job.recent) or None
+            rows.append((*pointers, job.fails, job.watermark, checkpoint, strip, job.key))
         return rows
 
     def tally_rows(self) -> list[tuple[Any, ...]]:

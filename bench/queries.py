@@ -67,23 +67,26 @@ def dashboard_queries(ledger: Ledger, shape: Shape) -> list[Query]:
     """What the dashboard pages ask (see runtrack/web/pages/), by page."""
     job = shape.job_keys[1]
     now = datetime.fromisoformat(shape.anchor)
-    keys = shape.job_keys
 
     def overview() -> object:
-        states = ledger.job_states()
-        ledger.recent_runs_of_jobs([s.job.key for s in states], limit=30)
+        ledger.job_states()
+        strips()
         return overview_counts(), ledger.pauses(), ledger.list_runs(status="failed", limit=8)
+
+    def strips() -> object:
+        # The strip cells as the page reads them (parsing included) and the
+        # active runs it appends to them.
+        return ledger.recent_outcomes(), ledger.active_runs()
 
     def overview_counts() -> object:
         return (
-            ledger.count_runs(status=RunStatus.RUNNING),
-            ledger.count_runs(status=RunStatus.PENDING),
             ledger.count_stale(),
             ledger.count_started(RunStatus.FAILED, since=now - timedelta(hours=24)),
         )
 
     def job_page() -> object:
         ledger.job_state(job)
+        ledger.recent_outcomes([job])
         ledger.recent_runs_of_jobs([job], limit=200)
         return ledger.active_runs(job), ledger.list_runs(job=job, limit=20)
 
@@ -96,8 +99,8 @@ def dashboard_queries(ledger: Ledger, shape: Shape) -> list[Query]:
 
     return [
         ("overview page (all)", overview),
-        ("  status strips, 200 jobs x 30", lambda: ledger.recent_runs_of_jobs(keys, limit=30)),
-        ("  counts by status", overview_counts),
+        ("  status strips, 200 jobs x 30, and active runs", strips),
+        ("  counts: stale, failed in 24 h", overview_counts),
         ("runs page", runs_page),
         ("run page", run_page),
         ("job page", job_page),

@@ -32,6 +32,7 @@ __all__ = [
     "ProviderState",
     "PruneResult",
     "RunBrief",
+    "RunOutcome",
     "RunRecord",
     "RunStatus",
     "Window",
@@ -184,6 +185,16 @@ class RunBrief:
         if self.started_at is None or self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """A finished run as its job's status strip keeps it (millisecond times)."""
+
+    id: int
+    status: RunStatus
+    finished_at: datetime
+    duration: timedelta | None
 
 
 @dataclass(frozen=True, slots=True)

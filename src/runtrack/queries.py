@@ -36,6 +36,7 @@ from runtrack.models import (
     Page,
     ProviderState,
     RunBrief,
+    RunOutcome,
     RunRecord,
     RunStatus,
 )
@@ -162,6 +163,14 @@ class LedgerQueries(LedgerParts):
         keys = inputs.keys("jobs", jobs)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         return self.store.recent_runs_of_jobs(keys, limit)
+
+    def recent_outcomes(self, jobs: Sequence[str] | None = None) -> dict[str, list[RunOutcome]]:
+        """Each job's last 30 finished runs (all jobs, or ``jobs``), newest to
+        finish first: the status strip finalization keeps on the job's row, so
+        this reads the jobs table only. It outlives retention, as the tallies
+        do: a strip may name runs that were pruned since."""
+        keys = None if jobs is None else inputs.keys("jobs", jobs)
+        return self.store.recent_outcomes(keys)
 
     def count_stale(self) -> int:
         """Active runs silent for longer than ``stale_after``: what :meth:`reap`

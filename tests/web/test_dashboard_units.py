@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.requests import Request
 
 from runtrack.config import Settings
-from runtrack.models import JobRecord, JobState, RunBrief, RunStatus
+from runtrack.models import JobRecord, JobState, RunBrief, RunOutcome, RunStatus
 from runtrack.web.pages import charts, formatting, session
 from runtrack.web.pages.overview import cadence, job_row
 from runtrack.web.pages.signin import safe_next
@@ -117,17 +117,23 @@ def job(**changes: object) -> JobState:
     return JobState(JobRecord(**fields), 0, None)  # type: ignore[arg-type]
 
 
+def outcome(run_id: int, status: str, finished: datetime) -> RunOutcome:
+    return RunOutcome(run_id, RunStatus(status), finished, timedelta(minutes=1))
+
+
 def test_a_job_is_late_after_one_and_a_half_usual_gaps() -> None:
-    hourly = [brief(10 - i, "success", NOW - timedelta(hours=i)) for i in range(6)]
+    hourly = [outcome(10 - i, "success", NOW - timedelta(hours=i)) for i in range(6)]
     assert cadence(hourly) == timedelta(hours=1)
     assert cadence(hourly[:2]) is None
-    assert not job_row(job(), hourly, NOW).late
-    row = job_row(job(last_success_at=NOW - timedelta(hours=2)), hourly, NOW)
+    assert not job_row(job(), hourly, [], NOW).late
+    row = job_row(job(last_success_at=NOW - timedelta(hours=2)), hourly, [], NOW)
     assert row.late and "runs about every 1 h" in row.late_reason
-    never = job_row(job(last_success_at=None, last_status=RunStatus.FAILED), hourly, NOW)
+    never = job_row(job(last_success_at=None, last_status=RunStatus.FAILED), hourly, [], NOW)
     assert never.late
-    assert not job_row(job(last_status=None, last_success_at=None), [], NOW).late
-    assert [r.id for r in job_row(job(), hourly, NOW).strip] == sorted(r.id for r in hourly)
+    assert not job_row(job(last_status=None, last_success_at=None), [], [], NOW).late
+    assert [r.id for r in job_row(job(), hourly, [], NOW).strip] == sorted(r.id for r in hourly)
+    labels = [label for _, _, label in job_row(job(), hourly, [], NOW).cells]
+    assert labels[-1] == "run 10: success, finished just now, took 1 min"
 
 
 def request_with(cookie: str | None = None, **headers: str) -> Request:

@@ -13,12 +13,14 @@ from sqlalchemy import (
 
 from runtrack.models import (
     JobRecord,
+    RunOutcome,
 )
 from runtrack.store import dialects
 from runtrack.store.base import StoreBase
 from runtrack.store.rows import (
     job_record,
     naive,
+    run_outcomes,
 )
 from runtrack.store.schema import (
     jobs,
@@ -62,6 +64,15 @@ class JobStore(StoreBase):
         """The jobs with these keys (unknown keys are left out)."""
         query = select(jobs).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
         return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+
+    def recent_outcomes(self, keys: Sequence[str] | None) -> dict[str, list[RunOutcome]]:
+        """Each job's strip of last finished runs, newest first (all jobs, or
+        those of ``keys``)."""
+        query = select(jobs.c.key, jobs.c.recent_runs)
+        if keys is not None:
+            query = query.where(jobs.c.key.in_(list(keys)))
+        rows = self.read(lambda c: c.execute(query).all())
+        return {key: run_outcomes(strip) for key, strip in rows}
 
     def claim_tick(self, key: str, due: datetime | None, next_due: datetime) -> bool:
         """Move the job's ``next_due_at`` from ``due`` to ``next_due`` if it is

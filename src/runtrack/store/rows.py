@@ -3,7 +3,8 @@ aware UTC datetimes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row
@@ -15,10 +16,11 @@ from runtrack.models import (
     JobTally,
     PauseRecord,
     RunBrief,
+    RunOutcome,
     RunRecord,
     RunStatus,
 )
-from runtrack.store.schema import DURATION_BOUNDS
+from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH
 
 __all__ = [
     "item_record",
@@ -26,7 +28,9 @@ __all__ = [
     "naive",
     "pause_record",
     "run_brief",
+    "run_outcomes",
     "run_record",
+    "strip_cell",
     "tally_record",
 ]
 
@@ -50,6 +54,50 @@ def _must(value: datetime | None) -> datetime:
     result = aware(value)
     assert result is not None  # NOT NULL column
     return result
+
+
+# -- status strips -----------------------------------------------------------
+# A job's strip is a string of cells, newest first: "<run id>,<status
+# code>,<finished, Unix ms>,<duration ms or empty>;" (at most 52 characters).
+# Finalization prepends a cell and cuts the string to its column's length,
+# which may leave a cut cell at the end: it has no ";" and is not read.
+_CODES = {
+    RunStatus.SUCCESS: "s",
+    RunStatus.PARTIAL: "p",
+    RunStatus.FAILED: "f",
+    RunStatus.CANCELLED: "c",
+}
+_STATUSES = {code: status for status, code in _CODES.items()}
+_CELL = re.compile(r"(\d+),([spfc]),(\d+),(\d*);")
+
+
+def _ms(value: datetime) -> int:
+    """Unix milliseconds of a naive UTC timestamp."""
+    return round(value.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def strip_cell(run_id: int, status: RunStatus, started: datetime | None, finished: datetime) -> str:
+    """The strip cell of a run that just became terminal."""
+    end = naive(finished)
+    assert end is not None
+    start = naive(started)
+    took = "" if start is None else str(max(_ms(end) - _ms(start), 0))
+    return f"{run_id},{_CODES[status]},{_ms(end)},{took};"
+
+
+def run_outcomes(strip: str | None) -> list[RunOutcome]:
+    """A job's strip as records, newest first."""
+    found = []
+    for run_id, code, finished, took in _CELL.findall(strip or "")[:STRIP_LENGTH]:
+        found.append(
+            RunOutcome(
+                id=int(run_id),
+                status=_STATUSES[code],
+                finished_at=datetime.fromtimestamp(int(finished) / 1000, UTC),
+                duration=timedelta(milliseconds=int(took)) if took else None,
+            )
+        )
+    return found
 
 
 def run_record(row: Row[Any]) -> RunRecord:

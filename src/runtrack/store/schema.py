@@ -22,6 +22,8 @@ from sqlalchemy.dialects import mysql
 
 __all__ = [
     "DURATION_BOUNDS",
+    "RECENT_CHARS",
+    "STRIP_LENGTH",
     "job_tallies",
     "jobs",
     "maintenance",
@@ -50,6 +52,9 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 KEY = 255  # job keys, providers, users: indexable on MariaDB utf8mb4
+#: Room for a job's status strip: 30 cells of at most 52 characters.
+STRIP_LENGTH = 30
+RECENT_CHARS = 1600
 
 jobs = Table(
     "jobs",
@@ -68,6 +73,11 @@ jobs = Table(
     # The runner's schedule claim: a runner owns a scheduled tick by moving
     # this forward with a conditional update, so many runners fire it once.
     Column("next_due_at", Timestamp),
+    # The job's last finished runs, newest first, as the status strip shows
+    # them: each finalization prepends its cell in the same UPDATE that moves
+    # the last-run pointers, so the overview never reads the runs table (see
+    # rows.strip_cell for the format).
+    Column("recent_runs", String(RECENT_CHARS)),
 )
 
 runs = Table(
@@ -121,6 +131,10 @@ runs = Table(
     # so that "filter + ORDER BY id DESC + id < cursor" is an index range scan.
     Index(None, "job_key", "id"),
     Index(None, "status", "id"),
+    # A job's runs in one status: without it planners pick one of the two
+    # above and walk either the job's whole history or every job's runs of
+    # that status.
+    Index(None, "job_key", "status", "id"),
     Index(None, "provider", "id"),
     Index(None, "triggered_by", "id"),
     # Runs of a status started since (the dashboard's failures of the day),

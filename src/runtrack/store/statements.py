@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
+    func,
     insert,
     literal_column,
     or_,
@@ -37,9 +38,11 @@ from runtrack.store import dialects
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
     naive,
+    strip_cell,
 )
 from runtrack.store.schema import (
     DURATION_BOUNDS,
+    RECENT_CHARS,
     job_tallies,
     jobs,
     run_items,
@@ -263,6 +266,12 @@ def job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Up
         ),
         "last_finished_at": latest(finished, jobs.c.last_finished_at),
     }
+    # The strip logs every finish, in the order runs finish (a late reaped
+    # run included): the new cell goes first, the oldest falls off the end.
+    cell = bindparam("j_cell", type_=jobs.c.recent_runs.type)
+    changes["recent_runs"] = func.substr(
+        cell + func.coalesce(jobs.c.recent_runs, ""), 1, RECENT_CHARS
+    )
     streak = jobs.c.consecutive_failures
     if status is RunStatus.FAILED:
         changes["consecutive_failures"] = latest(streak + 1, streak)
@@ -323,6 +332,7 @@ def job_change(
         "j_run_id": run_id,
         "j_status": status.value,
         "j_finished": finished,
+        "j_cell": strip_cell(run_id, status, effect.started_at, finished),
     }
     if moves:
         params["j_end"] = naive(effect.window_end)

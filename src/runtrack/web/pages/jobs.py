@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from runtrack.errors import InvalidInput, JobNotFound
 from runtrack.models import ACTIVE, JobState
 from runtrack.web.pages.charts import duration_chart, outcome_chart
-from runtrack.web.pages.overview import STRIP, job_row
+from runtrack.web.pages.overview import job_row
 from runtrack.web.pages.signin import deny_reader
 from runtrack.web.pages.templating import ledger_of, render
 
@@ -51,7 +51,7 @@ def _page(request: Request, state: JobState, now: datetime) -> Response:
     context: dict[str, Any] = {
         "title": job.key,
         "nav": "overview",
-        "row": job_row(state, recent[:STRIP], now),
+        "row": job_row(state, ledger.recent_outcomes([job.key]).get(job.key, []), active, now),
         "active": active,
         "latest": ledger.list_runs(job=job.key, limit=LATEST).items,
         "duration_chart": duration_chart(recent),
