@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import event, text
 
 from bench.generate import Shape
@@ -23,7 +23,7 @@ from bench.timing import summarize
 from runtrack import Ledger, RunStatus
 from runtrack.models import ACTIVE
 from runtrack.queries import encode_cursor
-from runtrack.web.metrics import registry_for
+from runtrack.web.metrics import LedgerCollector
 
 __all__ = ["QUERY_P95_MS", "measure_queries"]
 
@@ -92,7 +92,7 @@ def dashboard_queries(ledger: Ledger, shape: Shape) -> list[Query]:
 
     def runs_page() -> object:
         ledger.list_runs(limit=50)
-        return ledger.jobs(), ledger.count_runs(status=sorted(ACTIVE))
+        return ledger.job_providers(), ledger.count_runs(status=sorted(ACTIVE))
 
     def run_page() -> object:
         return ledger.get_run(shape.items_run), ledger.list_items(shape.items_run, limit=50)
@@ -111,12 +111,37 @@ def dashboard_queries(ledger: Ledger, shape: Shape) -> list[Query]:
 
 def maintenance_queries(ledger: Ledger, shape: Shape) -> list[Query]:
     now = datetime.fromisoformat(shape.anchor)
-    registry = registry_for(ledger, ttl=0)  # no cache: every scrape reads the ledger
+    # No cache: every scrape reads the ledger.
+    registry, collector = CollectorRegistry(), LedgerCollector(ledger, ttl=0)
+    registry.register(collector)
     stale = now - ledger.stale_after
     return [
         ("stale-run scan (reaper)", lambda: ledger.store.stale_runs(stale, stale, 1000)),
-        ("metrics scrape", lambda: generate_latest(registry)),
+        ("metrics scrape: its reads", collector.snapshot),
     ]
+
+
+def metrics_rendering(ledger: Ledger, backend: str, reps: int) -> Measure:
+    """A whole ``/metrics`` scrape: its reads plus prometheus_client's text
+    exposition of every sample (no target: the text grows with jobs x
+    histogram buckets, not with the history)."""
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(ledger, ttl=0))
+    text = generate_latest(registry)
+    samples = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
+    times = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        generate_latest(registry)
+        times.append((time.perf_counter() - began) * 1000)
+    name = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    return Measure(
+        key=f"query.{backend}.maintenance.metrics scrape, whole",
+        title=f"maintenance metrics scrape with text rendering, {name}",
+        unit="ms",
+        stats=summarize(times),
+        notes=f"{samples:,} samples rendered by prometheus_client",
+    )
 
 
 class Statements:
@@ -226,6 +251,7 @@ def measure_queries(
                     extra={"statements": len(plan), "full_scans": scans},
                 )
             )
+    found.append(metrics_rendering(ledger, backend, reps))
     return found, plans
 
 

@@ -278,12 +278,18 @@ class PruneResult:
 
 @dataclass(frozen=True, slots=True)
 class NumberedPage(Generic[T]):
-    """One page of an offset-paginated listing (``page`` counts from 1)."""
+    """One page of an offset-paginated listing (``page`` counts from 1).
+
+    Page numbers reach a window of the first rows only (``PAGE_WINDOW`` of
+    :mod:`runtrack.queries`); ``total`` is exact up to its end, and
+    ``total_exact`` is False when more rows match (``total`` is then the
+    window): the cursor goes further, at the same cost per page."""
 
     items: list[T]
     page: int
     limit: int
     total: int
+    total_exact: bool = True
 
     @property
     def total_pages(self) -> int:

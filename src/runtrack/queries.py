@@ -20,6 +20,7 @@ from runtrack import inputs
 from runtrack.clock import Clock
 from runtrack.errors import (
     InvalidCursor,
+    InvalidInput,
     RunNotFound,
 )
 from runtrack.events import Events
@@ -51,6 +52,9 @@ from runtrack.store.sql import (
 log = logging.getLogger("runtrack")
 
 MAX_PAGE = 1000
+#: Runs reachable by page number (see :meth:`LedgerQueries.list_runs_by_page`), as
+#: search engines bound theirs: the cursor pages any depth at the same cost.
+PAGE_WINDOW = 10_000
 
 
 class LedgerParts:
@@ -190,12 +194,24 @@ class LedgerQueries(LedgerParts):
         self, page: int, *, limit: int = 50, **filters: Any
     ) -> NumberedPage[RunRecord]:
         """Page ``page`` (from 1) of the runs :meth:`list_runs` lists, with the
-        total. An OFFSET costs more the deeper the page; the cursor does not."""
+        total. Page numbers reach the first :data:`PAGE_WINDOW` runs (an OFFSET
+        walks the rows it skips, a count the rows it counts: both stop
+        there); the cursor of :meth:`list_runs` goes further."""
         run_filter = self.run_filter(**filters)
         inputs.positive_int("page", page, limit=1_000_000)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
-        rows = self.store.list_runs(run_filter, limit, None, offset=(page - 1) * limit)
-        return NumberedPage(rows, page, limit, self.store.count_runs(run_filter))
+        offset = (page - 1) * limit
+        if offset >= PAGE_WINDOW:
+            raise InvalidInput(
+                "page",
+                f"page {page} of {limit} starts at run {offset + 1:,}",
+                f"pages within the first {PAGE_WINDOW:,} runs (page <= "
+                f"{-(-PAGE_WINDOW // limit)} at this limit); beyond, follow next_cursor",
+            )
+        rows = self.store.list_runs(run_filter, limit, None, offset=offset)
+        total = self.store.count_runs(run_filter, at_most=PAGE_WINDOW + 1)
+        exact = total <= PAGE_WINDOW
+        return NumberedPage(rows, page, limit, min(total, PAGE_WINDOW), exact)
 
     def job_states(self, provider: str | None = None) -> list[JobState]:
         """Every job (of ``provider``) with its active run count and the pause
@@ -258,6 +274,10 @@ class LedgerQueries(LedgerParts):
 
     def jobs(self, provider: str | None = None) -> list[JobRecord]:
         return self.store.list_jobs(inputs.key("provider", provider, optional=True))
+
+    def job_providers(self) -> dict[str, str | None]:
+        """Every job's key and provider, by key (what filter forms offer)."""
+        return self.store.job_providers()
 
     def watermark(self, job: str) -> datetime | None:
         """Where the job's next run's window starts."""

@@ -54,6 +54,7 @@ def prune(
         if progress is not None:
             progress(result)
         if give_way:
+            store.checkpoint_log()
             # Leave the lock free as long as we held it, so that writers
             # polling for it get in between batches instead of starving.
             time.sleep(time.monotonic() - began)

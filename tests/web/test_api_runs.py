@@ -87,7 +87,13 @@ def test_cursor_walks_every_run_once(client: TestClient, seeded: Seeded) -> None
 def test_page_numbers_answer_with_totals(client: TestClient, seeded: Seeded) -> None:
     first = client.get("/api/runs", params={"page": 1, "limit": 3}).json()
     third = client.get("/api/runs", params={"page": 3, "limit": 3}).json()
-    assert first["pagination"] == {"page": 1, "limit": 3, "total": 8, "totalPages": 3}
+    assert first["pagination"] == {
+        "page": 1,
+        "limit": 3,
+        "total": 8,
+        "totalPages": 3,
+        "totalExact": True,
+    }
     assert len(first["data"]) == 3
     assert len(third["data"]) == 2
     beyond = client.get("/api/runs", params={"page": 9, "limit": 3}).json()

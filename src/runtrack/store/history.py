@@ -85,28 +85,42 @@ class HistoryStore(StoreBase):
     def prune_batch(
         self, cutoff: datetime, after_id: int, limit: int, *, items_only: bool, dry_run: bool
     ) -> tuple[int | None, int, int]:
-        """One batch of retention in one short transaction: choose up to
-        ``limit`` prunable runs after ``after_id`` (terminal, finished before
-        ``cutoff``, not a job's latest run or latest successful run), delete
-        their items and, unless ``items_only``, the runs; on a dry run only
+        """One batch of retention: choose up to ``limit`` prunable runs after
+        ``after_id`` (terminal, finished before ``cutoff``, not a job's latest
+        run or latest successful run), then delete their items and, unless
+        ``items_only``, the runs in one short transaction; on a dry run only
         count them. Returns (last id chosen, or None when none is left; runs;
         items)."""
+        query = prunable_query(cutoff, after_id, limit)
+        # Chosen before the write transaction, so that the write lock (all of
+        # SQLite's) is held for the deletes only. The choice stays right: a
+        # terminal run stays terminal, and a job's pointers only move to
+        # newer runs; the delete still checks the status.
+        ids: list[int] = self.read(lambda c: list(c.execute(query).scalars()))
+        if not ids:
+            return None, 0, 0
+        of_runs = run_items.c.run_id.in_(ids)
+        if dry_run:
+            count = select(func.count()).select_from(run_items).where(of_runs)
+            items = self.read(lambda c: int(c.execute(count).scalar_one()))
+            return ids[-1], 0 if items_only else len(ids), items
 
         def work(conn: Connection) -> tuple[int | None, int, int]:
-            ids: list[int] = list(conn.execute(prunable_query(cutoff, after_id, limit)).scalars())
-            if not ids:
-                return None, 0, 0
-            of_runs = run_items.c.run_id.in_(ids)
-            if dry_run:
-                count = select(func.count()).select_from(run_items).where(of_runs)
-                return ids[-1], 0 if items_only else len(ids), conn.execute(count).scalar_one()
             items = conn.execute(delete(run_items).where(of_runs)).rowcount
             if items_only:
                 return ids[-1], 0, items
             gone = delete(runs).where(runs.c.id.in_(ids), runs.c.status.in_(TERMINAL_NAMES))
             return ids[-1], conn.execute(gone).rowcount, items
 
-        return self.read(work) if dry_run else self.write(work)
+        return self.write(work)
+
+    def checkpoint_log(self) -> None:
+        """SQLite: copy the write-ahead log into the database now, waiting for
+        no one (PASSIVE), so that the pages of a bulk delete are checkpointed
+        by the pruner and not by whichever writer's commit crosses the
+        auto-checkpoint threshold next. Elsewhere nothing to do."""
+        if self.dialect == "sqlite":
+            self.read(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all())
 
     # -- provider pauses -----------------------------------------------------
 

@@ -26,6 +26,9 @@ from runtrack.store.schema import (
     jobs,
 )
 
+#: A job's state without its status strip (read only by the overview).
+JOB_STATE = tuple(column for column in jobs.c if column.name != "recent_runs")
+
 
 class JobStore(StoreBase):
     """Job rows: creation, state, the runner's schedule claims."""
@@ -42,7 +45,7 @@ class JobStore(StoreBase):
         self.write(lambda c: c.execute(dialects.insert_ignore(c, jobs, values)))
 
     def get_job(self, key: str) -> JobRecord | None:
-        row = self.read(lambda c: c.execute(select(jobs).where(jobs.c.key == key)).first())
+        row = self.read(lambda c: c.execute(select(*JOB_STATE).where(jobs.c.key == key)).first())
         return job_record(row) if row else None
 
     def provider_job_counts(self) -> dict[str, int]:
@@ -55,14 +58,18 @@ class JobStore(StoreBase):
         return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
 
     def list_jobs(self, provider: str | None = None) -> list[JobRecord]:
-        query = select(jobs).order_by(jobs.c.key)
+        query = select(*JOB_STATE).order_by(jobs.c.key)
         if provider is not None:
             query = query.where(jobs.c.provider == provider)
         return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
+    def job_providers(self) -> dict[str, str | None]:
+        query = select(jobs.c.key, jobs.c.provider).order_by(jobs.c.key)
+        return dict(self.read(lambda c: c.execute(query).tuples().all()))
+
     def get_jobs(self, keys: Sequence[str]) -> list[JobRecord]:
         """The jobs with these keys (unknown keys are left out)."""
-        query = select(jobs).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
+        query = select(*JOB_STATE).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
         return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
     def recent_outcomes(self, keys: Sequence[str] | None) -> dict[str, list[RunOutcome]]:

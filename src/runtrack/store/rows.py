@@ -20,7 +20,7 @@ from runtrack.models import (
     RunRecord,
     RunStatus,
 )
-from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH
+from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH, job_tallies
 
 __all__ = [
     "item_record",
@@ -202,16 +202,23 @@ def pause_record(row: Row[Any]) -> PauseRecord:
     )
 
 
+#: Positions in a row of ``select(job_tallies, jobs.c.provider)``: hundreds of
+#: rows of 26 columns per scrape, read by position rather than by name.
+_TALLY = {column.name: i for i, column in enumerate(job_tallies.c)}
+_PROVIDER = len(_TALLY)
+_ITEM_TALLIES = tuple((status.value, _TALLY[f"items_{status.value}"]) for status in ItemStatus)
+_BUCKETS = slice(_TALLY[f"le_{DURATION_BOUNDS[0]}"], _TALLY[f"le_{DURATION_BOUNDS[-1]}"] + 1)
+
+
 def tally_record(row: Row[Any]) -> JobTally:
-    """A ``job_tallies`` row joined with its job's provider."""
-    m = row._mapping
+    """A row of ``select(job_tallies, jobs.c.provider)``."""
     return JobTally(
-        job=m["job_key"],
-        provider=m["provider"],
-        status=RunStatus(m["status"]),
-        runs=int(m["runs"]),
-        items={status.value: int(m[f"items_{status.value}"]) for status in ItemStatus},
-        duration_count=int(m["duration_count"]),
-        duration_sum=float(m["duration_sum"]),
-        duration_buckets=tuple(int(m[f"le_{bound}"]) for bound in DURATION_BOUNDS),
+        job=row[_TALLY["job_key"]],
+        provider=row[_PROVIDER],
+        status=RunStatus(row[_TALLY["status"]]),
+        runs=int(row[_TALLY["runs"]]),
+        items={status: int(row[i]) for status, i in _ITEM_TALLIES},
+        duration_count=int(row[_TALLY["duration_count"]]),
+        duration_sum=float(row[_TALLY["duration_sum"]]),
+        duration_buckets=tuple([int(n) for n in row[_BUCKETS]]),
     )

@@ -286,8 +286,14 @@ class RunStore(StoreBase):
             query = select(runs).join(ids, runs.c.id == ids.c.id).order_by(runs.c.id.desc())
         return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
 
-    def count_runs(self, filters: RunFilter) -> int:
-        query = select(func.count()).select_from(runs).where(*self._run_conditions(filters))
+    def count_runs(self, filters: RunFilter, at_most: int | None = None) -> int:
+        """How many runs match, or ``at_most`` if at least that many do (an
+        index range that stops there, never a count of the whole history)."""
+        matching = select(runs.c.id).where(*self._run_conditions(filters))
+        if at_most is None:
+            query = select(func.count()).select_from(matching.subquery())
+        else:
+            query = select(func.count()).select_from(matching.limit(at_most).subquery())
         return int(self.read(lambda c: c.execute(query).scalar_one()))
 
     @staticmethod

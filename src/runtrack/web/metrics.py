@@ -51,8 +51,9 @@ class LedgerCollector(Collector):
         self._lock = threading.Lock()
         self._cached: tuple[float, _Snapshot] | None = None
 
-    def _snapshot(self) -> _Snapshot:
-        # One refresh at a time: concurrent scrapes wait for it and share it.
+    def snapshot(self) -> _Snapshot:
+        """What a scrape reports, read at most once per ``ttl`` seconds.
+        One refresh at a time: concurrent scrapes wait for it and share it."""
         with self._lock:
             cached = self._cached
             if cached is not None and time.monotonic() - cached[0] < self._ttl:
@@ -69,7 +70,7 @@ class LedgerCollector(Collector):
         return list(_families(_Snapshot([], [], [], 0)))
 
     def collect(self) -> Iterable[Metric]:
-        return list(_families(self._snapshot()))
+        return list(_families(self.snapshot()))
 
 
 def _families(s: _Snapshot) -> Iterator[Metric]:

@@ -223,8 +223,12 @@ class RunPage(BaseModel):
 class Pagination(BaseModel):
     page: int
     limit: int
-    total: int
+    total: int = Field(description="Matching runs, counted up to the first 10,000")
     totalPages: int  # the name callers of page-numbered APIs expect
+    totalExact: bool = Field(
+        description="False when more than `total` runs match: page numbers reach the "
+        "first 10,000; next_cursor (without page=) goes further"
+    )
 
 
 class NumberedRunPage(BaseModel):
@@ -238,7 +242,11 @@ class NumberedRunPage(BaseModel):
         return cls(
             data=[RunSummary.of(r, now) for r in page.items],
             pagination=Pagination(
-                page=page.page, limit=page.limit, total=page.total, totalPages=page.total_pages
+                page=page.page,
+                limit=page.limit,
+                total=page.total,
+                totalPages=page.total_pages,
+                totalExact=page.total_exact,
             ),
         )
 

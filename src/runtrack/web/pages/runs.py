@@ -133,7 +133,7 @@ def runs_page(request: Request) -> Response:
         runs, next_cursor = _fetch(request, query)
     except InvalidInput as exc:
         error = f"Filter not applied: {exc}"
-    jobs = ledger.jobs()
+    jobs = ledger.job_providers()
     active = ledger.count_runs(status=sorted(ACTIVE)) > 0
     context = {
         "title": "Runs",
@@ -141,8 +141,8 @@ def runs_page(request: Request) -> Response:
         "query": query,
         "runs": runs,
         "error": error,
-        "job_keys": [job.key for job in jobs],
-        "providers": sorted({job.provider for job in jobs if job.provider}),
+        "job_keys": list(jobs),
+        "providers": sorted({provider for provider in jobs.values() if provider}),
         "all_statuses": [status.value for status in RunStatus],
         "page_sizes": sorted({*PAGE_SIZES, query.limit}),
         "next_href": query.href(base, cursor=next_cursor, page=query.page + 1)
