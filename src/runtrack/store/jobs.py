@@ -65,7 +65,7 @@ class JobStore(StoreBase):
 
     def job_providers(self) -> dict[str, str | None]:
         query = select(jobs.c.key, jobs.c.provider).order_by(jobs.c.key)
-        return dict(self.read(lambda c: c.execute(query).tuples().all()))
+        return {key: provider for key, provider in self.read(lambda c: c.execute(query).all())}
 
     def get_jobs(self, keys: Sequence[str]) -> list[JobRecord]:
         """The jobs with these keys (unknown keys are left out)."""

@@ -37,8 +37,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_runs_job_key_status_id", table_name="runs")
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("recent_runs")
+    # Not a batch (table copy): jobs is referenced by runs, and SQLite
+    # (3.35 and later) drops a plain column in place.
+    op.drop_column("jobs", "recent_runs")
 
 
 def _ms(value: datetime) -> int:
