@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +43,19 @@ from runtrack.store.statements import (
     TERMINAL_NAMES,
     prunable_query,
 )
+
+#: Runs deleted per write transaction where writers poll for the lock.
+POLLED_PART = 200
+
+
+def _delete_runs(conn: Connection, ids: list[int], items_only: bool) -> tuple[int, int]:
+    """Delete these runs' items and, unless ``items_only``, the runs (those
+    still terminal); (runs, items) deleted."""
+    items = conn.execute(delete(run_items).where(run_items.c.run_id.in_(ids))).rowcount
+    if items_only:
+        return 0, items
+    gone = delete(runs).where(runs.c.id.in_(ids), runs.c.status.in_(TERMINAL_NAMES))
+    return conn.execute(gone).rowcount, items
 
 
 class HistoryStore(StoreBase):
@@ -88,7 +104,7 @@ class HistoryStore(StoreBase):
         """One batch of retention: choose up to ``limit`` prunable runs after
         ``after_id`` (terminal, finished before ``cutoff``, not a job's latest
         run or latest successful run), then delete their items and, unless
-        ``items_only``, the runs in one short transaction; on a dry run only
+        ``items_only``, the runs in short transactions; on a dry run only
         count them. Returns (last id chosen, or None when none is left; runs;
         items)."""
         query = prunable_query(cutoff, after_id, limit)
@@ -105,14 +121,28 @@ class HistoryStore(StoreBase):
             items = self.read(lambda c: int(c.execute(count).scalar_one()))
             return ids[-1], 0 if items_only else len(ids), items
 
-        def work(conn: Connection) -> tuple[int | None, int, int]:
-            items = conn.execute(delete(run_items).where(of_runs)).rowcount
-            if items_only:
-                return ids[-1], 0, items
-            gone = delete(runs).where(runs.c.id.in_(ids), runs.c.status.in_(TERMINAL_NAMES))
-            return ids[-1], conn.execute(gone).rowcount, items
+        deleted_runs = deleted_items = 0
+        for part in self._write_parts(ids):
+            runs_gone, items_gone = self.write(
+                partial(_delete_runs, ids=part, items_only=items_only)
+            )
+            deleted_runs += runs_gone
+            deleted_items += items_gone
+        return ids[-1], deleted_runs, deleted_items
 
-        return self.write(work)
+    def _write_parts(self, ids: list[int]) -> Iterator[list[int]]:
+        """The batch in one transaction, or where writers poll for the lock
+        (SQLite) in parts of :data:`POLLED_PART` runs with a pause as long
+        as each part held the lock: a waiting writer's poll lands in a pause
+        instead of behind the whole batch."""
+        if not dialects.polls_for_locks(self.dialect):
+            yield ids
+            return
+        for start in range(0, len(ids), POLLED_PART):
+            began = time.monotonic()
+            yield ids[start : start + POLLED_PART]
+            if start + POLLED_PART < len(ids):
+                time.sleep(time.monotonic() - began)
 
     def checkpoint_log(self) -> None:
         """SQLite: copy the write-ahead log into the database now, waiting for
