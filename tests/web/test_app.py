@@ -1,8 +1,13 @@
-"""create_app: the ledger it opens itself, the OpenAPI document, framework errors."""
+"""create_app: the ledger it opens itself, the OpenAPI document, framework
+errors, how many ledger calls run at once."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from runtrack import Ledger
 from runtrack.api import create_app
@@ -74,3 +79,21 @@ def test_framework_errors_are_problems(client: TestClient) -> None:
             "detail": "Input should be a valid integer, unable to parse string as an integer",
         }
     ]
+
+
+def test_a_burst_of_requests_opens_no_connections_past_the_pool(ledger: Ledger) -> None:
+    """Requests wait for a pooled connection instead of each opening one past
+    the pool (and closing it again: on PostgreSQL, a server process each)."""
+    run = ledger.create_run("jobs:burst")
+    app = create_app(ledger, Settings())
+    opened: list[object] = []
+    event.listen(ledger.engine, "connect", lambda *_: opened.append(_))
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answers = await asyncio.gather(*(client.get(f"/api/runs/{run.id}") for _ in range(40)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(burst()) == [200] * 40
+    assert len(opened) <= ledger.engine.pool.size()  # type: ignore[attr-defined]

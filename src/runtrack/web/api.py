@@ -1,16 +1,22 @@
 """The JSON API under ``/api``: each route is a thin call into the ledger.
 
-Routes are plain ``def`` functions: the ledger is synchronous, and FastAPI
-runs them in its thread pool. Validation happens twice on purpose: the
-declared constraints (``ge``, ``le``, enums) document the API and reject
-malformed requests early; the ledger still checks everything it is given.
+The ledger is synchronous, so each route hands its work to a worker thread in
+one hop (:meth:`LedgerCalls.json`): the ledger calls, building the response
+model and serializing it. The route returns the JSON as a ``Response``, which
+FastAPI passes through; the declared ``response_model`` still makes the
+OpenAPI document. Validation happens twice on purpose: the declared
+constraints (``ge``, ``le``, enums) document the API and reject malformed
+requests early; the ledger still checks everything it is given.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from anyio import CapacityLimiter, to_thread
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from runtrack.errors import InvalidInput
 from runtrack.ledger import Ledger
@@ -41,30 +47,70 @@ from runtrack.web.schemas import (
     RunSummary,
 )
 
-__all__ = ["MAX_LIMIT", "router"]
+__all__ = ["MAX_LIMIT", "LedgerCalls", "router"]
 
 #: Largest page size; a larger ``limit`` answers 422 (it is not clamped, so a
 #: client never silently gets fewer rows than it asked for).
 MAX_LIMIT = 200
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and drivers reject it
+#: Concurrent ledger calls when the engine's pool does not say its size.
+DEFAULT_CALLS = 5
 
 READ = responses(401, 422, 503)
 WRITE = responses(400, 401, 403, 422, 503)
 
-#: Everything under /api. Health is open (load balancers send no token);
-#: reads need the read token if one is configured; writes need the API token,
-#: checked before the request body is read.
+#: Everything under /api, in one flat router (each level of included routers
+#: costs every request a pass of route matching). Health is open (load
+#: balancers send no token); reads need the read token if one is configured;
+#: writes need the API token, checked before the request body is read.
 router = APIRouter()
-reads = APIRouter(dependencies=[Depends(auth.require_read)], responses=READ)
-writes = APIRouter(dependencies=[Depends(auth.require_write)], responses=WRITE)
+_Route = TypeVar("_Route", bound=Callable[..., Any])
 
 
-def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+def _read(path: str, **options: Any) -> Callable[[_Route], _Route]:
+    extra = options.pop("responses", {})
+    needs = [Depends(auth.require_read)]
+    return router.get(path, dependencies=needs, responses={**READ, **extra}, **options)
 
 
-LedgerDep = Annotated[Ledger, Depends(_ledger)]
+def _write(path: str, **options: Any) -> Callable[[_Route], _Route]:
+    extra = options.pop("responses", {})
+    needs = [Depends(auth.require_write)]
+    return router.post(path, dependencies=needs, responses={**WRITE, **extra}, **options)
+
+
+class LedgerCalls:
+    """The API's way to the ledger: blocking work in a worker thread, at most
+    as many at once as the engine's pool keeps connections.
+
+    More concurrent calls than pooled connections would not run faster: each
+    extra one opens a connection and closes it again when returned to a full
+    pool (on PostgreSQL, a server process each time). Past the limit, requests
+    wait for a free slot instead.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        size = getattr(ledger.engine.pool, "size", None)
+        self.limiter = CapacityLimiter(max(1, size()) if callable(size) else DEFAULT_CALLS)
+
+    async def json(self, work: Callable[[Ledger], BaseModel]) -> Response:
+        """Run ``work`` on the ledger and serialize its answer, in one hop to a
+        worker thread (each hop costs more CPU than building a page)."""
+        body = await to_thread.run_sync(self._dump, work, limiter=self.limiter)
+        return Response(body, media_type="application/json")
+
+    def _dump(self, work: Callable[[Ledger], BaseModel]) -> bytes:
+        model = work(self.ledger)
+        return model.model_dump_json().encode()
+
+
+async def _calls(request: Request) -> LedgerCalls:
+    calls: LedgerCalls = request.app.state.ledger_calls
+    return calls
+
+
+Calls = Annotated[LedgerCalls, Depends(_calls)]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="The run's id.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[
@@ -77,14 +123,14 @@ Name = Annotated[str | None, Query(max_length=255)]
 # -- runs ------------------------------------------------------------------
 
 
-@reads.get(
+@_read(
     "/runs",
     response_model=RunPage | NumberedRunPage,
     responses=responses(400),
     summary="List runs, newest first",
 )
-def list_runs(
-    ledger: LedgerDep,
+async def list_runs(
+    calls: Calls,
     job: Name = None,
     provider: Name = None,
     status: Annotated[list[RunStatus] | None, Query(description="Repeatable.")] = None,
@@ -102,7 +148,9 @@ def list_runs(
             "total. Deep pages cost more: the cursor is the scalable way.",
         ),
     ] = None,
-) -> RunPage | NumberedRunPage:
+) -> Response:
+    if page is not None and cursor is not None:
+        raise InvalidInput("page", "cannot be combined with cursor", "cursor or page")
     filters: dict[str, Any] = {
         "job": job,
         "provider": provider,
@@ -111,140 +159,167 @@ def list_runs(
         "since": since,
         "until": until,
     }
-    now = ledger.now()
-    if page is None:
+
+    def work(ledger: Ledger) -> RunPage | NumberedRunPage:
+        now = ledger.now()
+        if page is not None:
+            return NumberedRunPage.of(ledger.list_runs_by_page(page, limit=limit, **filters), now)
         result = ledger.list_runs(limit=limit, cursor=cursor, **filters)
-    elif cursor is None:
-        numbered = ledger.list_runs_by_page(page, limit=limit, **filters)
-        return NumberedRunPage.of(numbered, now)
-    else:
-        raise InvalidInput("page", "cannot be combined with cursor", "cursor or page")
-    return RunPage(
-        data=[RunSummary.of(r, now) for r in result.items], next_cursor=result.next_cursor
-    )
+        return RunPage.of(result, now)
+
+    return await calls.json(work)
 
 
-@reads.get("/runs/recent", response_model=RunList, summary="The latest runs")
-def recent_runs(ledger: LedgerDep, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 5) -> RunList:
-    now = ledger.now()
-    return RunList(data=[RunSummary.of(r, now) for r in ledger.recent_runs(limit)])
+@_read("/runs/recent", response_model=RunList, summary="The latest runs")
+async def recent_runs(
+    calls: Calls, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 5
+) -> Response:
+    def work(ledger: Ledger) -> RunList:
+        now = ledger.now()
+        return RunList(data=[RunSummary.of(r, now) for r in ledger.recent_runs(limit)])
+
+    return await calls.json(work)
 
 
-@reads.get(
+@_read(
     "/runs/status/{status}",
     response_model=RunPage,
     responses=responses(400),
     summary="List runs in one status",
 )
-def runs_in_status(
-    ledger: LedgerDep, status: RunStatus, limit: Limit = 20, cursor: Cursor = None
-) -> RunPage:
-    now = ledger.now()
-    result = ledger.list_runs(status=status, limit=limit, cursor=cursor)
-    return RunPage(
-        data=[RunSummary.of(r, now) for r in result.items], next_cursor=result.next_cursor
-    )
+async def runs_in_status(
+    calls: Calls, status: RunStatus, limit: Limit = 20, cursor: Cursor = None
+) -> Response:
+    def work(ledger: Ledger) -> RunPage:
+        now = ledger.now()
+        return RunPage.of(ledger.list_runs(status=status, limit=limit, cursor=cursor), now)
+
+    return await calls.json(work)
 
 
-@reads.get("/runs/{run_id}", response_model=RunDetail, responses=responses(404), summary="A run")
-def get_run(ledger: LedgerDep, run_id: RunId) -> RunDetail:
-    return RunDetail.of(ledger.get_run(run_id), ledger.now())
+@_read("/runs/{run_id}", response_model=RunDetail, responses=responses(404), summary="A run")
+async def get_run(calls: Calls, run_id: RunId) -> Response:
+    return await calls.json(lambda ledger: RunDetail.of(ledger.get_run(run_id), ledger.now()))
 
 
-@reads.get(
+@_read(
     "/runs/{run_id}/items",
     response_model=ItemPage,
     responses=responses(400, 404),
     summary="A run's items, in recording order",
 )
-def run_items(
-    ledger: LedgerDep,
+async def run_items(
+    calls: Calls,
     run_id: RunId,
     status: Annotated[ItemStatus | None, Query()] = None,
     group: Name = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Cursor = None,
-) -> ItemPage:
-    result = ledger.list_items(run_id, status=status, group=group, limit=limit, cursor=cursor)
-    return ItemPage(data=[ItemOut.of(i) for i in result.items], next_cursor=result.next_cursor)
+) -> Response:
+    def work(ledger: Ledger) -> ItemPage:
+        result = ledger.list_items(run_id, status=status, group=group, limit=limit, cursor=cursor)
+        return ItemPage(data=[ItemOut.of(i) for i in result.items], next_cursor=result.next_cursor)
+
+    return await calls.json(work)
 
 
-@reads.get(
+@_read(
     "/runs/{run_id}/groups",
     response_model=GroupList,
     responses=responses(404),
     summary="A run's item groups: counts by status and where each was found",
 )
-def run_groups(ledger: LedgerDep, run_id: RunId) -> GroupList:
-    ledger.get_run(run_id)  # an unknown run is a 404, not an empty list
-    return GroupList(data=[GroupOut.of(g) for g in ledger.group_summary(run_id)])
+async def run_groups(calls: Calls, run_id: RunId) -> Response:
+    def work(ledger: Ledger) -> GroupList:
+        ledger.get_run(run_id)  # an unknown run is a 404, not an empty list
+        return GroupList(data=[GroupOut.of(g) for g in ledger.group_summary(run_id)])
+
+    return await calls.json(work)
 
 
-@writes.post(
+@_write(
     "/runs/{run_id}/cancel",
     response_model=RunDetail,
     responses=responses(404, 409),
     summary="Cancel a pending run, or ask a running one to stop",
 )
-def cancel_run(
-    ledger: LedgerDep,
+async def cancel_run(
+    calls: Calls,
     run_id: RunId,
     body: Annotated[CancelRequest | None, Body()] = None,
-) -> RunDetail:
+) -> Response:
     reason = body.reason if body else None
-    return RunDetail.of(ledger.cancel(run_id, by="api", reason=reason), ledger.now())
+
+    def work(ledger: Ledger) -> RunDetail:
+        return RunDetail.of(ledger.cancel(run_id, by="api", reason=reason), ledger.now())
+
+    return await calls.json(work)
 
 
 # -- jobs ------------------------------------------------------------------
 
 
-@reads.get("/jobs", response_model=JobList, summary="Every job's state")
-def list_jobs(ledger: LedgerDep, provider: Name = None) -> JobList:
-    return JobList(data=[JobOut.of(s) for s in ledger.job_states(provider)])
+@_read("/jobs", response_model=JobList, summary="Every job's state")
+async def list_jobs(calls: Calls, provider: Name = None) -> Response:
+    return await calls.json(
+        lambda ledger: JobList(data=[JobOut.of(s) for s in ledger.job_states(provider)])
+    )
 
 
-@reads.get(
+@_read(
     "/jobs/{key:path}",
     response_model=JobDetail,
     responses=responses(404),
     summary="A job's state and recent runs (keys may contain ':' and '/')",
 )
-def get_job(
-    ledger: LedgerDep, key: str, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10
-) -> JobDetail:
-    state = ledger.job_state(key)
-    now = ledger.now()
-    recent = ledger.list_runs(job=key, limit=limit).items
-    return JobDetail(**JobOut.fields_of(state), recent_runs=[RunSummary.of(r, now) for r in recent])
+async def get_job(
+    calls: Calls, key: str, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10
+) -> Response:
+    def work(ledger: Ledger) -> JobDetail:
+        state = ledger.job_state(key)
+        now = ledger.now()
+        recent = ledger.list_runs(job=key, limit=limit).items
+        return JobDetail(
+            **JobOut.fields_of(state), recent_runs=[RunSummary.of(r, now) for r in recent]
+        )
+
+    return await calls.json(work)
 
 
 # -- providers ---------------------------------------------------------------
 
 
-@reads.get("/providers", response_model=ProviderList, summary="Providers and their pauses")
-def list_providers(ledger: LedgerDep) -> ProviderList:
-    return ProviderList(data=[ProviderOut.of(p) for p in ledger.providers()])
+@_read("/providers", response_model=ProviderList, summary="Providers and their pauses")
+async def list_providers(calls: Calls) -> Response:
+    return await calls.json(
+        lambda ledger: ProviderList(data=[ProviderOut.of(p) for p in ledger.providers()])
+    )
 
 
-@writes.post(
+@_write(
     "/providers/{name:path}/pause",
     response_model=PauseOut,
     summary="Pause a provider: the runner skips its jobs until the pause ends",
 )
-def pause_provider(ledger: LedgerDep, name: str, body: PauseRequest) -> PauseOut:
-    pause = ledger.pause(name, until=body.until, for_=body.duration, reason=body.reason, by="api")
-    out = PauseOut.of(pause)
-    assert out is not None
-    return out
+async def pause_provider(calls: Calls, name: str, body: PauseRequest) -> Response:
+    def work(ledger: Ledger) -> PauseOut:
+        pause = ledger.pause(
+            name, until=body.until, for_=body.duration, reason=body.reason, by="api"
+        )
+        out = PauseOut.of(pause)
+        assert out is not None
+        return out
+
+    return await calls.json(work)
 
 
-@writes.post(
+@_write(
     "/providers/{name:path}/resume",
     response_model=ResumeOut,
     summary="End a provider's pause (idempotent)",
 )
-def resume_provider(ledger: LedgerDep, name: str) -> ResumeOut:
-    return ResumeOut(provider=name, resumed=ledger.resume(name))
+async def resume_provider(calls: Calls, name: str) -> Response:
+    return await calls.json(lambda ledger: ResumeOut(provider=name, resumed=ledger.resume(name)))
 
 
 # -- health ------------------------------------------------------------------
@@ -256,7 +331,11 @@ def resume_provider(ledger: LedgerDep, name: str) -> ResumeOut:
     responses={503: {"model": HealthProblem, "description": "Unhealthy (see detail)"}},
     summary="Database reachable, stale runs, when the reaper last ran",
 )
-def health(ledger: LedgerDep) -> HealthOut:
+async def health(calls: Calls) -> Response:
+    return await calls.json(_healthy)
+
+
+def _healthy(ledger: Ledger) -> HealthOut:
     result = HealthOut.of(ledger.health())
     if result.status != "ok":
         fields = result.model_dump(
@@ -264,7 +343,3 @@ def health(ledger: LedgerDep) -> HealthOut:
         )
         raise ProblemError(503, result.detail, slug="unhealthy", extra=fields)
     return result
-
-
-router.include_router(reads)
-router.include_router(writes)

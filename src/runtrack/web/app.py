@@ -65,6 +65,7 @@ def create_app(
 
 def _attach(app: FastAPI, ledger: Ledger, metrics_ttl: float) -> None:
     app.state.ledger = ledger
+    app.state.ledger_calls = api.LedgerCalls(ledger)
     app.state.metrics_registry = metrics.registry_for(ledger, metrics_ttl)
 
 
