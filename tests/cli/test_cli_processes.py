@@ -125,6 +125,30 @@ def test_serve_answers_the_api_and_the_dashboard(seeded_url: tuple[str, Seeded])
     assert f"http://localhost:{port}/" in err
 
 
+def test_serve_with_workers_answers_from_each_process(seeded_url: tuple[str, Seeded]) -> None:
+    """``--workers 2``: two server processes on one port, each with its own
+    ledger from ``--database-url``; SIGTERM stops them all (exit 0)."""
+    url, ids = seeded_url
+    port = free_port()
+    command = ["--database-url", url, "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "runtrack", *command],
+        env={k: v for k, v in os.environ.items() if k != "RUNTRACK_DATABASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        runs = json.loads(wait_for_http(f"http://127.0.0.1:{port}/api/runs", server))
+        detail = json.loads(wait_for_http(f"http://127.0.0.1:{port}/api/runs/{ids.failed}", server))
+    finally:
+        code, err = stop(server)
+    assert ids.success in [run["id"] for run in runs["data"]]
+    assert detail["status"] == "failed"
+    assert code == 0, err
+    assert err.count("Application startup complete") == 2, err
+
+
 RUNNER_MODULE = """
 from runtrack import Ledger
 from runtrack.runner import Runner

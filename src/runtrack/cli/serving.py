@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,17 +25,76 @@ __all__ = ["load_runner", "register", "serve_app"]
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Server processes sharing the port, each with its own database connections; "
+        "up to one per CPU core (one process uses at most one core).",
+    ),
+]
+
+#: What each process of ``serve --workers N`` imports and calls for its app.
+WORKER_APP = "runtrack.cli.serving:worker_app"
+#: How the command's logging reaches the worker processes: "<format>:<level>".
+_WORKER_LOG = "RUNTRACK_SERVE_LOG"
 
 
-def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000) -> None:
+def serve(
+    ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1
+) -> None:
     """Serve the HTTP API (/api) and the dashboard (/) with uvicorn."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
-        serve_app(ledger, state.settings(), host, port)
+    if workers == 1:
+        with state.ledger() as ledger:
+            serve_app(ledger, state.settings(), host, port)
+        return
+    with state.ledger():  # migrate here once, not in every worker at the same time
+        pass
+    root = ctx.find_root().params
+    level = logging.DEBUG if root.get("debug") else logging.INFO
+    serve_workers(state, host, port, workers, f"{root.get('log_format', 'rich')}:{level}")
 
 
 def serve_app(ledger: Ledger, settings: Settings, host: str, port: int) -> None:
     """Run the web app on ``ledger`` until interrupted (Ctrl-C, SIGTERM)."""
+    uvicorn, create_app = _server()
+    app = create_app(ledger, settings)
+    _announce(host, port)
+    # log_config=None keeps the CLI's handlers: uvicorn's lines use --log-format too.
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    with _stop_signals_end_normally():
+        server.run()
+
+
+def serve_workers(state: State, host: str, port: int, workers: int, log: str) -> None:
+    """Run ``workers`` processes of the web app on one socket until
+    interrupted; each opens its own ledger from the environment, where
+    ``--database-url`` is passed on as RUNTRACK_DATABASE_URL."""
+    uvicorn, _ = _server()
+    export_database_url(state)
+    os.environ[_WORKER_LOG] = log
+    _announce(host, port)
+    with _stop_signals_end_normally():
+        uvicorn.run(
+            WORKER_APP, factory=True, host=host, port=port, workers=workers, log_config=None
+        )
+
+
+def worker_app() -> Any:
+    """The app of one process of ``serve --workers``, logging as the command
+    that started it; it opens (and closes) its own ledger from the settings."""
+    from runtrack.cli.logs import LogFormat, setup_logging
+
+    _, create_app = _server()
+    fmt, _, level = os.environ.get(_WORKER_LOG, f"rich:{logging.INFO}").partition(":")
+    setup_logging(LogFormat(fmt), int(level))
+    return create_app()
+
+
+def _server() -> tuple[Any, Callable[..., Any]]:
+    """uvicorn and ``create_app``, or what to install to have them."""
     try:
         import uvicorn
 
@@ -44,13 +104,12 @@ def serve_app(ledger: Ledger, settings: Settings, host: str, port: int) -> None:
             f"the web server needs the 'server' extra ({exc.name} is missing): "
             "pip install 'runtrack[server]'"
         ) from None
-    app = create_app(ledger, settings)
+    return uvicorn, create_app
+
+
+def _announce(host: str, port: int) -> None:
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     err_console().print(f"dashboard on http://{shown}:{port}/  API on http://{shown}:{port}/api")
-    # log_config=None keeps the CLI's handlers: uvicorn's lines use --log-format too.
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
-    with _stop_signals_end_normally():
-        server.run()
 
 
 @contextmanager
