@@ -147,6 +147,26 @@ def test_serve_with_workers_answers_from_each_process(seeded_url: tuple[str, See
     assert detail["status"] == "failed"
     assert code == 0, err
     assert err.count("Application startup complete") == 2, err
+    assert '"GET /api/runs HTTP/1.1"' in err  # the access log, from a worker
+
+
+def test_serve_without_the_access_log(seeded_url: tuple[str, Seeded]) -> None:
+    url, _ = seeded_url
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "runtrack", "serve", "--port", str(port), "--no-access-log"],
+        env=dict(os.environ, RUNTRACK_DATABASE_URL=url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/runs", server)
+    finally:
+        code, err = stop(server)
+    assert code == 0, err
+    assert "Application startup complete" in err
+    assert "GET /api/runs" not in err
 
 
 RUNNER_MODULE = """

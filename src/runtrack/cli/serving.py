@@ -34,6 +34,14 @@ Workers = Annotated[
         "up to one per CPU core (one process uses at most one core).",
     ),
 ]
+AccessLog = Annotated[
+    bool,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="Log a line per request: ~0.4 ms of CPU each with --log-format rich, "
+        "~0.01 ms with json (a run detail takes ~0.6 ms to answer).",
+    ),
+]
 
 #: What each process of ``serve --workers N`` imports and calls for its app.
 WORKER_APP = "runtrack.cli.serving:worker_app"
@@ -42,33 +50,42 @@ _WORKER_LOG = "RUNTRACK_SERVE_LOG"
 
 
 def serve(
-    ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
+    access_log: AccessLog = True,
 ) -> None:
     """Serve the HTTP API (/api) and the dashboard (/) with uvicorn."""
     state = state_of(ctx)
     if workers == 1:
         with state.ledger() as ledger:
-            serve_app(ledger, state.settings(), host, port)
+            serve_app(ledger, state.settings(), host, port, access_log=access_log)
         return
     with state.ledger():  # migrate here once, not in every worker at the same time
         pass
     root = ctx.find_root().params
     level = logging.DEBUG if root.get("debug") else logging.INFO
-    serve_workers(state, host, port, workers, f"{root.get('log_format', 'rich')}:{level}")
+    log = f"{root.get('log_format', 'rich')}:{level}"
+    serve_workers(state, host, port, workers, log, access_log=access_log)
 
 
-def serve_app(ledger: Ledger, settings: Settings, host: str, port: int) -> None:
+def serve_app(
+    ledger: Ledger, settings: Settings, host: str, port: int, *, access_log: bool = True
+) -> None:
     """Run the web app on ``ledger`` until interrupted (Ctrl-C, SIGTERM)."""
     uvicorn, create_app = _server()
     app = create_app(ledger, settings)
     _announce(host, port)
     # log_config=None keeps the CLI's handlers: uvicorn's lines use --log-format too.
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=access_log)
     with _stop_signals_end_normally():
-        server.run()
+        uvicorn.Server(config).run()
 
 
-def serve_workers(state: State, host: str, port: int, workers: int, log: str) -> None:
+def serve_workers(
+    state: State, host: str, port: int, workers: int, log: str, *, access_log: bool = True
+) -> None:
     """Run ``workers`` processes of the web app on one socket until
     interrupted; each opens its own ledger from the environment, where
     ``--database-url`` is passed on as RUNTRACK_DATABASE_URL."""
@@ -78,7 +95,13 @@ def serve_workers(state: State, host: str, port: int, workers: int, log: str) ->
     _announce(host, port)
     with _stop_signals_end_normally():
         uvicorn.run(
-            WORKER_APP, factory=True, host=host, port=port, workers=workers, log_config=None
+            WORKER_APP,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=access_log,
         )
 
 
