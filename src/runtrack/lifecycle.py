@@ -91,6 +91,8 @@ class RunLifecycle(LedgerQueries):
         if job not in self._known_jobs:
             self.store.ensure_job(job, provider, now)
             self._known_jobs.add(job)
+        # One object for every stamp of "now": the binder converts it once.
+        at = naive(now)
         values = {
             "uid": str(uuid.uuid4()),
             "job_key": job,
@@ -103,10 +105,10 @@ class RunLifecycle(LedgerQueries):
             "host": self.host,
             "pid": os.getpid(),
             "worker_id": self.worker_id,
-            "created_at": naive(now),
+            "created_at": at,
             "counters": {},
             "progress_done": 0,
-            "window_end": naive(end),
+            "window_end": at if end is now else naive(end),
             "window_start": naive(inputs.timestamp("window_start", r.get("window_start"))),
             "moves_watermark": moves,
             "retry_policy": r.get("retry_policy"),
@@ -116,7 +118,7 @@ class RunLifecycle(LedgerQueries):
             "items_error": 0,
         }
         if status is RunStatus.RUNNING:
-            values.update(started_at=naive(now), heartbeat_at=naive(now))
+            values.update(started_at=at, heartbeat_at=at)
         slots = [f"{job}#{i}" for i in range(r.get("concurrency", 1))]
         insert = functools.partial(
             self._insert_run, values, slots, explicit, r.get("window_end") is not None

@@ -28,6 +28,7 @@ __all__ = ["Run", "current_run"]
 
 MAX_ERRORS_KEPT = 100
 MAX_NOTES_KEPT = 100
+MAX_ITEM_KEY = 512
 #: In an event loop, full item batches wait for the heartbeat thread; this many
 #: may pile up (a slow or unreachable database) before the caller blocks.
 BUFFERED_BATCHES = 8
@@ -52,6 +53,28 @@ def current_run() -> Run:
     if run is None:
         raise LookupError("no runtrack run is active in this context")
     return run
+
+
+def _checked_item(key: object, status: object, error: object) -> str:
+    """The full checks of an item's key, status and error text (printable
+    means no control character and no lone surrogate, which is all that
+    :func:`inputs.key` refuses beyond length and blankness); its status value."""
+    value = _ITEM_STATUS.get(status) if isinstance(status, str) else None
+    if value is None:
+        value = inputs.choice("item status", status, ItemStatus).value
+    if error is not None:
+        inputs.text("item error", error)
+    inputs.key("item key", key, limit=MAX_ITEM_KEY)
+    return value
+
+
+def _check_item_extras(group: object, source: object, data: object) -> None:
+    if group is not None:
+        inputs.key("item group", group)
+    if source is not None:
+        inputs.key("item source", source)
+    if data is not None:
+        inputs.json_value("item data", data)
 
 
 class Run:
@@ -100,7 +123,8 @@ class Run:
         self._error_count = 0
         self._notes: list[str] = []
         self._items: list[dict[str, Any]] = []
-        self._tallies = dict.fromkeys(ItemStatus, 0)
+        # By status value (an ItemStatus member finds its value's entry).
+        self._tallies: dict[str, int] = {status.value: 0 for status in ItemStatus}
         self._groups_found: set[str] = set()
         self._groups_seen: set[str] = set()
         self._batch = item_batch_size
@@ -223,11 +247,36 @@ class Run:
         """
         if self._interrupt is not None:
             raise self._interrupt()
-        row = self._item_row(key, status, group, source, data, error)
+        # Called once per item: the common case (a known status, a printable
+        # key, no error text) is checked inline, anything else in full; the
+        # optional arguments only when given.
+        value = _ITEM_STATUS.get(status) if isinstance(status, str) else None
+        if (
+            value is None
+            or error is not None
+            or not (type(key) is str and 0 < len(key) <= MAX_ITEM_KEY and key.isprintable())
+            or key.isspace()
+        ):
+            value = _checked_item(key, status, error)
+        if group is not None or source is not None or data is not None:
+            _check_item_extras(group, source, data)
+        row = {
+            "run_id": self.id,
+            "key": key,
+            "status": value,
+            "group_key": group,
+            "source": source,
+            "data": data,
+            "error": error,
+        }
         with self._lock:
             self._items.append(row)
-            self._tally(row)
             buffered = len(self._items)
+            self._tallies[value] += 1
+            if group is not None:
+                self._groups_seen.add(group)
+                if value == ItemStatus.SUCCESS:
+                    self._groups_found.add(group)
         if buffered < self._batch:
             return
         if buffered < self.max_buffered and _in_event_loop():
@@ -261,40 +310,6 @@ class Run:
     def _flush_due(self) -> bool:
         return len(self._items) >= self._batch
 
-    def _item_row(
-        self,
-        key: str,
-        status: str | ItemStatus,
-        group: str | None,
-        source: str | None,
-        data: Any,
-        error: str | None,
-    ) -> dict[str, Any]:
-        # Called once per item: the optional arguments are checked only when given.
-        value = _ITEM_STATUS.get(status) if isinstance(status, str) else None
-        if value is None:
-            value = inputs.choice("item status", status, ItemStatus).value
-        if error is not None:
-            inputs.text("item error", error)
-        return {
-            "run_id": self.id,
-            "key": inputs.key("item key", key, limit=512),
-            "status": value,
-            "group_key": None if group is None else inputs.key("item group", group),
-            "source": None if source is None else inputs.key("item source", source),
-            "data": None if data is None else inputs.json_value("item data", data),
-            "error": error,
-        }
-
-    def _tally(self, row: dict[str, Any]) -> None:
-        status = row["status"]  # an ItemStatus value: equal to, and hashed like, its member
-        self._tallies[status] += 1
-        group = row["group_key"]
-        if group is not None:
-            self._groups_seen.add(group)
-            if status == ItemStatus.SUCCESS:
-                self._groups_found.add(group)
-
     def _take_items(self) -> list[dict[str, Any]]:
         with self._lock:
             taken, self._items = self._items, []
@@ -306,7 +321,7 @@ class Run:
 
     @property
     def item_counts(self) -> dict[str, int]:
-        return {status.value: n for status, n in self._tallies.items()}
+        return dict(self._tallies)
 
     # -- what the ledger writes ----------------------------------------------------
 

@@ -8,6 +8,7 @@ errors are worth retrying.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InvalidatePoolError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.sql.dml import Insert
 
 from runtrack.errors import ConfigurationError
@@ -26,6 +33,9 @@ __all__ = ["IMMEDIATE", "insert_ignore", "is_retryable", "make_engine", "normali
 #: BEGIN. A deferred transaction that reads and then writes can fail with
 #: SQLITE_BUSY without waiting (busy_timeout does not apply to lock upgrades).
 IMMEDIATE = "runtrack_sqlite_immediate"
+#: Seconds a pooled connection may sit unused before it is pinged at checkout.
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "runtrack_idle_since"
 
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",
@@ -70,10 +80,43 @@ def make_engine(url: str) -> Engine:
             f"unsupported database {backend!r}; "
             "runtrack supports sqlite, postgresql and mysql/mariadb"
         )
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if backend in ("mysql", "mariadb"):
         kwargs["pool_recycle"] = 3600
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, for connections that sat in the pool a while.
+
+    A pooled connection is pinged before it is handed out only if it has been
+    idle for :data:`PING_AFTER_IDLE` seconds: a server that went away while it
+    sat there is found and the pool refilled, as with ``pool_pre_ping``, but
+    back-to-back runs do not pay a round trip per checkout (two per run). A
+    connection that died in the last second fails its first statement as a
+    dropped connection, which the store retries on a fresh one.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # a new connection, or one in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            # Like a failed pre-ping: every older pooled connection is suspect.
+            raise InvalidatePoolError(f"ping failed: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -45,7 +45,13 @@ from runtrack.store.statements import (
     job_change,
     tally_params,
     tally_upsert,
+    update_run_stmt,
 )
+
+
+class _NotMoved(Exception):
+    """Internal: a pipelined finalization found the run not ours; its
+    transaction is rolled back."""
 
 
 class LivenessStore(RunStore):
@@ -253,7 +259,7 @@ class LivenessStore(RunStore):
                 if run_id not in found
                 or (found[run_id].uid, found[run_id].status) != (uid, RunStatus.RUNNING)
             }
-            kept = [row for row in rows if row["run_id"] not in lost]
+            kept = [row for row in rows if row["run_id"] not in lost] if lost else rows
             if kept:
                 conn.execute(INSERT_ITEMS, kept)
             return lost
@@ -293,15 +299,45 @@ class LivenessStore(RunStore):
         def work(conn: RawConnection) -> bool:
             nonlocal tries
             tries += 1
-            allowed = ALLOWED_FROM[target]
-            if not self._transition(conn, run_id, target, allowed, values, uid, (), effect):
+            if self.dialect == "postgresql":
+                self._final_transition_pipelined(conn, run_id, uid, target, values, effect)
+            elif not self._transition(
+                conn, run_id, target, ALLOWED_FROM[target], values, uid, (), effect
+            ):
                 return False
             if items:
                 conn.execute(INSERT_ITEMS, items)
             return True
 
-        changed = self.write_prepared(work)
+        try:
+            changed = self.write_prepared(work)
+        except _NotMoved:
+            changed = False
         return None if not changed and tries > 1 else changed
+
+    def _final_transition_pipelined(
+        self,
+        conn: RawConnection,
+        run_id: int,
+        uid: str,
+        target: RunStatus,
+        values: dict[str, Any],
+        effect: JobEffect,
+    ) -> None:
+        """The statements of :meth:`_transition` to a terminal status, sent in
+        one round trip (BEGIN, the run, its job, its tally) rather than four:
+        the job and tally updates do not wait for the run's row count, so a
+        run that was not ours any more raises :class:`_NotMoved`, which rolls
+        them back. Same statements, same lock order (run, job, tally)."""
+        finished = values["finished_at"]
+        allowed = tuple(sorted(status.value for status in ALLOWED_FROM[target]))
+        params = dict(values, status=target.value, p_id=run_id, lease_key=None, p_uid=uid)
+        with conn.pipelined():
+            moved = conn.execute(update_run_stmt(True, allowed), params)
+            self._finalize_job(conn, run_id, target, finished, effect)
+            self._add_tally(conn, effect.job_key, target, effect.started_at, finished, values)
+        if moved.rowcount != 1:
+            raise _NotMoved
 
     # -- conditions the ledger passes to transitions ----------------------------
 

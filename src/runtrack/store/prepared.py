@@ -20,13 +20,16 @@ store code runs on either.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import json
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.pool import PoolProxiedConnection
@@ -60,7 +63,11 @@ class Prepared:
         # (Read before any copy is made: a copy keeps the original's columns.)
         own = list(stmt.exported_columns) if isinstance(stmt, UpdateBase) else []
         returning_key = (
-            isinstance(stmt, Insert) and not own and not many and dialect.insert_returning
+            isinstance(stmt, Insert)
+            and _has_new_key(stmt)  # an upsert has none to report
+            and not own
+            and not many
+            and dialect.insert_returning
         )
         returned: list[Any] = list(stmt.selected_columns) if isinstance(stmt, Select) else own
         if returning_key:
@@ -73,14 +80,22 @@ class Prepared:
         self.sql = compiled.string
         names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
         defaults = compiled.params
-        specs = []
+        specs: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
+        # One processor per type: the columns of one type share it, so that the
+        # binder can convert an object they share (a run's timestamp) once.
+        processors: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}
         for name in names:
             bind = compiled.binds[name]
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            impl = bind.type.dialect_impl(dialect)
+            if id(impl) not in processors:
+                processors[id(impl)] = (impl, impl.bind_processor(dialect))
+            processor = processors[id(impl)][1]
             specs.append((name, processor, _default(stmt, name, bind.required, defaults)))
         #: PostgreSQL: many rows of a plain INSERT go by COPY, several times
         #: faster than executemany (the rows are the same).
         self.copy_sql = _copy_sql(stmt, dialect, names) if many else None
+        if self.copy_sql is not None:
+            specs = [(name, _copy_text(p, dialect) if p else p, d) for name, p, d in specs]
         self._bind = _binder(specs, compiled.positional or self.copy_sql is not None)
         self._results = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returned
@@ -99,6 +114,11 @@ class Prepared:
         return [
             make(p(v) if p else v for p, v in zip(results, row, strict=True)) for row in fetched
         ]
+
+
+def _has_new_key(stmt: Insert) -> bool:
+    """Whether an INSERT makes a key the database picks (an identity column)."""
+    return isinstance(stmt.table, Table) and stmt.table.autoincrement_column is not None
 
 
 def _row_type(names: list[str]) -> Any:
@@ -123,38 +143,93 @@ def _binder(
     specs: Sequence[tuple[str, Callable[[Any], Any] | None, Any]], positional: bool
 ) -> Callable[[Sequence[Mapping[str, Any]]], list[Any]]:
     """A function turning rows of parameters into the driver's parameters.
-    Within one call, a processed value is reused while the next row holds the
-    very same object (an item batch shares its timestamp and its ``None`` data)."""
+
+    One row (a start, a finalization) is bound row-wise; many rows (an item
+    batch) column by column, which keeps the per-value work in list
+    comprehensions, and a processor runs once per distinct object in a row
+    (an item batch shares its timestamp and its ``None`` data)."""
     names = [name for name, _, _ in specs]
+    defaults = [(name, default) for name, _, default in specs]
+    # The positions each processor converts, in order.
+    processed: dict[Callable[[Any], Any], list[int]] = {}
+    for i, (_, processor, _) in enumerate(specs):
+        if processor is not None:
+            processed.setdefault(processor, []).append(i)
+
+    def one(params: Mapping[str, Any]) -> Any:
+        values = [params.get(name, default) for name, default in defaults]
+        if _REQUIRED in values:
+            raise _missing(names[values.index(_REQUIRED)])
+        for processor, positions in processed.items():
+            last_in: Any = _REQUIRED
+            last_out = None
+            for i in positions:
+                value = values[i]
+                if value is not last_in:
+                    last_in, last_out = value, processor(value)
+                values[i] = last_out
+        return values if positional else dict(zip(names, values, strict=True))
+
+    def many(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        columns = []
+        for name, processor, default in specs:
+            try:
+                values = list(map(itemgetter(name), rows))  # every row names it: C speed
+            except KeyError:
+                values = [params.get(name, default) for params in rows]
+                if _REQUIRED in values:
+                    raise _missing(name) from None
+            columns.append(values if processor is None else _each(processor, values))
+        bound = list(zip(*columns, strict=True))
+        return bound if positional else [dict(zip(names, row, strict=True)) for row in bound]
 
     def bind(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        last: list[Any] = [_REQUIRED, None] * len(specs)  # per column: (input, output)
-        bound = []
-        for params in rows:
-            values = []
-            for i, (name, processor, default) in enumerate(specs):
-                value = params.get(name, default)
-                if value is _REQUIRED:
-                    raise KeyError(f"a value is required for bind parameter {name!r}")
-                if processor is not None:
-                    if value is last[2 * i]:
-                        value = last[2 * i + 1]
-                    else:
-                        last[2 * i] = value
-                        value = last[2 * i + 1] = processor(value)
-                values.append(value)
-            bound.append(values if positional else dict(zip(names, values, strict=True)))
-        return bound
+        return [one(rows[0])] if len(rows) == 1 else many(rows)
 
     return bind
 
 
+def _missing(name: str) -> KeyError:
+    return KeyError(f"a value is required for bind parameter {name!r}")
+
+
+def _each(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``processor`` applied to ``values``, once per run of the same object."""
+    if len(set(map(id, values))) == 1:  # one object throughout: a batch's timestamp
+        return [processor(values[0])] * len(values)
+    out = []
+    last_in: Any = _REQUIRED
+    last_out = None
+    for value in values:
+        if value is not last_in:
+            last_in, last_out = value, processor(value)
+        out.append(last_out)
+    return out
+
+
 def _copy_sql(stmt: ClauseElement, dialect: Dialect, names: list[str]) -> str | None:
-    if dialect.name != "postgresql" or type(stmt) is not Insert:
+    if dialect.name != "postgresql" or dialect.driver != "psycopg" or type(stmt) is not Insert:
         return None
     quote = dialect.identifier_preparer.quote
     table = dialect.identifier_preparer.format_table(stmt.table)
     return f"COPY {table} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+
+
+def _copy_text(processor: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """``processor``, with a JSON value serialized to its text: COPY sends
+    text, and psycopg would serialize its ``Json`` wrapper again for every row,
+    where the binder serializes each distinct object once."""
+    from psycopg.types.json import Json, Jsonb
+
+    fallback = getattr(dialect, "_json_serializer", None) or json.dumps
+
+    def process(value: Any) -> Any:
+        value = processor(value)
+        if isinstance(value, Json | Jsonb):
+            return (value.dumps or fallback)(value.obj)
+        return value
+
+    return process
 
 
 def _compile(stmt: ClauseElement, dialect: Dialect, columns: Sequence[str]) -> SQLCompiler:
@@ -196,18 +271,26 @@ class RawConnection:
     """A transaction on a pooled DBAPI connection, executing long-lived Core
     statements through their :class:`Prepared` form."""
 
-    def __init__(self, connection: Connection, cache: dict[Any, Prepared]) -> None:
-        self._sa = connection
-        self._conn: PoolProxiedConnection = connection.connection
-        self._cursor = self._conn.cursor()
-        self.dialect = dialect = connection.dialect
+    def __init__(self, engine: Engine, cache: dict[Any, Prepared]) -> None:
+        self.dialect = dialect = engine.dialect
         self._errors: type[Exception] = dialect.loaded_dbapi.Error
         self._cache = cache
         # SQLAlchemy's cursor events still see every statement (listeners get
-        # no execution context, which the events document as possible).
-        dispatch = connection.dispatch
+        # no execution context, which the events document as possible), with
+        # the Connection they expect. Without listeners the pooled connection
+        # is taken bare: a Connection costs as much as a statement here.
+        dispatch = engine.dispatch
         self._before = dispatch.before_cursor_execute or None
         self._after = dispatch.after_cursor_execute or None
+        self._sa: Connection | None = None
+        if self._before or self._after:
+            self._sa = engine.connect()
+            self._conn: PoolProxiedConnection = self._sa.connection
+        else:
+            self._conn = _checkout(engine)
+        self._cursor = self._conn.cursor()
+        #: Inside :meth:`pipelined`: the statements sent, their results to fill.
+        self._queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] | None = None
 
     def _prepared(self, stmt: ClauseElement, columns: tuple[str, ...], many: bool) -> Prepared:
         key = (stmt, columns, many)
@@ -230,6 +313,8 @@ class RawConnection:
         plain = isinstance(stmt, UpdateBase) and getattr(stmt, "select", None) is None
         columns = tuple(first) if plain else ()
         prepared = self._prepared(stmt, columns, many)
+        if self._queued is not None:
+            return self._queue(stmt, prepared, first, many)
         cursor = self._cursor
         try:
             if isinstance(params, list):
@@ -238,15 +323,63 @@ class RawConnection:
                 self._sent(prepared.sql, prepared.parameters(params), True, cursor.executemany)
                 return RawResult([], cursor.rowcount, None)
             self._sent(prepared.sql, prepared.parameters([first])[0], False, cursor.execute)
-            rows = prepared.rows(cursor.fetchall()) if cursor.description else []
-            key = None
-            if isinstance(stmt, Insert):
-                # The psycopg cursor has no lastrowid (its INSERTs return their key).
-                last = (getattr(cursor, "lastrowid", None),)
-                key = (rows.pop(0)[0],) if prepared.key_returned else last
-            return RawResult(rows, cursor.rowcount, key)
+            result = RawResult([], -1, None)
+            self._fill(result, stmt, prepared, cursor)
+            return result
         except self._errors as exc:
             raise self._wrapped(exc) from exc
+
+    @staticmethod
+    def _fill(result: RawResult, stmt: ClauseElement, prepared: Prepared, cursor: Any) -> None:
+        rows = prepared.rows(cursor.fetchall()) if cursor.description else []
+        key = None
+        if isinstance(stmt, Insert):
+            # The psycopg cursor has no lastrowid (its INSERTs return their key).
+            last = (getattr(cursor, "lastrowid", None),)
+            key = (rows.pop(0)[0],) if prepared.key_returned else last
+        result._rows, result.rowcount, result.inserted_primary_key = rows, cursor.rowcount, key
+
+    def _queue(
+        self, stmt: ClauseElement, prepared: Prepared, params: Mapping[str, Any], many: bool
+    ) -> RawResult:
+        if many or self._queued is None:
+            raise RuntimeError("a pipelined block sends one row per statement (no COPY)")
+        cursor = self._conn.cursor()  # its own: each statement's answer lands on its cursor
+        result = RawResult([], -1, None)
+        self._queued.append((cursor, prepared, stmt, result))
+        try:
+            self._sent(prepared.sql, prepared.parameters([params])[0], False, cursor.execute)
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+        return result
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """PostgreSQL (psycopg): the block's statements go to the server
+        together and are answered in one round trip when the block ends; only
+        then are their results filled in, so the block may not read them.
+        Elsewhere the block runs statement by statement, as usual."""
+        if not self._can_pipeline() or self._queued is not None:
+            yield
+            return
+        queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] = []
+        self._queued = queued
+        driver: Any = self._conn.driver_connection
+        try:
+            with driver.pipeline():
+                yield
+            for cursor, prepared, stmt, result in queued:
+                self._fill(result, stmt, prepared, cursor)
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+        finally:
+            self._queued = None
+            for cursor, *_ in queued:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+
+    def _can_pipeline(self) -> bool:
+        return self.dialect.driver == "psycopg" and _pipeline_supported()
 
     def _sent(self, sql: str, params: Any, many: bool, send: Callable[..., object]) -> None:
         if self._before is not None:
@@ -280,7 +413,7 @@ class RawConnection:
         connection is invalidated, so the pool never hands it out again."""
         lost = self.dialect.is_disconnect(exc, self._conn, self._cursor)  # type: ignore[arg-type]
         if lost:
-            self._sa.invalidate(exc)
+            (self._sa or self._conn).invalidate(exc)
         return DBAPIError.instance(
             None, None, exc, self._errors, connection_invalidated=lost, dialect=self.dialect
         )
@@ -317,7 +450,32 @@ class RawConnection:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._cursor.close()
-        self._sa.close()
+        (self._sa or self._conn).close()
+
+
+def _checkout(engine: Engine) -> PoolProxiedConnection:
+    """A pooled connection; a failure to connect is wrapped as ``Connection``
+    wraps it (a dropped server marked so), for the store to translate and retry."""
+    dialect = engine.dialect
+    try:
+        return engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, None, None)
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+
+
+@functools.cache
+def _pipeline_supported() -> bool:
+    import psycopg  # only asked on a psycopg connection: installed
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def raw_autocommit(
@@ -325,7 +483,7 @@ def raw_autocommit(
 ) -> RawResult:
     """One statement that commits by itself: a single round trip (SQLite and
     PostgreSQL only; the store asks for nothing else)."""
-    raw = RawConnection(engine.connect(), cache)
+    raw = RawConnection(engine, cache)
     driver: Any = raw._conn.driver_connection
     try:
         if raw.dialect.name == "postgresql":
@@ -343,10 +501,7 @@ def raw_transaction(
 ) -> T:
     """Run ``work`` on a :class:`RawConnection` in one write transaction
     (SQLite: ``BEGIN IMMEDIATE``, like the store's other writes)."""
-    # A Connection, not engine.raw_connection(): it wraps a failure to connect
-    # like every other statement's (the store translates it and finalization
-    # retries it), and its events are the engine's.
-    raw = RawConnection(engine.connect(), cache)
+    raw = RawConnection(engine, cache)
     try:
         raw.begin()
         result = work(raw)

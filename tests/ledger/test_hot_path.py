@@ -1,0 +1,151 @@
+"""The per-run hot path keeps its guarantees while it saves round trips: a
+finalization that lost its run writes nothing (on PostgreSQL its statements go
+in one round trip and are rolled back), and pooled connections are pinged
+only after sitting idle, yet a server that dropped them is never seen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from runtrack import ItemStatus, LeaseLost, Ledger, ManualClock, RunStatus
+from runtrack.store import dialects
+
+STALE = timedelta(seconds=60)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def test_a_finalization_that_lost_its_run_changes_nothing(db_url: str, clock: ManualClock) -> None:
+    with Ledger(db_url, clock=clock, heartbeat_interval=60, stale_after=STALE) as owner:
+        with owner.run("hot:kept") as kept:
+            kept.count("pages")
+        before = owner.get_job("hot:kept")
+        run = owner.start_run("hot:kept")
+        run.item("left-in-the-buffer", ItemStatus.SUCCESS)
+        clock.advance(STALE + timedelta(seconds=1))
+        assert owner.reap() == [run.id]
+        reaped = owner.get_job("hot:kept")
+        with pytest.raises(LeaseLost):
+            owner.finish_run(run, "success")
+        job = owner.get_job("hot:kept")
+        assert job is not None and reaped is not None and before is not None
+        assert (job.last_run_id, job.last_status) == (run.id, RunStatus.FAILED)
+        assert job.watermark == reaped.watermark == before.watermark
+        assert job.consecutive_failures == reaped.consecutive_failures == 1
+        tallies = {t.status: t.runs for t in owner.job_tallies() if t.job == "hot:kept"}
+        assert tallies == {RunStatus.SUCCESS: 1, RunStatus.FAILED: 1}
+        assert owner.list_items(run.id).items == []  # the final flush went with the run
+        assert owner.get_run(run.id).status is RunStatus.FAILED
+
+
+def test_a_finalization_writes_run_job_tally_and_last_items_together(ledger: Ledger) -> None:
+    with ledger.run("hot:together") as run:
+        run.count("fetched", 3)
+        run.item("a", "success", data={"price": 1.5})
+        run.item("b", "error", error="timeout")
+    record = ledger.get_run(run.id)
+    assert (record.status, record.counters) == (RunStatus.PARTIAL, {"fetched": 3})
+    assert record.items == {"success": 1, "not_found": 0, "skipped": 0, "error": 1}
+    items = {item.key: item for item in ledger.list_items(run.id).items}
+    assert items["a"].data == {"price": 1.5} and items["b"].error == "timeout"
+    job = ledger.get_job("hot:together")
+    assert job is not None and (job.last_run_id, job.last_status) == (run.id, RunStatus.PARTIAL)
+    tallies = [t for t in ledger.job_tallies() if t.job == "hot:together"]
+    assert [(t.status, t.runs, t.items["error"]) for t in tallies] == [(RunStatus.PARTIAL, 1, 1)]
+
+
+@pytest.fixture
+def server_ledger(db_url: str, backend: str) -> Iterator[Ledger]:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server to drop connections")
+    with Ledger(db_url, heartbeat_interval=60) as opened:
+        yield opened
+
+
+def _count_pings(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pings: list[int] = []
+    dialect = ledger.engine.dialect
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return pings
+
+
+def test_back_to_back_runs_do_not_ping_and_an_idle_connection_does(
+    server_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dialects, "PING_AFTER_IDLE", 0.2)
+    pings = _count_pings(server_ledger, monkeypatch)
+    for _ in range(20):
+        with server_ledger.run("hot:busy") as run:
+            run.count("n")
+    assert pings == []
+    time.sleep(0.3)
+    with server_ledger.run("hot:busy"):
+        pass
+    assert pings  # the connection sat idle: checked before use
+
+
+def _drop_connections(url: str, backend: str) -> int:
+    """Kill every other session on the test database, as a restarted server would."""
+    engine = sa.create_engine(dialects.normalize_url(url), poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        if backend == "postgresql":
+            query = (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            killed = len(conn.exec_driver_sql(query).all())
+        else:
+            query = (
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            )
+            ids = [row[0] for row in conn.exec_driver_sql(query)]
+            for session in ids:
+                conn.exec_driver_sql(f"KILL {int(session)}")
+            killed = len(ids)
+    engine.dispose()
+    return killed
+
+
+def test_connections_dropped_while_idle_are_replaced_before_use(
+    server_ledger: Ledger, db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dialects, "PING_AFTER_IDLE", 0.1)
+    with server_ledger.run("hot:dropped"):
+        pass
+    assert _drop_connections(db_url, backend) >= 1
+    time.sleep(0.2)
+    # Straight on the engine, without the store's retries: the ping found the
+    # dead connection and the pool handed out a new one.
+    with server_ledger.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    with server_ledger.run("hot:dropped") as run:
+        run.count("after")
+    assert server_ledger.get_run(run.id).status is RunStatus.SUCCESS
+
+
+def test_connections_dropped_just_now_are_retried_by_the_store(
+    server_ledger: Ledger, db_url: str, backend: str
+) -> None:
+    with server_ledger.run("hot:just-now"):
+        pass
+    assert _drop_connections(db_url, backend) >= 1
+    with server_ledger.run("hot:just-now") as run:  # no ping: the store retries the start
+        run.item("x", "success")
+    record = server_ledger.get_run(run.id)
+    assert (record.status, record.items["success"]) == (RunStatus.SUCCESS, 1)
