@@ -149,3 +149,24 @@ def test_connections_dropped_just_now_are_retried_by_the_store(
         run.item("x", "success")
     record = server_ledger.get_run(run.id)
     assert (record.status, record.items["success"]) == (RunStatus.SUCCESS, 1)
+
+
+def test_item_batches_keep_every_row_and_the_recorded_order(db_url: str) -> None:
+    # 300 a batch: on SQLite, groups of rows per statement and a remainder.
+    with Ledger(db_url, heartbeat_interval=60, item_batch_size=300) as ledger:
+        with ledger.run("hot:order") as run:
+            for i in range(1000):
+                status = ItemStatus.SKIPPED if i % 7 == 0 else "success"
+                run.item(f"k{i:04d}", status, data={"i": i} if i % 3 == 0 else None)
+        stored, cursor = [], None
+        while True:
+            page = ledger.list_items(run.id, cursor=cursor, limit=400)
+            stored += page.items
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert ledger.get_run(run.id).items["success"] == 857
+    assert [item.key for item in stored] == [f"k{i:04d}" for i in range(1000)]
+    assert [item.id for item in stored] == sorted(item.id for item in stored)
+    assert [item.data for item in stored[:4]] == [{"i": 0}, None, None, {"i": 3}]
+    assert sum(item.status is ItemStatus.SKIPPED for item in stored) == 143

@@ -26,6 +26,7 @@ import json
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar, cast
 
@@ -53,7 +54,16 @@ class Prepared:
     """One statement compiled for one dialect: its SQL, how to turn a dict of
     parameters into the driver's parameters, and how to read its rows."""
 
-    __slots__ = ("_bind", "_results", "_row", "copy_sql", "key_returned", "sql")
+    __slots__ = (
+        "_bind",
+        "_results",
+        "_row",
+        "copy_sql",
+        "key_returned",
+        "multi_sql",
+        "rows_per_statement",
+        "sql",
+    )
 
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str], many: bool = False
@@ -94,6 +104,11 @@ class Prepared:
         #: PostgreSQL: many rows of a plain INSERT go by COPY, several times
         #: faster than executemany (the rows are the same).
         self.copy_sql = _copy_sql(stmt, dialect, names) if many else None
+        #: SQLite: many rows of a plain INSERT go this many per statement (its
+        #: VALUES repeated), which costs sqlite3 a third less than a row each.
+        self.multi_sql, self.rows_per_statement = (
+            _multi_values(stmt, dialect, self.sql, len(names)) if many else (None, 0)
+        )
         if self.copy_sql is not None:
             specs = [(name, _copy_text(p, dialect) if p else p, d) for name, p, d in specs]
         self._bind = _binder(specs, compiled.positional or self.copy_sql is not None)
@@ -215,6 +230,28 @@ def _copy_sql(stmt: ClauseElement, dialect: Dialect, names: list[str]) -> str | 
     return f"COPY {table} ({', '.join(quote(name) for name in names)}) FROM STDIN"
 
 
+#: The most parameters in one SQLite statement on every version still in use.
+SQLITE_MAX_PARAMETERS = 999
+
+
+def _multi_values(
+    stmt: ClauseElement, dialect: Dialect, sql: str, width: int
+) -> tuple[str | None, int]:
+    """A plain SQLite INSERT with its VALUES group repeated, and how many rows
+    it takes (None: not such an INSERT)."""
+    if dialect.name != "sqlite" or type(stmt) is not Insert or width == 0:
+        return None, 0
+    head, found, group = sql.rpartition(" VALUES ")
+    if (
+        not found
+        or not (group.startswith("(") and group.endswith(")"))
+        or group.count("?") != width
+    ):
+        return None, 0
+    per = max(1, SQLITE_MAX_PARAMETERS // width)
+    return f"{head} VALUES {', '.join([group] * per)}", per
+
+
 def _copy_text(processor: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
     """``processor``, with a JSON value serialized to its text: COPY sends
     text, and psycopg would serialize its ``Json`` wrapper again for every row,
@@ -320,6 +357,8 @@ class RawConnection:
             if isinstance(params, list):
                 if prepared.copy_sql is not None:
                     return self._copy(prepared.copy_sql, prepared.parameters(params))
+                if prepared.multi_sql is not None:
+                    return self._multi(prepared, prepared.parameters(params))
                 self._sent(prepared.sql, prepared.parameters(params), True, cursor.executemany)
                 return RawResult([], cursor.rowcount, None)
             self._sent(prepared.sql, prepared.parameters([first])[0], False, cursor.execute)
@@ -400,6 +439,26 @@ class RawConnection:
                     copy.write_row(row)
 
         self._sent(sql, rows, True, send)
+        return RawResult([], len(rows), None)
+
+    def _multi(self, prepared: Prepared, rows: list[Any]) -> RawResult:
+        """Whole groups of rows by the multi-row statement, the rest one by one
+        (a statement per remainder size would crowd the driver's cache). The
+        cursor events see one executemany of the plain statement."""
+        cursor = self._cursor
+        per = prepared.rows_per_statement
+        whole = len(rows) - len(rows) % per
+
+        def send(sql: str, rows: list[Any]) -> None:
+            if whole:
+                groups = [
+                    list(chain.from_iterable(rows[i : i + per])) for i in range(0, whole, per)
+                ]
+                cursor.executemany(prepared.multi_sql, groups)
+            if whole < len(rows):
+                cursor.executemany(sql, rows[whole:])
+
+        self._sent(prepared.sql, rows, True, send)
         return RawResult([], len(rows), None)
 
     def _driver(self, sql: str) -> None:
