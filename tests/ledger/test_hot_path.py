@@ -170,3 +170,23 @@ def test_item_batches_keep_every_row_and_the_recorded_order(db_url: str) -> None
     assert [item.id for item in stored] == sorted(item.id for item in stored)
     assert [item.data for item in stored[:4]] == [{"i": 0}, None, None, {"i": 3}]
     assert sum(item.status is ItemStatus.SKIPPED for item in stored) == 143
+
+
+def test_pooled_connections_go_back_in_transactions_mode(
+    server_ledger: Ledger, backend: str
+) -> None:
+    # The hot path runs some statements in the driver's autocommit mode; the
+    # store's other transactions must never get such a connection.
+    with server_ledger.run("hot:pool") as run:
+        run.item("a", "success")
+    with pytest.raises(ZeroDivisionError), server_ledger.run("hot:pool"):
+        raise ZeroDivisionError
+    held = [server_ledger.engine.raw_connection() for _ in range(3)]
+    try:
+        for connection in held:
+            driver: Any = connection.driver_connection
+            on = driver.get_autocommit() if backend == "mariadb" else driver.autocommit
+            assert not on
+    finally:
+        for connection in held:
+            connection.close()

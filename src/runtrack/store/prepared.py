@@ -328,6 +328,10 @@ class RawConnection:
         self._cursor = self._conn.cursor()
         #: Inside :meth:`pipelined`: the statements sent, their results to fill.
         self._queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] | None = None
+        #: PostgreSQL: the transaction's BEGIN, to go with its first statement.
+        self._begin_pending = False
+        #: The driver's autocommit was turned on here and must be turned off.
+        self._autocommit = False
 
     def _prepared(self, stmt: ClauseElement, columns: tuple[str, ...], many: bool) -> Prepared:
         key = (stmt, columns, many)
@@ -350,6 +354,12 @@ class RawConnection:
         plain = isinstance(stmt, UpdateBase) and getattr(stmt, "select", None) is None
         columns = tuple(first) if plain else ()
         prepared = self._prepared(stmt, columns, many)
+        if self._begin_pending:
+            if not many and self._queued is None:
+                with self.pipelined():  # BEGIN and this statement: one round trip
+                    result = self._queue(stmt, prepared, first, many)
+                return result
+            self._ensure_begun()
         if self._queued is not None:
             return self._queue(stmt, prepared, first, many)
         cursor = self._cursor
@@ -406,6 +416,7 @@ class RawConnection:
         driver: Any = self._conn.driver_connection
         try:
             with driver.pipeline():
+                self._ensure_begun()  # queued: answered with the block's statements
                 yield
             for cursor, prepared, stmt, result in queued:
                 self._fill(result, stmt, prepared, cursor)
@@ -481,6 +492,7 @@ class RawConnection:
     def begin_nested(self) -> Iterator[None]:
         """A savepoint: the block's statements are undone if it raises."""
         name = f"rt_sp_{next(_savepoints)}"
+        self._ensure_begun()
         self._driver(f"SAVEPOINT {name}")
         try:
             yield
@@ -490,12 +502,34 @@ class RawConnection:
         self._driver(f"RELEASE SAVEPOINT {name}")
 
     def begin(self) -> None:
-        # SQLite (in autocommit mode, see dialects): take the write lock now;
-        # the other drivers open a transaction with the first statement.
+        # SQLite (in autocommit mode, see dialects): take the write lock now.
+        # PostgreSQL (psycopg with pipelines): BEGIN goes with the first
+        # statement, where psycopg would wait for its answer first (in
+        # autocommit mode psycopg sends none of its own; COMMIT and ROLLBACK
+        # end the block as usual). The other drivers begin with the first
+        # statement themselves.
         if self.dialect.name == "sqlite":
             self._driver("BEGIN IMMEDIATE")
+        elif self._can_pipeline():
+            self.set_autocommit(True)
+            self._begin_pending = True
+
+    def set_autocommit(self, on: bool) -> None:
+        """Turn the (psycopg) driver's autocommit on, or back off."""
+        driver: Any = self._conn.driver_connection
+        try:
+            driver.autocommit = on
+        except self._errors as exc:
+            raise self._wrapped(exc) from exc
+        self._autocommit = on
+
+    def _ensure_begun(self) -> None:
+        if self._begin_pending:
+            self._begin_pending = False
+            self._driver("BEGIN")
 
     def commit(self) -> None:
+        self._begin_pending = False  # nothing was sent: nothing to commit
         try:
             self._conn.commit()
         except self._errors as exc:
@@ -509,6 +543,14 @@ class RawConnection:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._cursor.close()
+        if self._autocommit:
+            try:
+                self.set_autocommit(False)
+            except Exception as exc:
+                # Never back to the pool in autocommit: the store's other
+                # transactions would commit statement by statement.
+                if self._conn.is_valid:
+                    self._conn.invalidate(exc)
         (self._sa or self._conn).close()
 
 
@@ -543,16 +585,12 @@ def raw_autocommit(
     """One statement that commits by itself: a single round trip (SQLite and
     PostgreSQL only; the store asks for nothing else)."""
     raw = RawConnection(engine, cache)
-    driver: Any = raw._conn.driver_connection
     try:
         if raw.dialect.name == "postgresql":
-            driver.autocommit = True  # psycopg; SQLite's connections already are
+            raw.set_autocommit(True)  # psycopg; SQLite's connections already are
         return raw.execute(stmt, params)
     finally:
-        if raw.dialect.name == "postgresql":
-            with contextlib.suppress(Exception):
-                driver.autocommit = False
-        raw.close()
+        raw.close()  # autocommit off again
 
 
 def raw_transaction(
