@@ -63,10 +63,12 @@ def test_a_finalization_writes_run_job_tally_and_last_items_together(ledger: Led
     assert [(t.status, t.runs, t.items["error"]) for t in tallies] == [(RunStatus.PARTIAL, 1, 1)]
 
 
+#: Tests of connections to a server (SQLite has none to drop or ping).
+on_servers = pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+
+
 @pytest.fixture
-def server_ledger(db_url: str, backend: str) -> Iterator[Ledger]:
-    if backend == "sqlite":
-        pytest.skip("SQLite has no server to drop connections")
+def server_ledger(db_url: str) -> Iterator[Ledger]:
     with Ledger(db_url, heartbeat_interval=60) as opened:
         yield opened
 
@@ -84,6 +86,7 @@ def _count_pings(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return pings
 
 
+@on_servers
 def test_back_to_back_runs_do_not_ping_and_an_idle_connection_does(
     server_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,6 +125,7 @@ def _drop_connections(url: str, backend: str) -> int:
     return killed
 
 
+@on_servers
 def test_connections_dropped_while_idle_are_replaced_before_use(
     server_ledger: Ledger, db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,6 +143,7 @@ def test_connections_dropped_while_idle_are_replaced_before_use(
     assert server_ledger.get_run(run.id).status is RunStatus.SUCCESS
 
 
+@on_servers
 def test_connections_dropped_just_now_are_retried_by_the_store(
     server_ledger: Ledger, db_url: str, backend: str
 ) -> None:
@@ -172,6 +177,7 @@ def test_item_batches_keep_every_row_and_the_recorded_order(db_url: str) -> None
     assert sum(item.status is ItemStatus.SKIPPED for item in stored) == 143
 
 
+@on_servers
 def test_pooled_connections_go_back_in_transactions_mode(
     server_ledger: Ledger, backend: str
 ) -> None:
