@@ -129,17 +129,12 @@ def metrics_rendering(ledger: Ledger, backend: str, reps: int) -> Measure:
     registry.register(LedgerCollector(ledger, ttl=0))
     text = generate_latest(registry)
     samples = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
-    times = []
-    for _ in range(reps):
-        began = time.perf_counter()
-        generate_latest(registry)
-        times.append((time.perf_counter() - began) * 1000)
     name = "SQLite" if backend == "sqlite" else "PostgreSQL"
     return Measure(
         key=f"query.{backend}.maintenance.metrics scrape, whole",
         title=f"maintenance metrics scrape with text rendering, {name}",
         unit="ms",
-        stats=summarize(times),
+        stats=summarize(timed(lambda: generate_latest(registry), reps)),
         notes=f"{samples:,} samples rendered by prometheus_client",
     )
 
@@ -230,12 +225,7 @@ def measure_queries(
     for group, queries in groups:
         for title, call in queries:
             call()  # warm: connection, compiled statement, pages in cache
-            samples = []
-            for _ in range(reps):
-                began = time.perf_counter()
-                call()
-                samples.append((time.perf_counter() - began) * 1000)
-            stats = summarize(samples)
+            stats = summarize(timed(call, reps))
             plan = capture.plans(call)
             scans = _scans(plan)
             plans[f"{group}: {title}"] = [p for _, _, p in plan]
@@ -258,12 +248,8 @@ def measure_queries(
 def reference(backend: str, ledger: Ledger, reps: int) -> Measure:
     """One trivial round trip through the same engine: how fast this machine
     answers anything right now (context for the query figures)."""
-    samples = []
     with ledger.engine.connect() as conn:
-        for _ in range(reps):
-            began = time.perf_counter()
-            conn.execute(text("SELECT 1")).scalar()
-            samples.append((time.perf_counter() - began) * 1000)
+        samples = timed(lambda: conn.execute(text("SELECT 1")).scalar(), reps)
     name = "SQLite" if backend == "sqlite" else "PostgreSQL"
     return Measure(
         key=f"query.{backend}.reference",
@@ -271,3 +257,13 @@ def reference(backend: str, ledger: Ledger, reps: int) -> Measure:
         unit="ms",
         stats=summarize(samples),
     )
+
+
+def timed(call: Callable[[], object], reps: int) -> list[float]:
+    """Milliseconds of each of ``reps`` calls."""
+    samples = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
