@@ -322,7 +322,9 @@ def test_pruning_many_runs_never_blocks_run_starts_for_long(ledger: Ledger) -> N
     assert remaining == kept | {r.id for r in ledger.active_runs() if r.job.startswith("bulk:")}
     assert len(ledger.jobs(provider="bulk")) == BULK_JOBS  # job state untouched
     assert len(during) >= 10  # the starter kept going throughout
-    assert longest < min(2.0, took / 4)  # a batch at a time, never the whole prune
+    # A batch at a time, never the whole prune: 20 batches, so one batch is
+    # about a twentieth of it; half leaves room for a loaded machine's stalls.
+    assert longest < min(2.0, took / 2)
 
 
 def _pointed_at(ledger: Ledger) -> set[int]:
