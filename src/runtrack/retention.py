@@ -14,12 +14,10 @@ that are still active are not chosen at all.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 
 from runtrack.models import PruneResult
-from runtrack.store import dialects
 from runtrack.store.sql import Store
 
 __all__ = ["prune"]
@@ -36,15 +34,14 @@ def prune(
 ) -> PruneResult:
     """Delete terminal runs (or only their items) finished before ``cutoff``.
 
-    Each batch is its own short transaction (choose ``batch_size`` run ids,
-    delete their items and rows), so a writer waits at most for one batch,
-    never for the whole prune. ``dry_run`` counts what each batch would delete.
+    Each batch is chosen (``batch_size`` run ids), then its items and rows are
+    deleted in short transactions (see ``Store.prune_batch``), so a writer
+    waits at most for one of them, never for the whole prune. ``dry_run``
+    counts what each batch would delete.
     """
-    give_way = not dry_run and dialects.polls_for_locks(store.dialect)
     result = PruneResult(dry_run=dry_run)
     after: int | None = 0
     while True:
-        began = time.monotonic()
         after, runs, items = store.prune_batch(
             cutoff, after or 0, batch_size, items_only=items_only, dry_run=dry_run
         )
@@ -53,8 +50,3 @@ def prune(
         result = PruneResult(result.runs + runs, result.items + items, result.batches + 1, dry_run)
         if progress is not None:
             progress(result)
-        if give_way:
-            store.checkpoint_log()
-            # Leave the lock free as long as we held it, so that writers
-            # polling for it get in between batches instead of starving.
-            time.sleep(time.monotonic() - began)

@@ -108,10 +108,9 @@ class HistoryStore(StoreBase):
         count them. Returns (last id chosen, or None when none is left; runs;
         items)."""
         query = prunable_query(cutoff, after_id, limit)
-        # Chosen before the write transaction, so that the write lock (all of
-        # SQLite's) is held for the deletes only. The choice stays right: a
-        # terminal run stays terminal, and a job's pointers only move to
-        # newer runs; the delete still checks the status.
+        # Chosen before the write transactions, so that the write lock (all of
+        # SQLite's) is held for the deletes only; why that choice stays right
+        # is in retention.py. The delete still checks the status.
         ids: list[int] = self.read(lambda c: list(c.execute(query).scalars()))
         if not ids:
             return None, 0, 0
@@ -131,26 +130,22 @@ class HistoryStore(StoreBase):
         return ids[-1], deleted_runs, deleted_items
 
     def _write_parts(self, ids: list[int]) -> Iterator[list[int]]:
-        """The batch in one transaction, or where writers poll for the lock
-        (SQLite) in parts of :data:`POLLED_PART` runs with a pause as long
-        as each part held the lock: a waiting writer's poll lands in a pause
-        instead of behind the whole batch."""
+        """The batch in one transaction; or, where writers poll for the lock
+        instead of queueing (SQLite), in parts of :data:`POLLED_PART` runs,
+        each followed by a pause as long as it held the lock, so that a
+        waiting writer's poll lands in a pause rather than behind the batch
+        (back-to-back deletes would starve it). After the batch the pruner
+        also copies the write-ahead log into the database itself (PASSIVE:
+        it waits for no one), rather than leaving that to whichever writer's
+        commit crosses the auto-checkpoint threshold next."""
         if not dialects.polls_for_locks(self.dialect):
             yield ids
             return
         for start in range(0, len(ids), POLLED_PART):
             began = time.monotonic()
             yield ids[start : start + POLLED_PART]
-            if start + POLLED_PART < len(ids):
-                time.sleep(time.monotonic() - began)
-
-    def checkpoint_log(self) -> None:
-        """SQLite: copy the write-ahead log into the database now, waiting for
-        no one (PASSIVE), so that the pages of a bulk delete are checkpointed
-        by the pruner and not by whichever writer's commit crosses the
-        auto-checkpoint threshold next. Elsewhere nothing to do."""
-        if self.dialect == "sqlite":
-            self.read(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all())
+            time.sleep(time.monotonic() - began)
+        self.read(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all())
 
     # -- provider pauses -----------------------------------------------------
 

@@ -45,7 +45,6 @@ from runtrack.store.statements import (
     job_change,
     tally_params,
     tally_upsert,
-    update_run_stmt,
 )
 
 
@@ -329,13 +328,10 @@ class LivenessStore(RunStore):
         the job and tally updates do not wait for the run's row count, so a
         run that was not ours any more raises :class:`_NotMoved`, which rolls
         them back. Same statements, same lock order (run, job, tally)."""
-        finished = values["finished_at"]
-        allowed = tuple(sorted(status.value for status in ALLOWED_FROM[target]))
-        params = dict(values, status=target.value, p_id=run_id, lease_key=None, p_uid=uid)
+        change = self._run_change(run_id, target, ALLOWED_FROM[target], values, uid, ())
         with conn.pipelined():
-            moved = conn.execute(update_run_stmt(True, allowed), params)
-            self._finalize_job(conn, run_id, target, finished, effect)
-            self._add_tally(conn, effect.job_key, target, effect.started_at, finished, values)
+            moved = conn.execute(*change)
+            self._finalize(conn, run_id, target, values, effect, values)
         if moved.rowcount != 1:
             raise _NotMoved
 

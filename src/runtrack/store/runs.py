@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Update
 
 from runtrack.models import (
     TERMINAL,
@@ -207,15 +208,10 @@ class RunStore(StoreBase):
         where: Sequence[ColumnElement[bool]],
         effect: JobEffect | None = None,
     ) -> bool:
-        params = dict(values, status=target.value, p_id=run_id)
-        if target in TERMINAL:
-            params["lease_key"] = None
-        if uid is not None:
-            params["p_uid"] = uid
-        stmt = update_run_stmt(uid is not None, tuple(sorted(status.value for status in allowed)))
-        if where:
-            stmt = stmt.where(*where)
-        if conn.execute(stmt, params).rowcount != 1:
+        if (
+            conn.execute(*self._run_change(run_id, target, allowed, values, uid, where)).rowcount
+            != 1
+        ):
             return False
         if target in TERMINAL:
             counted = values  # the item tallies, when the caller wrote them
@@ -225,18 +221,42 @@ class RunStore(StoreBase):
                     row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
                 )
                 counted = {**{c: getattr(row, c) for c in TALLY_ITEMS}, **values}
-            finished = values["finished_at"]
-            self._finalize_job(conn, run_id, target, finished, effect)
-            self._add_tally(conn, effect.job_key, target, effect.started_at, finished, counted)
+            self._finalize(conn, run_id, target, values, effect, counted)
         return True
 
     @staticmethod
-    def _finalize_job(
-        conn: Conn, run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+    def _run_change(
+        run_id: int,
+        target: RunStatus,
+        allowed: Iterable[RunStatus],
+        values: dict[str, Any],
+        uid: str | None,
+        where: Sequence[ColumnElement[bool]],
+    ) -> tuple[Update, dict[str, Any]]:
+        """The conditional UPDATE moving a run to ``target``, and its parameters."""
+        params = dict(values, status=target.value, p_id=run_id)
+        if target in TERMINAL:
+            params["lease_key"] = None
+        if uid is not None:
+            params["p_uid"] = uid
+        stmt = update_run_stmt(uid is not None, tuple(sorted(status.value for status in allowed)))
+        return (stmt.where(*where) if where else stmt), params
+
+    def _finalize(
+        self,
+        conn: Conn,
+        run_id: int,
+        status: RunStatus,
+        values: dict[str, Any],
+        effect: JobEffect,
+        counted: dict[str, Any],
     ) -> None:
-        """Move the job's pointers, failure streak, watermark and checkpoint
-        for a run that just became terminal (same transaction)."""
+        """Move the job's pointers, failure streak, watermark, checkpoint and
+        strip, and add to its tallies, for a run that just became terminal
+        (same transaction)."""
+        finished = values["finished_at"]
         conn.execute(*job_change(run_id, status, finished, effect))
+        self._add_tally(conn, effect.job_key, status, effect.started_at, finished, counted)
 
     def request_cancel(
         self, run_id: int, now: datetime, by: str | None, reason: str | None
@@ -289,11 +309,12 @@ class RunStore(StoreBase):
     def count_runs(self, filters: RunFilter, at_most: int | None = None) -> int:
         """How many runs match, or ``at_most`` if at least that many do (an
         index range that stops there, never a count of the whole history)."""
-        matching = select(runs.c.id).where(*self._run_conditions(filters))
+        conditions = self._run_conditions(filters)
         if at_most is None:
-            query = select(func.count()).select_from(matching.subquery())
+            query = select(func.count()).select_from(runs).where(*conditions)
         else:
-            query = select(func.count()).select_from(matching.limit(at_most).subquery())
+            stop = select(runs.c.id).where(*conditions).limit(at_most).subquery()
+            query = select(func.count()).select_from(stop)
         return int(self.read(lambda c: c.execute(query).scalar_one()))
 
     @staticmethod

@@ -31,11 +31,13 @@ from runtrack.models import JobState, JobTally, ProviderState
 from runtrack.store.schema import DURATION_BOUNDS
 from runtrack.web import auth
 
-__all__ = ["LedgerCollector", "registry_for", "router"]
+__all__ = ["LedgerCollector", "Snapshot", "registry_for", "router"]
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class Snapshot:
+    """What one scrape reports, read from the ledger."""
+
     tallies: list[JobTally]
     jobs: list[JobState]
     providers: list[ProviderState]
@@ -49,9 +51,9 @@ class LedgerCollector(Collector):
         self._ledger = ledger
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cached: tuple[float, _Snapshot] | None = None
+        self._cached: tuple[float, Snapshot] | None = None
 
-    def snapshot(self) -> _Snapshot:
+    def snapshot(self) -> Snapshot:
         """What a scrape reports, read at most once per ``ttl`` seconds.
         One refresh at a time: concurrent scrapes wait for it and share it."""
         with self._lock:
@@ -59,7 +61,7 @@ class LedgerCollector(Collector):
             if cached is not None and time.monotonic() - cached[0] < self._ttl:
                 return cached[1]
             ledger = self._ledger
-            snapshot = _Snapshot(
+            snapshot = Snapshot(
                 ledger.job_tallies(), ledger.job_states(), ledger.providers(), ledger.count_stale()
             )
             self._cached = (time.monotonic(), snapshot)
@@ -67,13 +69,13 @@ class LedgerCollector(Collector):
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not query the database: declare names only.
-        return list(_families(_Snapshot([], [], [], 0)))
+        return list(_families(Snapshot([], [], [], 0)))
 
     def collect(self) -> Iterable[Metric]:
         return list(_families(self.snapshot()))
 
 
-def _families(s: _Snapshot) -> Iterator[Metric]:
+def _families(s: Snapshot) -> Iterator[Metric]:
     yield _runs_total(s.tallies)
     yield _durations(s.tallies)
     yield _items_total(s.tallies)
