@@ -2,9 +2,12 @@
 
 Runs the suite, prints one table and writes ``bench/results/<name>.json``
 (and the same table as ``<name>.md``). Sections: overhead (run overhead,
-items, counters), queries (the API and dashboard queries on a generated
+items, counters, handing out carried items), queries (the API and dashboard queries on a generated
 ledger), maintenance (reap, prune under a concurrent starter), api (a live
-uvicorn under a bounded load generator).
+uvicorn under a bounded load generator), integrations (what tracking adds per
+Celery task and per Scrapy crawl), exec (``runtrack exec true`` next to ``true``),
+alerts (``check()`` and the volume guard), queue (trigger -> running, draining
+with 4 workers x 4, the claim with 10,000 queued).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ class Params:
     api_requests: int  # per endpoint, the bound of the load generator
     api_seconds: float  # per endpoint, the other bound
     api_clients: int
+    exec_reps: tuple[int, int]  # alternations, commands per batch of `runtrack exec true`
+    queue_reps: int = 40  # triggers timed to running, per database
+    queue_drain: int = 1_000  # runs drained by 4 workers x 4
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -48,6 +51,7 @@ FULL = Params(
     api_requests=5_000,
     api_seconds=10.0,
     api_clients=8,
+    exec_reps=(10, 5),
 )
 
 QUICK = Params(
@@ -65,4 +69,7 @@ QUICK = Params(
     api_requests=500,
     api_seconds=2.0,
     api_clients=4,
+    exec_reps=(3, 3),
+    queue_reps=10,
+    queue_drain=200,
 )

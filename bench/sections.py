@@ -9,13 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.alerts import check_cost, guard_cost
+from bench.carry import hand_out
 from bench.databases import Databases
+from bench.exec_cost import measure_exec
 from bench.floors import PostgresFloor, SqliteFloor
 from bench.generate import Shape, Spec, copy_sqlite, generate_postgres, generate_sqlite
+from bench.integrations import celery_task, scrapy_crawl
 from bench.maintenance import measure_prune, measure_reap, seed_stale
 from bench.overhead import counters, items, run_overhead
 from bench.params import Params
 from bench.queries import measure_queries, reference
+from bench.queueing import measure_claim, measure_drain, measure_latency
 from bench.results import Measure
 from bench.serving import Server, measure_endpoint
 from runtrack import Ledger, ManualClock
@@ -73,6 +78,7 @@ def overhead(s: Suite) -> list[Measure]:
         found.append(run_overhead("sqlite", ledger, floor_sqlite, o, 0.25, 6))
         found.append(items("sqlite", ledger, floor_sqlite, o, 200_000))
         found.append(counters(ledger, o, 2_000_000))
+        found.append(hand_out("sqlite", ledger, o.reps, 50))
     finally:
         ledger.close()
         floor_sqlite.close()
@@ -84,6 +90,7 @@ def overhead(s: Suite) -> list[Measure]:
     try:
         found.append(run_overhead("postgresql", ledger, floor_pg, o, 2.0, 3))
         found.append(items("postgresql", ledger, floor_pg, o, 150_000))
+        found.append(hand_out("postgresql", ledger, o.reps, 50))
     finally:
         ledger.close()
         floor_pg.close()
@@ -147,10 +154,50 @@ def api(s: Suite) -> list[Measure]:
     return found
 
 
+def integrations(s: Suite) -> list[Measure]:
+    return [celery_task(s.dbs, s.p), scrapy_crawl(s.dbs, s.p)]
+
+
+def exec_command(s: Suite) -> list[Measure]:
+    reps, batch = s.p.exec_reps
+    found = [measure_exec("sqlite", s.dbs.sqlite_url("exec"), reps, batch)]
+    if s.dbs.pg_admin is not None:
+        found.append(measure_exec("postgresql", s.dbs.postgres_url("exec"), reps, batch))
+    return found
+
+
+def alerts(s: Suite) -> list[Measure]:
+    """Issue 18: check() with 10,000 jobs, and the volume guard's cost."""
+    reps = max(5, s.p.overhead.reps // 4)
+    found = [check_cost("sqlite", s.dbs.sqlite_url("alerts"), reps)]
+    if s.dbs.pg_admin is not None:
+        found.append(check_cost("postgresql", s.dbs.postgres_url("alerts"), reps))
+    found.extend(guard_cost(s.dbs.sqlite_url("guard"), max(50, s.p.overhead.reps * 10)))
+    return found
+
+
+def queue(s: Suite) -> list[Measure]:
+    """Issue 17: trigger -> running, draining with 4 x 4 workers, the claim."""
+    reps, drain = s.p.queue_reps, s.p.queue_drain
+    found = [measure_latency("sqlite", s.dbs.sqlite_url("queue"), reps, 1.0, s.dbs.dir)]
+    if s.dbs.pg_admin is None:
+        print(f"PostgreSQL skipped: {s.dbs.pg_error}")
+        return found
+    found.append(measure_latency("postgresql", s.dbs.postgres_url("queue"), reps, 1.0, s.dbs.dir))
+    found.append(measure_drain(s.dbs.postgres_url("drain"), drain, s.dbs.dir))
+    url, shape = s.postgres_ledger()
+    found.append(measure_claim(url, shape, s.p.query_reps * 5))
+    return found
+
+
 # In this order: maintenance changes the generated ledgers.
 SECTIONS: dict[str, Callable[[Suite], list[Measure]]] = {
     "overhead": overhead,
     "queries": queries,
     "api": api,
+    "queue": queue,  # before maintenance: the claim wants the whole generated ledger
     "maintenance": maintenance,
+    "integrations": integrations,
+    "exec": exec_command,
+    "alerts": alerts,
 }

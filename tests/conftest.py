@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from runtrack import Ledger
+from runtrack import Ledger, ManualClock
 from runtrack.store import dialects, migrate
 from runtrack.store.schema import metadata
 
@@ -23,6 +23,16 @@ PG_ADMIN = os.environ.get("RUNTRACK_TEST_POSTGRES", "postgresql://postgres@127.0
 MY_ADMIN = os.environ.get("RUNTRACK_TEST_MARIADB", "mysql://root@127.0.0.1:3306/mysql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in a tier's conftest: two conftests may not both add an option.
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="reliability and hosts tiers: the big numbers (minutes) instead of the CI sizes",
+    )
 
 
 class ServerDatabases:
@@ -82,6 +92,14 @@ def servers() -> Iterator[ServerDatabases]:
     found.drop_all()
 
 
+@pytest.fixture(scope="session")
+def shadow_servers() -> Iterator[ServerDatabases]:
+    """A second database per server, for tests that compare two databases."""
+    found = ServerDatabases()
+    yield found
+    found.drop_all()
+
+
 def empty_tables(url: str) -> None:
     engine = dialects.make_engine(url)
     with engine.begin() as conn:
@@ -112,4 +130,20 @@ def db_url(backend: str, servers: ServerDatabases, tmp_path: object) -> str:
 @pytest.fixture
 def ledger(db_url: str) -> Iterator[Ledger]:
     with Ledger(db_url, heartbeat_interval=0.05) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def manual_ledger(
+    db_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Ledger]:
+    """A ledger whose time only moves when the test moves ``clock`` (and no
+    notification sink unless the test sets one)."""
+    monkeypatch.delenv("RUNTRACK_NOTIFY", raising=False)
+    with Ledger(db_url, clock=clock, heartbeat_interval=0.05) as opened:
         yield opened

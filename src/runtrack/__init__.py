@@ -7,10 +7,15 @@
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from runtrack.clock import Clock, DatabaseClock, ManualClock, OffsetClock, SystemClock
+from runtrack.context import current_run
 from runtrack.errors import (
+    BackfillNotFound,
+    CarriedNotFound,
     ConfigurationError,
+    DatabaseBusy,
     DatabaseUnavailable,
     Fatal,
     InvalidInput,
@@ -19,6 +24,7 @@ from runtrack.errors import (
     JobNotFound,
     LeaseLost,
     RateLimited,
+    RecordConflict,
     RunCancelled,
     RunNotCancellable,
     RunNotFound,
@@ -26,14 +32,21 @@ from runtrack.errors import (
     SchedulingError,
     Transient,
 )
+from runtrack.expectations import Expect, Volume
+from runtrack.health import HealthState, JobHealth
 from runtrack.ledger import Ledger
 from runtrack.models import (
     ACTIVE,
     TERMINAL,
+    Carried,
+    CarriedItem,
+    CarriedSlice,
+    CarryState,
     GroupSummary,
     ItemRecord,
     ItemStatus,
     JobRecord,
+    OnPartial,
     Page,
     PauseRecord,
     PruneResult,
@@ -41,8 +54,11 @@ from runtrack.models import (
     RunStatus,
     Window,
 )
-from runtrack.run import Run, current_run
-from runtrack.runner import RetryPolicy, Runner
+from runtrack.run import Run
+from runtrack.workers import WorkerJob, WorkerRecord, WorkerRun, WorkerState
+
+if TYPE_CHECKING:
+    from runtrack.runner import RetryPolicy, Runner
 
 __version__ = "0.1.0"
 
@@ -53,27 +69,39 @@ logging.getLogger("runtrack").addHandler(logging.NullHandler())
 __all__ = [
     "ACTIVE",
     "TERMINAL",
+    "BackfillNotFound",
+    "Carried",
+    "CarriedItem",
+    "CarriedNotFound",
+    "CarriedSlice",
+    "CarryState",
     "Clock",
     "ConfigurationError",
+    "DatabaseBusy",
     "DatabaseClock",
     "DatabaseUnavailable",
+    "Expect",
     "Fatal",
     "GroupSummary",
+    "HealthState",
     "InvalidInput",
     "InvalidTransition",
     "ItemRecord",
     "ItemStatus",
     "JobBusy",
+    "JobHealth",
     "JobNotFound",
     "JobRecord",
     "LeaseLost",
     "Ledger",
     "ManualClock",
     "OffsetClock",
+    "OnPartial",
     "Page",
     "PauseRecord",
     "PruneResult",
     "RateLimited",
+    "RecordConflict",
     "RetryPolicy",
     "Run",
     "RunCancelled",
@@ -86,7 +114,24 @@ __all__ = [
     "SchedulingError",
     "SystemClock",
     "Transient",
+    "Volume",
     "Window",
+    "WorkerJob",
+    "WorkerRecord",
+    "WorkerRun",
+    "WorkerState",
     "__version__",
     "current_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner (and croniter) loads on first use: code that only records
+    # runs, and ``runtrack exec``, never pay for it.
+    if name in ("Runner", "RetryPolicy"):
+        from runtrack import runner
+
+        value = getattr(runner, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,17 @@
   (max(4 x interval, 60)).
 - ``RUNTRACK_CANCEL_GRACE``: seconds a cancel request waits before the reaper
   cancels the run itself (30).
+- ``RUNTRACK_SECURE_COOKIES``: mark the dashboard's cookie ``Secure`` (and
+  name it ``__Host-...``) even when the request does not look like HTTPS
+  (``false``: only for HTTPS requests).
+- ``RUNTRACK_FORWARDED_ALLOW_IPS``: addresses of the proxies whose
+  ``X-Forwarded-Proto``/``-For`` ``runtrack serve`` trusts (``127.0.0.1``).
+- ``RUNTRACK_PUBLIC_ERRORS``: ``true`` shows runs' stack traces and error
+  details to everyone who can read; by default only to signed-in users (a
+  bearer token on the API, a session on the dashboard), since they can hold
+  secrets.
+- ``RUNTRACK_CHECK_EVERY``: seconds between two checks of the jobs'
+  expectations by ``runtrack serve`` (30; 0: the server does not check).
 - ``RUNTRACK_OPENLINEAGE_URL`` / ``_FILE`` / ``_CONSOLE``: OpenLineage transport
   (unset: no events); ``RUNTRACK_OPENLINEAGE_NAMESPACE`` (``runtrack``).
 """
@@ -18,13 +29,63 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
-from runtrack.errors import ConfigurationError
+from runtrack import inputs
+from runtrack.errors import ConfigurationError, InvalidInput
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "Timing", "timing"]
 
 _PREFIX = "RUNTRACK_"
+
+#: The heartbeat interval's bounds, in seconds.
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The liveness settings of a ledger, validated together (see :func:`timing`)."""
+
+    heartbeat_interval: float
+    stale_after: timedelta
+    cancel_grace: timedelta
+
+
+def timing(
+    heartbeat_interval: object, stale_after: object = None, cancel_grace: object = 30.0
+) -> Timing:
+    """The one set of rules for the heartbeat interval, the stale threshold
+    and the cancel grace, shared by :class:`Settings` and ``Ledger(...)``.
+
+    ``heartbeat_interval``: seconds from 0.05 to 86400. ``stale_after``:
+    ``None`` for the default, max(4 x interval, 60 s); else a duration longer
+    than the interval (a run that heartbeats on time must never look stale),
+    at most 1000 years. ``cancel_grace``: a positive duration. Raises
+    :class:`InvalidInput` naming the argument and what is allowed.
+    """
+    interval = float(inputs.number("heartbeat_interval", heartbeat_interval))
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise InvalidInput(
+            "heartbeat_interval",
+            f"got {interval:g}",
+            f"seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}",
+        )
+    if stale_after is None:
+        stale = timedelta(seconds=max(4 * interval, 60.0))
+    else:
+        stale = inputs.duration("stale_after", stale_after, limit=inputs.MAX_DURATION)
+        if stale.total_seconds() <= interval:
+            raise InvalidInput(
+                "stale_after",
+                f"got {stale.total_seconds():g} s, not longer than the heartbeat interval "
+                f"({interval:g} s): healthy runs would be reaped",
+                f"a duration longer than heartbeat_interval, or None for max(4 x {interval:g}"
+                " s, 60 s)",
+            )
+    grace = inputs.duration("cancel_grace", cancel_grace, limit=inputs.MAX_DURATION)
+    return Timing(interval, stale, grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +98,14 @@ class Settings:
     heartbeat_interval: float = 15.0
     stale_after: float | None = None
     cancel_grace: float = 30.0
+    secure_cookies: bool = False
+    forwarded_allow_ips: str | None = None
+    public_errors: bool = False
     openlineage_url: str | None = None
     openlineage_file: str | None = None
     openlineage_console: bool = False
     openlineage_namespace: str = "runtrack"
+    check_every: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -56,14 +121,18 @@ class Settings:
         return cls(**values).validated()
 
     def validated(self) -> Settings:
-        if self.heartbeat_interval < 0.05:
+        try:
+            timing(self.heartbeat_interval, self.stale_after, self.cancel_grace)
+        except InvalidInput as bad:
+            # The same rules as Ledger(...); named as the environment names them.
             raise ConfigurationError(
-                f"RUNTRACK_HEARTBEAT_INTERVAL is {self.heartbeat_interval}; it must be >= 0.05 s"
-            )
-        if self.stale_after is not None and self.stale_after <= self.heartbeat_interval:
+                f"{_PREFIX}{bad.field.upper()} ({bad.field}): {bad.problem}"
+                + (f" (allowed: {bad.allowed})" if bad.allowed else "")
+            ) from None
+        if not (0 <= self.check_every <= MAX_INTERVAL):
             raise ConfigurationError(
-                "RUNTRACK_STALE_AFTER must be longer than the heartbeat interval "
-                f"({self.stale_after} <= {self.heartbeat_interval})"
+                f"{_PREFIX}CHECK_EVERY={self.check_every:g}: seconds from 0 (no checks) "
+                f"to {MAX_INTERVAL:g}"
             )
         for name in ("api_token", "read_token"):
             token = getattr(self, name)

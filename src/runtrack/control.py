@@ -8,10 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runtrack import inputs
+from runtrack.clock import Clock
 from runtrack.errors import (
+    CarriedNotFound,
     InvalidInput,
     RunNotCancellable,
 )
+from runtrack.events import Events
+from runtrack.heartbeat import Heartbeat
 from runtrack.logs import run_fields
 from runtrack.models import (
     PauseRecord,
@@ -19,17 +23,38 @@ from runtrack.models import (
     RunRecord,
     RunStatus,
 )
-from runtrack.queries import LedgerQueries
+from runtrack.pauses import Pauses
+from runtrack.queries import Queries
+from runtrack.reaper import Reaper
 from runtrack.retention import prune
+from runtrack.run import request_stop
 from runtrack.store.rows import naive
+from runtrack.store.sql import Store
+from runtrack.workers import forget_gone_workers
 
 log = logging.getLogger("runtrack")
 
 
-class LedgerControl(LedgerQueries):
+class Control:
     """The ledger's operator actions; each validates, then calls the store."""
 
-    # -- control ---------------------------------------------------------------
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: Events,
+        heartbeat: Heartbeat,
+        reaper: Reaper,
+        pauses: Pauses,
+        queries: Queries,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.events = events
+        self.heartbeat = heartbeat
+        self.reaper = reaper
+        self.provider_pauses = pauses
+        self.queries = queries
 
     def cancel(self, run_id: int, *, by: str | None = None, reason: str | None = None) -> RunRecord:
         """Cancel a pending run now, or ask a running one to stop (its code
@@ -48,17 +73,17 @@ class LedgerControl(LedgerQueries):
         }
         if self.store.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
             self.events.finished(run_id)
-            record = self.get_run(run_id)
+            record = self.queries.get_run(run_id)
             log.info("run %s cancelled before it started", run_id, extra=run_fields(record))
             return record
         if not self.store.request_cancel(run_id, now, by, reason):
-            record = self.get_run(run_id)
+            record = self.queries.get_run(run_id)
             if record.status is not RunStatus.RUNNING:
                 raise RunNotCancellable(run_id, record.status)
-        local = self._heartbeat.get(run_id)
+        local = self.heartbeat.get(run_id)
         if local is not None:  # same process: no need to wait for a heartbeat
-            local._request_stop(reason)
-        record = self.get_run(run_id)
+            request_stop(local, reason)
+        record = self.queries.get_run(run_id)
         log.info("run %s asked to stop (by %s)", run_id, by, extra=run_fields(record))
         return record
 
@@ -70,7 +95,7 @@ class LedgerControl(LedgerQueries):
             if stale_after is None
             else inputs.duration("stale_after", stale_after, limit=inputs.MAX_DURATION)
         )
-        reaped = self._reaper.reap(self.clock.now(), threshold)
+        reaped = self.reaper.reap(self.clock.now(), threshold)
         for run_id in reaped:
             self.events.finished(run_id)
         return reaped
@@ -110,6 +135,8 @@ class LedgerControl(LedgerQueries):
             dry_run=dry_run,
             progress=progress,
         )
+        if not dry_run and not items_only:
+            forget_gone_workers(self.store, now, cutoff)  # issue 17
         if not dry_run:
             details = {"runs": result.runs, "items": result.items, "cutoff": cutoff.isoformat()}
             self.store.mark_maintenance("prune", self.clock.now(), details)
@@ -123,26 +150,60 @@ class LedgerControl(LedgerQueries):
         for_: timedelta | float | str | None = None,
         reason: str,
         by: str | None = None,
+        create: bool = True,
     ) -> PauseRecord:
-        """Pause a provider: the runner skips its jobs until the pause ends."""
-        return self._pauses.pause(
-            provider, self.clock.now(), until=until, for_=for_, reason=reason, by=by
+        """Pause a provider: the runner skips its jobs until the pause ends.
+
+        ``create=False`` (what the CLI and the API do unless told ``--new`` /
+        ``"create": true``) refuses a provider that no job uses and no pause
+        names, listing the known ones: a typo must not look like a pause."""
+        known = None if create else [p.name for p in self.queries.providers()]
+        return self.provider_pauses.pause(
+            provider, self.clock.now(), until=until, for_=for_, reason=reason, by=by, known=known
         )
 
     def resume(self, provider: str) -> bool:
         """End a provider's pause; returns whether one was active."""
-        return self._pauses.resume(provider)
+        return self.provider_pauses.resume(provider)
 
     def paused(self, provider: str) -> PauseRecord | None:
-        return self._pauses.paused(provider, self.clock.now())
+        return self.provider_pauses.paused(provider, self.clock.now())
 
     def pauses(self) -> list[PauseRecord]:
-        return self._pauses.active(self.clock.now())
+        return self.provider_pauses.active(self.clock.now())
+
+    def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        """Sign a dashboard session out everywhere: its cookie (which carries
+        ``nonce``) is refused by every server process until ``expires_at``."""
+        inputs.key("nonce", nonce, limit=64)
+        until = inputs.timestamp("expires_at", expires_at, optional=False)
+        assert until is not None
+        self.store.revoke_session(nonce, until, self.clock.now())
+
+    def session_revoked(self, nonce: str) -> bool:
+        """Whether the dashboard session ``nonce`` was signed out."""
+        return self.store.session_revoked(inputs.key("nonce", nonce, limit=64))
 
     def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
         """When ``reap`` or ``prune`` last ran, and what it did."""
         return self.store.last_maintenance(inputs.key("task", task, limit=64))
 
+    def forget_carried(self, job: str, entry_id: int, *, by: str | None = None) -> None:
+        """Drop one entry the job owes (or gave up): for an operator who fixed
+        it by hand. :class:`CarriedNotFound` if the job has no such entry."""
+        key = inputs.key("job", job)
+        inputs.positive_int("entry_id", entry_id)
+        inputs.key("by", by, optional=True)
+        if not self.store.forget(key, entry_id):
+            raise CarriedNotFound(key, entry_id)
+        log.info(
+            "carried entry %s of %s forgotten (by %s)",
+            entry_id,
+            key,
+            by,
+            extra={"job": key},
+        )
+
     def heartbeat_now(self) -> None:
         """Run one heartbeat tick now (tests and shutdown paths)."""
-        self._heartbeat.tick()
+        self.heartbeat.tick()

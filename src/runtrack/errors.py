@@ -12,11 +12,15 @@ because it is control flow, not an error. Ingestion loops are full of
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 __all__ = [
+    "BackfillNotFound",
+    "CarriedNotFound",
     "ConfigurationError",
+    "DatabaseBusy",
     "DatabaseUnavailable",
     "Fatal",
     "InvalidCursor",
@@ -25,13 +29,20 @@ __all__ = [
     "JobBusy",
     "JobNotFound",
     "LeaseLost",
+    "LedgerMissing",
+    "ProviderBusy",
+    "ProviderNotFound",
     "RateLimited",
+    "RecordConflict",
     "RunCancelled",
+    "RunFinished",
     "RunNotCancellable",
     "RunNotFound",
     "RuntrackError",
     "SchedulingError",
+    "SchemaMissing",
     "Transient",
+    "UnknownParameter",
 ]
 
 
@@ -64,12 +75,62 @@ class InvalidCursor(InvalidInput):
         )
 
 
+class UnknownParameter(InvalidInput):
+    """A request named a parameter the operation does not take."""
+
+    def __init__(self, name: str, allowed: list[str]) -> None:
+        super().__init__(name, "is not a parameter of this operation", ", ".join(allowed) or "none")
+
+
 class ConfigurationError(RuntrackError):
     """runtrack is misconfigured."""
 
 
 class DatabaseUnavailable(RuntrackError):
     """The database could not be reached or refused the operation."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """A row the operation needs stayed locked by another session for longer
+    than the ledger waits (a worker frozen in its heartbeat transaction, for
+    example): nothing was written, and the same call may succeed later (the
+    runner's reaper tries again on its next cycle)."""
+
+
+class RecordConflict(RuntrackError):
+    """The database refused a write that conflicts with what it holds: a
+    duplicate key, or a reference to a row that does not exist.
+
+    The store checks what it can before writing; this reports the rest (rows
+    edited by hand, a schema older than this version of runtrack), with the
+    database's own words and the driver's error as ``__cause__``."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"the database refused the write: {detail} (allowed: keys not already "
+            "stored, references to rows that exist; run `runtrack migrate` if the "
+            "schema is older than this runtrack)"
+        )
+
+
+class SchemaMissing(DatabaseUnavailable):
+    """The database has no runtrack schema (or lacks a table of it)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"the database has no runtrack schema ({detail}); create it with "
+            "`runtrack migrate`, or open it with Ledger(url) (migrate=True, the default)"
+        )
+
+
+class LedgerMissing(RuntrackError):
+    """A command that only reads was pointed at a SQLite file that does not exist."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no ledger at {path}; `runtrack migrate` creates one")
 
 
 class RunNotFound(RuntrackError, LookupError):
@@ -88,6 +149,40 @@ class JobNotFound(RuntrackError, LookupError):
         super().__init__(f"job {job!r} does not exist (a job is created by its first run)")
 
 
+class BackfillNotFound(RuntrackError, LookupError):
+    """No backfill has this id."""
+
+    def __init__(self, backfill_id: int) -> None:
+        self.backfill_id = backfill_id
+        super().__init__(f"backfill {backfill_id} does not exist")
+
+
+class CarriedNotFound(RuntrackError, LookupError):
+    """No carried entry of this job has this id."""
+
+    def __init__(self, job: str, entry_id: int) -> None:
+        self.job = job
+        self.entry_id = entry_id
+        super().__init__(
+            f"job {job!r} owes no carried entry {entry_id} (resolved or forgotten already?); "
+            "see the ids `runtrack carried JOB` lists"
+        )
+
+
+class ProviderNotFound(RuntrackError, LookupError):
+    """No job uses this provider (pausing it would most likely pause a typo)."""
+
+    def __init__(self, provider: str, known: list[str]) -> None:
+        self.provider = provider
+        self.known = known
+        shown = ", ".join(known[:50]) or "none yet"
+        super().__init__(
+            f"provider {provider!r} is not used by any job (known providers: {shown}); "
+            "check the spelling, or pause it anyway with create=True "
+            '(CLI: --new, API: "create": true)'
+        )
+
+
 class InvalidTransition(RuntrackError):
     """A run cannot move from its current status to the one attempted."""
 
@@ -98,6 +193,18 @@ class InvalidTransition(RuntrackError):
         super().__init__(
             f"run {run_id} is {current}; it cannot become {attempted}"
             + (" (terminal runs never change)" if current in _TERMINAL_NAMES else "")
+        )
+
+
+class RunFinished(RuntrackError):
+    """The run handle was used after its run ended; nothing was recorded."""
+
+    def __init__(self, run_id: int, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"run {run_id} has ended ({status}); its handle records nothing more "
+            "(use it only inside its `with ledger.run(...)` block)"
         )
 
 
@@ -120,6 +227,18 @@ class JobBusy(RuntrackError):
         super().__init__(
             f"job {job!r} is busy: active run(s) {ids} hold all {concurrency} "
             "slot(s); wait for them, cancel them, or raise concurrency"
+        )
+
+
+class ProviderBusy(RuntrackError):
+    """The provider already has as many running runs as its limit allows."""
+
+    def __init__(self, provider: str, max_running: int) -> None:
+        self.provider = provider
+        self.max_running = max_running
+        super().__init__(
+            f"provider {provider!r} is at its limit of {max_running} running run(s); "
+            "wait for one to end, or raise it with `runtrack limit`"
         )
 
 
@@ -172,20 +291,57 @@ class Fatal(RuntrackError):
 
 
 class RateLimited(RuntrackError):
-    """The provider asked us to slow down; its jobs pause for ``retry_after``."""
+    """The provider asked us to slow down; its jobs pause for ``retry_after``.
 
-    def __init__(self, retry_after: timedelta | float, message: str | None = None) -> None:
-        seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
-        if not isinstance(seconds, int | float) or seconds < 0:
-            raise InvalidInput("retry_after", f"got {retry_after!r}", "a duration >= 0")
-        self.retry_after = timedelta(seconds=seconds)
-        super().__init__(message or f"rate limited: retry after {seconds:g} s")
+    The message comes first, as in every error:
+    ``RateLimited("HTTP 429 from maps API", retry_after=20)``. ``retry_after``
+    is a timedelta or seconds; ``None`` means the retry policy's
+    ``rate_limit_pause``. The order of 0.x, ``RateLimited(20)`` or
+    ``RateLimited(timedelta(...), "message")``, still works: a number or a
+    timedelta first cannot be a message.
+    """
+
+    def __init__(
+        self,
+        message: str | timedelta | float | None = None,
+        retry_after: timedelta | float | str | None = None,
+    ) -> None:
+        if isinstance(message, timedelta | int | float) and not isinstance(message, bool):
+            # The 0.x order: (retry_after, message).
+            message, retry_after = (
+                retry_after if isinstance(retry_after, str) else None,
+                message,
+            )
+        if message is not None and not isinstance(message, str):
+            raise InvalidInput("message", f"got {describe(message)}", "a string")
+        self.retry_after = _retry_after(retry_after)
+        if message is None:
+            wait = "" if self.retry_after is None else f": retry after {self.retry_after}"
+            message = f"rate limited{wait}"
+        super().__init__(message)
+
+
+def _retry_after(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not (math.isfinite(seconds) and seconds >= 0)
+    ):
+        raise InvalidInput("retry_after", f"got {describe(value)}", "a timedelta or seconds >= 0")
+    return timedelta(seconds=seconds)
 
 
 _TERMINAL_NAMES = {"success", "partial", "failed", "cancelled"}
 
 
 def describe(value: Any, limit: int = 60) -> str:
-    """A short ``repr`` for error messages (never the whole payload)."""
-    text = repr(value)
+    """A short ``repr`` for error messages (never the whole payload); never
+    raises, whatever the value's ``__repr__`` does."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object: repr() raised>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,17 +23,17 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtrack.errors import RuntrackError
 from runtrack.logs import run_fields
 from runtrack.models import RunStatus
+from runtrack.run import Run, items_of, lose_lease, request_stop
 
 if TYPE_CHECKING:
     from runtrack.clock import Clock
-    from runtrack.run import Run
     from runtrack.store.sql import Store
-    from runtrack.store.statements import RunState
+    from runtrack.store.values import RunState
 
 __all__ = ["Heartbeat"]
 
@@ -126,7 +126,7 @@ class Heartbeat:
 
     def _flush_full(self) -> None:
         with self._lock:
-            full = [run for run in self._runs.values() if run._flush_due()]
+            full = [run for run in self._runs.values() if items_of(run).due()]
         try:
             self._flush_items(full)
         except RuntrackError as exc:  # the buffers are kept; a later flush retries
@@ -141,7 +141,7 @@ class Heartbeat:
             runs = sorted(self._runs.values(), key=lambda run: run.id)
         if not runs:
             return
-        states = self._store.heartbeat(self._clock.now(), [run._beat() for run in runs])
+        states = self._store.heartbeat(self._clock.now(), [beat(run) for run in runs])
         for run in runs:
             self._apply(run, states.get(run.id))
         self.ticks += 1
@@ -167,10 +167,22 @@ class Heartbeat:
                 state and state[0],
                 extra={**run_fields(run), "status": state and state[0]},
             )
-            run._lose_lease(state[0] if state else None)
+            lose_lease(run, state[0] if state else None)
             self.unregister(run)
         elif state[1] is not None:
-            run._request_stop(state[2])
+            request_stop(run, state[2])
+
+
+def beat(run: Run) -> dict[str, Any]:
+    """A run's row of a batched heartbeat."""
+    done, total = run.progress
+    return {
+        "b_id": run.id,
+        "b_uid": run.uid,
+        "b_counters": run.counters,
+        "b_total": total,
+        "b_done": done,
+    }
 
 
 def _reset_after_fork() -> None:

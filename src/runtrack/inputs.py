@@ -20,6 +20,7 @@ __all__ = [
     "choice",
     "duration",
     "flag",
+    "json_copy",
     "json_value",
     "key",
     "keys",
@@ -49,6 +50,8 @@ def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = Fal
     most ``limit`` characters without control characters."""
     if value is None and optional:
         return None  # type: ignore[return-value]
+    if isinstance(value, str) and type(value) is not str:
+        value = str.__str__(value)  # a plain str: a subclass's own methods are not trusted
     if (
         isinstance(value, str)
         and 0 < len(value) <= limit
@@ -93,24 +96,56 @@ def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:
     try:
         # Encoded too: a lone surrogate dumps fine but no database stores it.
         json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # also the caller's own objects raising (a dict's items())
         raise InvalidInput(
             field,
-            f"is not JSON-serializable ({exc})",
+            f"is not JSON-serializable ({_why(exc)})",
             "dicts, lists, strings, finite numbers, booleans and None",
         ) from exc
     return value
 
 
-def number(field: str, value: object) -> int | float:
-    """A finite int or float (``bool`` is not a number here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _why(exc: Exception) -> str:
+    """What went wrong, in at most 200 characters, whatever ``exc`` does."""
+    try:
+        return str(exc)[:200]
+    except Exception:
+        return describe(exc, 200)
+
+
+def json_copy(field: str, value: Any, *, mapping: bool = False) -> Any:
+    """:func:`json_value`, returned as a copy made of plain JSON values: what
+    is stored later is what was given now, whatever the caller does to its
+    objects meanwhile (one of them may even become unserializable)."""
+    if value is None or type(value) in _JSON_SCALARS:
+        return json_value(field, value, mapping=mapping)
+    if mapping and not isinstance(value, dict):
+        raise InvalidInput(field, f"got {type(value).__name__}", "a JSON object (dict) or None")
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode()  # a lone surrogate dumps fine but no database stores it
+    except Exception as exc:  # also the caller's own objects raising (a dict's items())
         raise InvalidInput(
-            field, f"got {type(value).__name__} {describe(value)}", "an int or a finite float"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(field, f"got {value}", "an int or a finite float")
-    return value
+            field,
+            f"is not JSON-serializable ({type(exc).__name__}: {_why(exc)})",
+            "dicts, lists, strings, finite numbers, booleans and None",
+        ) from None
+    return json.loads(text)
+
+
+def number(field: str, value: object, *, limit: float | None = None) -> int | float:
+    """A finite int or float (``bool`` is not a number here), as a plain int
+    or float, of magnitude at most ``limit`` if given."""
+    allowed = "an int or a finite float" + (f" from -{limit} to {limit}" if limit else "")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(field, f"got {type(value).__name__} {describe(value)}", allowed)
+    # A subclass's arithmetic is its own: keep the plain number it holds.
+    plain = int.__int__(value) if isinstance(value, int) else float.__float__(value)
+    if isinstance(plain, float) and not math.isfinite(plain):
+        raise InvalidInput(field, f"got {plain}", allowed)
+    if limit is not None and abs(plain) > limit:
+        raise InvalidInput(field, f"got {describe(plain)}", allowed)
+    return plain
 
 
 def non_negative_int(field: str, value: object) -> int:
@@ -125,6 +160,8 @@ def text(field: str, value: object, *, limit: int = 10_000, optional: bool = Fal
     if value is None and optional:
         return None  # type: ignore[return-value]
     allowed = f"a string of at most {limit} characters without NUL"
+    if isinstance(value, str) and type(value) is not str:
+        value = str.__str__(value)  # a plain str: a subclass's own methods are not trusted
     if not isinstance(value, str):
         raise InvalidInput(field, f"got {type(value).__name__} {describe(value)}", allowed)
     if len(value) > limit:
@@ -194,12 +231,60 @@ def timestamp(field: str, value: object, *, optional: bool = True) -> datetime |
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def time_or_age(field: str, value: str, now: datetime) -> datetime:
+    """A time given as ISO 8601 (naive means UTC) or as an age with a unit
+    (``24h``: that long before ``now``), as the CLI's ``--since`` and the
+    API's ``since=`` both take it."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is not None and not text.replace(".", "", 1).isdigit():
+        result = timestamp(field, parsed, optional=False)
+        assert result is not None
+        return result
+    allowed = "an ISO 8601 time (2026-01-31T08:00:00Z) or an age with a unit (30m, 24h, 7d)"
+    if not text or text[-1].lower() not in _UNITS:
+        problem = f"{describe(value)} has no unit; add one" if _is_number(text) else None
+        raise InvalidInput(field, problem or f"got {describe(value)}", allowed)
+    return now - duration(field, text, limit=MAX_DURATION)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _spelled_duration(field: str, value: str, allowed: str) -> timedelta:
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1])
+    amount = text[:-1] if unit else text
+    try:
+        number = float(amount)
+    except ValueError:
+        raise InvalidInput(field, f"got {describe(value)}", allowed) from None
+    if unit is None:
+        raise InvalidInput(
+            field, f"{describe(value)} has no unit; add one", "90d, 15m, 30s, 2h or 1w"
+        )
+    try:
+        return timedelta(seconds=number * unit)
+    except OverflowError:
+        raise InvalidInput(field, f"got {describe(value)}", allowed) from None
+
+
 def duration(
     field: str, value: object, *, allow_zero: bool = False, limit: timedelta | None = None
 ) -> timedelta:
-    """A positive duration: a timedelta, seconds as a number, or text such as
-    ``"90s"``, ``"15m"``, ``"1h"``, ``"90d"``; at most ``limit`` if given
-    (:data:`MAX_DURATION` for one that is subtracted from now)."""
+    """A positive duration: a timedelta, seconds as a number, or text with a
+    unit such as ``"90s"``, ``"15m"``, ``"1h"``, ``"90d"``; at most ``limit``
+    if given (:data:`MAX_DURATION` for one that is subtracted from now). Text
+    without a unit is refused: ``"90"`` read as seconds once pruned a whole
+    ledger whose owner meant days."""
     allowed = "a timedelta, seconds, or text like 30s / 15m / 1h / 90d / 2w"
     if isinstance(value, timedelta):
         result = value
@@ -208,13 +293,7 @@ def duration(
             raise InvalidInput(field, f"got {describe(value)}", allowed)
         result = timedelta(seconds=value)
     elif isinstance(value, str) and value.strip():
-        text = value.strip().lower()
-        unit = _UNITS.get(text[-1])
-        amount = text[:-1] if unit else text
-        try:
-            result = timedelta(seconds=float(amount) * (unit or 1))
-        except (ValueError, OverflowError):
-            raise InvalidInput(field, f"got {describe(value)}", allowed) from None
+        result = _spelled_duration(field, value, allowed)
     else:
         raise InvalidInput(field, f"got {describe(value)}", allowed)
     if result < timedelta(0) or (result == timedelta(0) and not allow_zero):

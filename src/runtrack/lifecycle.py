@@ -11,86 +11,133 @@ import contextlib
 import functools
 import logging
 import os
-import traceback
+import time
 import uuid
-from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
-
-from runtrack import inputs
+from runtrack.carry import RunCarry, carry_options
+from runtrack.clock import Clock
 from runtrack.errors import (
-    DatabaseUnavailable,
     InvalidInput,
     InvalidTransition,
     JobBusy,
-    LeaseLost,
+    ProviderBusy,
+    RunFinished,
 )
+from runtrack.events import Events
+from runtrack.finalize import Finalizer
 from runtrack.logs import run_fields
 from runtrack.models import (
-    ALLOWED_FROM,
-    RunRecord,
+    DEFAULT_MAX_CARRY_ATTEMPTS,
+    Carried,
+    OnPartial,
     RunStatus,
     Window,
 )
-from runtrack.queries import LedgerQueries
-from runtrack.run import Run
+from runtrack.queries import Queries
+from runtrack.reaper import Reaper
+from runtrack.run import (
+    Run,
+    carry_of,
+    lose_lease,
+)
+from runtrack.start import StartRequest
 from runtrack.store.rows import aware, naive
 from runtrack.store.sql import (
-    JobEffect,
+    Claim,
     LeaseTaken,
     StartedRun,
+    Store,
     WindowBeforeWatermark,
 )
 
 log = logging.getLogger("runtrack")
+#: Seconds a process keeps its list of providers with a limit.
+LIMITS_TTL = 5.0
 
 
-class RunLifecycle(LedgerQueries):
-    """Inserting, starting and finalizing runs (internal to the Ledger)."""
+class Lifecycle:
+    """Inserting, starting and finalizing runs: the part of the
+    :class:`~runtrack.ledger.Ledger` behind ``ledger.run()``, and the
+    :class:`~runtrack.run.RunOwner` of every run it starts."""
 
-    # -- starting (internal) -----------------------------------------------------
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: Events,
+        reaper: Reaper,
+        queries: Queries,
+        *,
+        heartbeat_interval: float,
+        item_batch_size: int,
+        finalize_timeout: float,
+        host: str,
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.events = events
+        self.reaper = reaper
+        self.queries = queries
+        self.item_batch_size = item_batch_size
+        self.finalize_timeout = finalize_timeout
+        self.host = host
+        #: Recorded on every run this process starts (a runner names its own).
+        self.worker_id = worker_id
+        #: Finalizes runs and writes their items (and runs the heartbeat thread).
+        self.finalizer = Finalizer(
+            store, clock, events, queries, heartbeat_interval, finalize_timeout
+        )
+        self.heartbeat = self.finalizer.heartbeat
+        # Issue 17: providers with a limit (their direct starts count them).
+        self._limits: frozenset[str] = frozenset()
+        self._limits_until = 0.0
 
-    def _validate_start(self, r: dict[str, Any]) -> None:
-        inputs.key("job", r["job"])
-        inputs.key("provider", r.get("provider"), optional=True)
-        inputs.json_value("params", r.get("params"), mapping=True)
-        inputs.key("triggered_by", r.get("triggered_by", "system"))
-        inputs.positive_int("concurrency", r.get("concurrency", 1), limit=1000)
-        inputs.positive_int("attempt", r.get("attempt", 1))
-        if r.get("retry_of") is not None:
-            inputs.positive_int("retry_of", r["retry_of"])
-        inputs.json_value("retry_policy", r.get("retry_policy"), mapping=True)
-        inputs.flag("advance_watermark", r.get("advance_watermark"), optional=True)
-        start = inputs.timestamp("window_start", r.get("window_start"))
-        end = inputs.timestamp("window_end", r.get("window_end"))
-        if start is not None and end is not None and start > end:
-            raise InvalidInput(
-                "window_start",
-                f"{start.isoformat()} is after window_end {end.isoformat()}",
-                "window_start <= window_end",
-            )
-        unknown = set(r) - _START_OPTIONS
-        if unknown:
-            raise InvalidInput(
-                ", ".join(sorted(unknown)), "unknown option", ", ".join(sorted(_START_OPTIONS))
-            )
+    # -- starting ----------------------------------------------------------------
 
-    def _open(self, request: dict[str, Any]) -> Run:
-        started = self._insert(request, RunStatus.RUNNING)
-        run = self._handle(started, request)
-        self.events.started(run.id)
+    def open(self, request: StartRequest) -> Run:
+        """Insert a running run and hand it to the heartbeat thread."""
+        if request.provider is not None and request.provider in self._limited():
+            return self._open_limited(request)
+        started = self.insert(request, RunStatus.RUNNING)
+        run = None
+        try:
+            run = self._handle(started, request)
+            self.events.started(run.id)
+        except BaseException as exc:
+            self._interrupted(started.started.id, run, exc)
+            raise
         return run
 
-    def _insert(self, r: dict[str, Any], status: RunStatus) -> _Started:
+    def _interrupted(self, run_id: int, run: Run | None, exc: BaseException) -> None:
+        """A start interrupted after its run was written (a Ctrl-C, a listener
+        raising a BaseException): end the run as its block would have, rather
+        than leave it running and heartbeated for the rest of the process."""
+        stopping = isinstance(exc, KeyboardInterrupt | SystemExit)
+        status = RunStatus.CANCELLED if stopping else RunStatus.FAILED
+        error_type = "shutdown" if stopping else None
+        try:
+            if run is None:
+                self.finalizer.finish_by_id(run_id, status, {}, exc, error_type)
+            else:
+                self.finalizer.finalize(run, status, exc, error_type)
+        except Exception:
+            if run is not None:
+                self.heartbeat.unregister(run)
+            log.exception("could not end run %s after its start was interrupted", run_id)
+
+    def insert(self, r: StartRequest, status: RunStatus) -> Started:
+        """Insert a run in ``status``, holding one of its job's lease slots
+        (a stale holder is reaped first)."""
         now = self.clock.now()
-        job, provider = r["job"], r.get("provider")
-        explicit = r.get("window_start") is not None
+        job, provider = r.job, r.provider
+        explicit = r.window_start is not None
         end, moves = self._window_end(r, now)
-        if job not in self._known_jobs:
+        if job not in self.queries.known_jobs:
             self.store.ensure_job(job, provider, now)
-            self._known_jobs.add(job)
+            self.queries.known_jobs.add(job)
         # One object for every stamp of "now": the binder converts it once.
         at = naive(now)
         values = {
@@ -98,10 +145,10 @@ class RunLifecycle(LedgerQueries):
             "job_key": job,
             "provider": provider,
             "status": status.value,
-            "attempt": r.get("attempt", 1),
-            "retry_of": r.get("retry_of"),
-            "triggered_by": r.get("triggered_by", "system"),
-            "params": r.get("params"),
+            "attempt": r.attempt,
+            "retry_of": r.retry_of,
+            "triggered_by": r.triggered_by,
+            "params": r.params,
             "host": self.host,
             "pid": os.getpid(),
             "worker_id": self.worker_id,
@@ -109,25 +156,33 @@ class RunLifecycle(LedgerQueries):
             "counters": {},
             "progress_done": 0,
             "window_end": at if end is now else naive(end),
-            "window_start": naive(inputs.timestamp("window_start", r.get("window_start"))),
+            "window_start": naive(r.window_start),
             "moves_watermark": moves,
-            "retry_policy": r.get("retry_policy"),
+            "retry_policy": r.retry_policy,
             "items_success": 0,
             "items_not_found": 0,
             "items_skipped": 0,
             "items_error": 0,
         }
+        if (
+            r.on_partial is not OnPartial.CARRY
+            or r.max_carry_attempts != DEFAULT_MAX_CARRY_ATTEMPTS
+        ):
+            values.update(carry_options(r.on_partial, r.max_carry_attempts))
         if status is RunStatus.RUNNING:
             values.update(started_at=at, heartbeat_at=at)
-        slots = [f"{job}#{i}" for i in range(r.get("concurrency", 1))]
+        slots = [f"{job}#{i}" for i in range(r.concurrency)]
+        # A job whose volume is guarded reads its history with the start: the
+        # finalization judges by it and writes the new one with the job row.
+        history = self.finalizer.guards(job)
         insert = functools.partial(
-            self._insert_run, values, slots, explicit, r.get("window_end") is not None
+            self._insert_run, values, slots, explicit, r.window_end is not None, history
         )
         try:
             started = insert()
         except LeaseTaken as taken:
             holders = [run_id for run_id, _ in taken.holders]
-            reaped = self._reaper.reap_if_stale(holders, now)
+            reaped = self.reaper.reap_if_stale(holders, now)
             if not reaped:
                 raise JobBusy(job, holders, len(slots)) from None
             for run_id in reaped:
@@ -142,14 +197,14 @@ class RunLifecycle(LedgerQueries):
                 started = insert()
             except LeaseTaken as again:  # another process took the freed slot first
                 raise JobBusy(job, [i for i, _ in again.holders], len(slots)) from None
-        return _Started(started, values, now, aware(started.window_end) or end)
+        return Started(started, values, now, aware(started.window_end) or end, history)
 
     @staticmethod
-    def _window_end(r: dict[str, Any], now: datetime) -> tuple[datetime, bool]:
+    def _window_end(r: StartRequest, now: datetime) -> tuple[datetime, bool]:
         """The run's window end (default: now) and whether it moves the watermark."""
-        end = inputs.timestamp("window_end", r.get("window_end")) or now
-        advance = r.get("advance_watermark")
-        moves = (r.get("window_start") is None) if advance is None else advance
+        end = r.window_end or now
+        advance = r.advance_watermark
+        moves = (r.window_start is None) if advance is None else advance
         if moves and end > now:
             # The watermark would pass records that are not published yet.
             raise InvalidInput(
@@ -161,11 +216,16 @@ class RunLifecycle(LedgerQueries):
         return end, moves
 
     def _insert_run(
-        self, values: dict[str, Any], slots: list[str], explicit: bool, explicit_end: bool
+        self,
+        values: dict[str, Any],
+        slots: list[str],
+        explicit: bool,
+        explicit_end: bool,
+        history: bool,
     ) -> StartedRun:
         try:
             return self.store.insert_run(
-                values, slots, explicit_window=explicit, explicit_end=explicit_end
+                values, slots, explicit_window=explicit, explicit_end=explicit_end, history=history
             )
         except WindowBeforeWatermark as early:
             raise InvalidInput(
@@ -175,239 +235,174 @@ class RunLifecycle(LedgerQueries):
                 "a time at or after the watermark, or an explicit window_start (a backfill)",
             ) from None
 
-    def _handle(self, s: _Started, request: dict[str, Any]) -> Run:
+    @staticmethod
+    def _carry(request: StartRequest, owes: bool) -> RunCarry | None:
+        """The run's carry; ``None`` (the handle makes one if asked) for a
+        job that owes nothing under the default policy: the common start."""
+        default = request.on_partial is OnPartial.CARRY
+        if default and not owes and request.max_carry_attempts == DEFAULT_MAX_CARRY_ATTEMPTS:
+            return None
+        return RunCarry(request.on_partial, request.max_carry_attempts, owes)
+
+    def _handle(self, s: Started, request: StartRequest) -> Run:
         run = Run(
             self,
             id=s.started.id,
             uid=s.values["uid"],
-            job=request["job"],
-            provider=request.get("provider"),
-            attempt=request.get("attempt", 1),
-            params=request.get("params"),
+            job=request.job,
+            provider=request.provider,
+            attempt=request.attempt,
+            params=request.params,
             window=Window(aware(s.started.window_start), s.window_end),
             previous_checkpoint=s.started.job_checkpoint,
             resume_checkpoint=s.started.resume_checkpoint,
             started_at=s.now,
             item_batch_size=self.item_batch_size,
             moves_watermark=s.values["moves_watermark"],
+            carry=self._carry(request, s.started.owes),
         )
-        self._heartbeat.register(run)
+        if s.history:
+            run.volume_history = dict(s.started.volume_history or {})
+        self.heartbeat.register(run)
         if log.isEnabledFor(logging.DEBUG):  # skip building the fields on the hot path
             log.debug("run %s of %s started", run.id, run.job, extra=run_fields(run))
         return run
 
-    def _start_pending(self, run_id: int) -> Run:
-        record = self.get_run(run_id)
+    def start_pending(self, run_id: int, concurrency: int = 1) -> Run:
+        """Claim the pending run ``run_id`` (one of ``concurrency`` lease slots
+        of its job; a stale holder is reaped first) and return its handle."""
         now = self.clock.now()
-        changed = self.store.transition(
-            run_id,
-            RunStatus.RUNNING,
-            ALLOWED_FROM[RunStatus.RUNNING],
-            {
-                "started_at": naive(now),
-                "heartbeat_at": naive(now),
-                "host": self.host,
-                "pid": os.getpid(),
-                "worker_id": self.worker_id,
-            },
-        )
-        if not changed:
-            raise InvalidTransition(run_id, self.get_run(run_id).status, RunStatus.RUNNING)
-        job = self.store.get_job(record.job)
+        claim = self.store.claim_run(run_id, concurrency, self.stamp(), now)
+        if claim.why == "busy" and self.reaper.reap_if_stale(list(claim.holders), now):
+            claim = self.store.claim_run(run_id, concurrency, self.stamp(), now)
+        if claim.run is None:
+            if claim.why == "busy":
+                record = self.queries.get_run(run_id)
+                raise JobBusy(record.job, list(claim.holders), concurrency)
+            if claim.why == "provider_limit":
+                provider = self.queries.get_run(run_id).provider
+                raise ProviderBusy(provider or "", claim.limit)
+            status = claim.status or self.queries.get_run(run_id).status
+            raise InvalidTransition(run_id, status, RunStatus.RUNNING)
+        return self.adopt(claim, now)
+
+    def _limited(self) -> frozenset[str]:
+        """The providers with a limit, read again every ``LIMITS_TTL`` seconds
+        (a limit set elsewhere reaches this process's direct starts then)."""
+        now = time.monotonic()
+        if now >= self._limits_until:
+            self._limits = frozenset(self.store.provider_limits())
+            self._limits_until = now + LIMITS_TTL
+        return self._limits
+
+    def _open_limited(self, r: StartRequest) -> Run:
+        """A direct start of a job whose provider has a limit: inserted and
+        claimed in one transaction that counts the provider's running runs
+        (:class:`ProviderBusy` at the limit, :class:`JobBusy` without a slot)."""
+        now = self.clock.now()
+        self._window_end(r, now)  # its checks
+        if r.job not in self.queries.known_jobs:
+            self.store.ensure_job(r.job, r.provider, now)
+            self.queries.known_jobs.add(r.job)
+        fixed = r.window_start is not None
+        values = {
+            "uid": str(uuid.uuid4()),
+            "job_key": r.job,
+            "provider": r.provider,
+            "status": RunStatus.PENDING.value,
+            "attempt": r.attempt,
+            "retry_of": r.retry_of,
+            "triggered_by": r.triggered_by,
+            "params": r.params,
+            "created_at": naive(now),
+            "counters": {},
+            "progress_done": 0,
+            "window_start": naive(r.window_start),
+            "window_end": naive(r.window_end),
+            "moves_watermark": (not fixed) if r.advance_watermark is None else r.advance_watermark,
+            "retry_policy": r.retry_policy,
+            "items_success": 0,
+            "items_not_found": 0,
+            "items_skipped": 0,
+            "items_error": 0,
+            **carry_options(r.on_partial, r.max_carry_attempts),
+        }
+        slots = [f"{r.job}#{i}" for i in range(r.concurrency)]
+        claim = self.store.start_now(values, slots, self.stamp(), now)
+        if claim.why == "provider_limit":
+            raise ProviderBusy(r.provider or "", claim.limit)
+        if claim.run is None:
+            raise JobBusy(r.job, list(claim.holders), r.concurrency)
+        return self.adopt(claim, now)
+
+    def stamp(self) -> dict[str, Any]:
+        """Who runs a claimed run: this process."""
+        return {"host": self.host, "pid": os.getpid(), "worker_id": self.worker_id}
+
+    def adopt(self, claim: Claim, now: datetime) -> Run:
+        """The handle of a run this process just claimed, heartbeating."""
+        record = claim.run
+        assert record is not None
         run = Run(
             self,
-            id=run_id,
+            id=record.id,
             uid=record.uid,
             job=record.job,
             provider=record.provider,
             attempt=record.attempt,
             params=record.params,
             window=record.window,
-            previous_checkpoint=job.checkpoint if job else None,
-            resume_checkpoint=record.checkpoint,  # set at creation (see Store.insert_run)
+            previous_checkpoint=claim.job_checkpoint,
+            resume_checkpoint=record.checkpoint,
             started_at=now,
             item_batch_size=self.item_batch_size,
             moves_watermark=record.moves_watermark,
+            carry=RunCarry(record.on_partial, record.max_carry_attempts, claim.owes),
         )
-        self._heartbeat.register(run)
-        self.events.started(run_id)
+        self.heartbeat.register(run)
+        try:
+            self.events.started(record.id)
+        except BaseException as exc:
+            self._interrupted(record.id, run, exc)
+            raise
         return run
 
-    # -- finalizing (internal; called by RunContext and finish_run) ----------------
+    # -- the RunOwner of every run it starts (see runtrack.run) -------------------
 
-    def _finalize(
-        self,
-        run: Run,
-        status: RunStatus,
-        error: BaseException | str | None = None,
-        error_type: str | None = None,
-    ) -> None:
-        """Flush and finalize once. Raises LeaseLost if the run was taken away."""
-        self._heartbeat.unregister(run)
-        values = run._final_values()
-        values["finished_at"] = naive(self.clock.now())
-        values.update(_error_fields(error, error_type))
-        with self._items_lock:  # a heartbeat flush of this run's items ends first
-            items = run._take_items()
-        attempts = 0
-
-        def write() -> bool | None:
-            nonlocal attempts
-            attempts += 1
-            return self._write_final(run, status, values, items)
-
-        changed = self._with_finalize_retries(write)
-        current = None if changed else self.store.get_run(run.id)
-        # After a failed attempt the stored end may be ours with only its answer
-        # lost (``None``: the store retried one); without one, equal values are
-        # another finisher's at the same clock reading, and this call lost.
-        ours = (status, aware(values["finished_at"]))
-        retried = attempts > 1 or changed is None
-        if retried and current and (current.status, current.finished_at) == ours:
-            changed = True
-        if not changed:
-            run.status = current.status if current else RunStatus.FAILED
-            raise LeaseLost(run.id, current.status if current else None)
-        run.status = status
-        self.events.finished(run.id)
-        log.info(
-            "run %s of %s ended %s",
-            run.id,
-            run.job,
-            status,
-            extra={
-                "run_id": run.id,
-                "job": run.job,
-                "provider": run.provider,
-                "status": status.value,
-            },
-        )
-
-    def _write_final(
-        self, run: Run, status: RunStatus, values: dict[str, Any], items: list[dict[str, Any]]
-    ) -> bool | None:
-        self._stamp_items(items)
-        effect = JobEffect(
-            run.job,
-            naive(run.window.end),
-            run.moves_watermark,
-            run.checkpoint,
-            naive(run.started_at),
-        )
-        # Fenced, with the last items in the same transaction: a run reaped
-        # meanwhile gets neither its final values nor these items.
-        return self.store.finalize_run(run.id, run.uid, status, values, effect, items)
-
-    def _with_finalize_retries(self, write: Callable[[], bool | None]) -> bool | None:
-        # The database may be away for a while; keep trying for a bounded time.
-        # If it never comes back the run stops heartbeating and is reaped. The
-        # first attempt runs bare: building the policy costs more than the write.
-        with contextlib.suppress(DatabaseUnavailable):
-            return write()
-        retrying = Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailable),
-            wait=wait_exponential(multiplier=0.1, max=5.0),
-            stop=stop_after_delay(self.finalize_timeout),
-            reraise=True,
-        )
-        return retrying(write)
-
-    def _finish_by_id(
-        self,
-        run_id: int,
-        status: RunStatus,
-        counters: dict[str, Any],
-        error: BaseException | str | None,
-        error_type: str | None = None,
-    ) -> RunRecord:
-        values: dict[str, Any] = {"finished_at": naive(self.clock.now())}
-        if counters:
-            values["counters"] = counters
-        values.update(_error_fields(error, error_type))
-        if not self.store.transition(run_id, status, ALLOWED_FROM[status], values):
-            raise InvalidTransition(run_id, self.get_run(run_id).status, status)
-        self.events.finished(run_id)
-        return self.get_run(run_id)
-
-    def _save_checkpoint(self, run: Run, value: Any) -> None:
+    def save_checkpoint(self, run: Run, value: Any) -> None:
         if not self.store.save_checkpoint(run.id, run.uid, value):
             current = self.store.get_run(run.id)
-            run._lose_lease(current.status if current else None)
-            run._check()
+            lose_lease(run, current.status if current else None)
+            run.check_cancelled()
 
-    def _flush_items(self, run: Run) -> None:
-        self._flush_items_of([run])
-        run._check()  # the run was found reaped: its code stops here
+    def flush_items(self, run: Run) -> None:
+        self.finalizer.flush_items_of([run])
+        # The run was found reaped: its code stops here. One that ended since
+        # has its items already (buffered before the end took them): no error.
+        with contextlib.suppress(RunFinished):
+            run.check_cancelled()
 
-    def _flush_items_of(self, runs: Sequence[Run]) -> None:
-        """Write buffered items, fenced: the items of a run that is no longer
-        ours are dropped and its handle raises ``LeaseLost`` from then on."""
-        with self._items_lock:
-            taken = [(run, run._take_items()) for run in runs]
-            owners = {run.id: run.uid for run, batch in taken if batch}
-            rows = self._stamp_items([row for _, batch in taken for row in batch])
-            try:
-                lost = self.store.insert_items_fenced(rows, owners)
-            except Exception:
-                for run, batch in taken:  # nothing buffered is lost: try again later
-                    run._restore_items(batch)
-                raise
-        for run, _ in taken:
-            if run.id in lost:
-                self._heartbeat.unregister(run)
-                run._lose_lease(lost[run.id])
+    def wake_flusher(self) -> None:
+        self.heartbeat.wake()
 
-    def _stamp_items(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if rows:
-            now = naive(self.clock.now())
-            for row in rows:
-                row.setdefault("recorded_at", now)
-        return rows
+    def owed(self, run: Run) -> Carried:
+        return carry_of(run).handed(self.store, run.job, run.id)
 
 
-class _Started:
-    __slots__ = ("now", "started", "values", "window_end")
+class Started:
+    """A run just inserted: the store's answer, the values written, the
+    clock reading they used and the window end."""
+
+    __slots__ = ("history", "now", "started", "values", "window_end")
 
     def __init__(
-        self, started: Any, values: dict[str, Any], now: datetime, window_end: datetime
+        self,
+        started: Any,
+        values: dict[str, Any],
+        now: datetime,
+        window_end: datetime,
+        history: bool = False,
     ) -> None:
         self.started, self.values, self.now, self.window_end = started, values, now, window_end
-
-
-_START_OPTIONS = {
-    "job",
-    "provider",
-    "params",
-    "triggered_by",
-    "concurrency",
-    "window_start",
-    "window_end",
-    "advance_watermark",
-    "attempt",
-    "retry_of",
-    "retry_policy",
-}
-
-
-def _error_fields(error: BaseException | str | None, error_type: str | None) -> dict[str, Any]:
-    if error is None:
-        return {"error_type": error_type} if error_type else {}
-    if isinstance(error, str):
-        return {"error_type": error_type or "error", "error_message": error}
-    name = type(error).__qualname__
-    module = type(error).__module__
-    return {
-        "error_type": error_type or (name if module == "builtins" else f"{module}.{name}")[:255],
-        "error_message": _storable(str(error))[:MAX_MESSAGE],
-        "error_stack": _storable("".join(traceback.format_exception(error))),
-    }
-
-
-#: An exception's message is kept to this many characters (MySQL's TEXT holds 64 KB).
-MAX_MESSAGE = 10_000
-
-
-def _storable(text: str) -> str:
-    """Text the job's code produced, as every database can store it: NUL and
-    lone surrogates escaped. A failure must be recorded whatever it says."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+        #: Whether the start read the job's volume history (a guarded job).
+        self.history = history

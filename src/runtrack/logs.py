@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
+from runtrack.terminal import json_safe
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -85,7 +87,7 @@ class JsonFormatter(logging.Formatter):
             data["exception"] = record.exc_text
         if record.stack_info:
             data["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        return json_safe(json.dumps(data, default=str, ensure_ascii=False))
 
 
 class RunFieldsFormatter(logging.Formatter):
@@ -122,9 +124,10 @@ def configure_logging(
         handler.setFormatter(JsonFormatter())
     else:
         from rich.console import Console
-        from rich.logging import RichHandler
 
-        handler = RichHandler(
+        from runtrack.terminal import VisibleRichHandler
+
+        handler = VisibleRichHandler(
             console=console or Console(file=stream, stderr=stream is None),
             show_path=False,
             rich_tracebacks=True,

@@ -16,9 +16,16 @@ T = TypeVar("T")
 __all__ = [
     "ACTIVE",
     "ALLOWED_FROM",
+    "DEFAULT_MAX_CARRY_ATTEMPTS",
     "GOOD",
     "ITEM_STATUSES",
+    "RATE_LIMITED",
     "TERMINAL",
+    "TIMEOUT",
+    "Carried",
+    "CarriedItem",
+    "CarriedSlice",
+    "CarryState",
     "GroupSummary",
     "Health",
     "ItemRecord",
@@ -27,6 +34,7 @@ __all__ = [
     "JobState",
     "JobTally",
     "NumberedPage",
+    "OnPartial",
     "Page",
     "PauseRecord",
     "ProviderState",
@@ -57,6 +65,12 @@ TERMINAL: frozenset[RunStatus] = frozenset(
 #: Statuses that advance a job's watermark and checkpoint.
 GOOD: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.PARTIAL})
 
+#: ``error_type`` of a run ended by its job's ``timeout`` (it ends ``failed``).
+TIMEOUT = "timeout"
+#: ``error_type`` of a run ended by a rate limit (its provider was paused).
+RATE_LIMITED = "rate_limited"
+
+
 #: For each target status, the statuses a run may be in to move there. The store
 #: turns this table into ``WHERE status IN (...)`` so that a transition is one
 #: conditional statement.
@@ -80,6 +94,29 @@ class ItemStatus(StrEnum):
 
 
 ITEM_STATUSES: tuple[ItemStatus, ...] = tuple(ItemStatus)
+
+
+class OnPartial(StrEnum):
+    """What a run that ends ``partial`` does with what failed (guarantee 5)."""
+
+    #: The watermark moves; failed items and slices are carried to the next runs.
+    CARRY = "carry"
+    #: The watermark stays (the next run covers the window again); nothing carried.
+    HOLD = "hold"
+    #: The watermark moves and what failed is forgotten (before carrying existed).
+    ADVANCE = "advance"
+
+
+class CarryState(StrEnum):
+    """An entry a job owes: handed to its runs, or given up (kept, shown,
+    never handed out again)."""
+
+    OWED = "owed"
+    GIVEN_UP = "given_up"
+
+
+#: Runs that try a carried entry and fail before it is given up.
+DEFAULT_MAX_CARRY_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +167,11 @@ class RunRecord:
     groups_found: int | None
     groups_missing: int | None
     retry_policy: dict[str, Any] | None
+    on_partial: OnPartial = OnPartial.CARRY
+    max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS
+    #: Issue 17: the run this one re-runs (``ledger.rerun``); its backfill.
+    rerun_of: int | None = None
+    backfill_id: int | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -195,6 +237,9 @@ class RunOutcome:
     status: RunStatus
     finished_at: datetime
     duration: timedelta | None
+    #: ``"retried"`` (a failed attempt with a retry scheduled) or
+    #: ``"rate_limited"`` (its provider was paused); ``None``: as ``status`` says.
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +259,9 @@ class JobRecord:
     checkpoint: Any
     #: The runner's next scheduled tick (``None`` until a runner schedules it).
     next_due_at: datetime | None = None
+    #: The registered schedule (issue 17) and its IANA zone (``None``: UTC).
+    schedule: str | None = None
+    schedule_tz: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +277,60 @@ class ItemRecord:
     data: Any
     error: str | None
     recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedItem:
+    """An item a job owes: it ended ``error`` in run ``first_run`` and has not
+    succeeded since. ``attempts``: its first run, and each good run offered
+    it that did not resolve it; ``last_error``: the latest failure's text."""
+
+    id: int
+    job: str
+    key: str
+    group: str | None
+    source: str | None
+    data: Any
+    first_run: int
+    last_run: int
+    attempts: int
+    last_error: str | None
+    state: CarryState
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedSlice:
+    """A slice ``[start, end)`` of a window a run could not fetch
+    (``run.failed_slice``), owed until a run it is handed to ends success or
+    partial without reporting it failed again (``attempts``: as an item's)."""
+
+    id: int
+    job: str
+    start: datetime
+    end: datetime
+    first_run: int
+    last_run: int
+    attempts: int
+    reason: str | None
+    state: CarryState
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What a job owes (``run.carried``: what is handed to the run), oldest first."""
+
+    items: tuple[CarriedItem, ...] = ()
+    slices: tuple[CarriedSlice, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.slices)
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.slices)
 
 
 @dataclass(frozen=True, slots=True)

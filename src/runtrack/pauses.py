@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from runtrack import inputs
-from runtrack.errors import InvalidInput
+from runtrack.errors import InvalidInput, ProviderNotFound
 from runtrack.models import PauseRecord
 from runtrack.store.sql import Store
 
@@ -26,7 +26,10 @@ class Pauses:
         for_: timedelta | float | str | None,
         reason: str,
         by: str | None,
+        known: list[str] | None = None,
     ) -> PauseRecord:
+        """Validate, then record the pause; with ``known``, a provider not in
+        it is refused (after the other checks, so a bad body says so first)."""
         inputs.key("provider", provider)
         if (until is None) == (for_ is None):
             raise InvalidInput(
@@ -49,6 +52,8 @@ class Pauses:
         if not inputs.text("reason", reason).strip():
             raise InvalidInput("reason", "is empty", "a short text saying why")
         record = PauseRecord(provider, end, reason, now, inputs.key("by", by, optional=True))
+        if known is not None and provider not in known:
+            raise ProviderNotFound(provider, known)
         self._store.set_pause(record)
         return record
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
-
-from sqlalchemy import Engine
 
 from runtrack import inputs
 from runtrack.clock import Clock
 from runtrack.errors import (
     InvalidCursor,
     InvalidInput,
+    JobNotFound,
     RunNotFound,
 )
-from runtrack.events import Events
-from runtrack.heartbeat import Heartbeat
 from runtrack.models import (
+    Carried,
     GroupSummary,
     Health,
     ItemRecord,
@@ -42,8 +39,6 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.overview import Overview
-from runtrack.pauses import Pauses
-from runtrack.reaper import Reaper
 from runtrack.store.sql import (
     RunFilter,
     Store,
@@ -52,38 +47,23 @@ from runtrack.store.sql import (
 log = logging.getLogger("runtrack")
 
 MAX_PAGE = 1000
-#: Runs reachable by page number (see :meth:`LedgerQueries.list_runs_by_page`), as
+#: Runs reachable by page number (see :meth:`Queries.list_runs_by_page`), as
 #: search engines bound theirs: the cursor pages any depth at the same cost.
 PAGE_WINDOW = 10_000
 
 
-class LedgerParts:
-    """What every part of the :class:`~runtrack.ledger.Ledger` shares; set by
-    ``Ledger.__init__`` (declared here so that each part type-checks alone)."""
-
-    engine: Engine
-    store: Store
-    clock: Clock
-    events: Events
-    heartbeat_interval: float
-    stale_after: timedelta
-    cancel_grace: timedelta
-    item_batch_size: int
-    finalize_timeout: float
-    host: str
-    worker_id: str
-    _reaper: Reaper
-    _pauses: Pauses
-    _overview: Overview
-    _heartbeat: Heartbeat
-    _known_jobs: set[str]
-    _items_lock: threading.Lock
-
-
-class LedgerQueries(LedgerParts):
+class Queries:
     """The ledger's read side (and the runner's claims on job rows)."""
 
-    # -- queries -------------------------------------------------------------
+    def __init__(
+        self, store: Store, clock: Clock, stale_after: timedelta, overview: Overview
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.stale_after = stale_after
+        self.overview = overview
+        #: Jobs whose row this process made sure of (a run start skips that write).
+        self.known_jobs: set[str] = set()
 
     def get_run(self, run_id: int) -> RunRecord:
         """The run with this id, or :class:`RunNotFound`."""
@@ -104,9 +84,13 @@ class LedgerQueries(LedgerParts):
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        job_contains: str | None = None,
+        error_contains: str | None = None,
     ) -> Page[RunRecord]:
         """Runs newest first, one page at a time (keyset pagination:
-        pass ``next_cursor`` back as ``cursor``)."""
+        pass ``next_cursor`` back as ``cursor``). ``job_contains`` and
+        ``error_contains`` match a part of the job key or of the error
+        message, ignoring case."""
         filters = self.run_filter(
             job=job,
             provider=provider,
@@ -114,6 +98,8 @@ class LedgerQueries(LedgerParts):
             triggered_by=triggered_by,
             since=since,
             until=until,
+            job_contains=job_contains,
+            error_contains=error_contains,
         )
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
@@ -128,6 +114,8 @@ class LedgerQueries(LedgerParts):
         triggered_by: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        job_contains: str | None = None,
+        error_contains: str | None = None,
     ) -> RunFilter:
         """Validate listing filters (shared by the listing and the counts)."""
         statuses: tuple[RunStatus, ...] = ()
@@ -140,9 +128,11 @@ class LedgerQueries(LedgerParts):
             triggered_by=inputs.key("triggered_by", triggered_by, optional=True),
             since=inputs.timestamp("since", since),
             until=inputs.timestamp("until", until),
+            job_contains=inputs.key("job", job_contains, optional=True),
+            error_contains=inputs.key("error_contains", error_contains, optional=True),
         )
 
-    def count_runs(self, **filters: Any) -> int:
+    def count_runs(self, /, **filters: Any) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
         return self.store.count_runs(self.run_filter(**filters))
 
@@ -191,7 +181,7 @@ class LedgerQueries(LedgerParts):
         return self.store.count_started(target, cutoff)
 
     def list_runs_by_page(
-        self, page: int, *, limit: int = 50, **filters: Any
+        self, /, page: int, *, limit: int = 50, **filters: Any
     ) -> NumberedPage[RunRecord]:
         """Page ``page`` (from 1) of the runs :meth:`list_runs` lists, with the
         total. Page numbers reach the first :data:`PAGE_WINDOW` runs (an OFFSET
@@ -217,24 +207,24 @@ class LedgerQueries(LedgerParts):
         """Every job (of ``provider``) with its active run count and the pause
         of its provider, ordered by key."""
         provider = inputs.key("provider", provider, optional=True)
-        return self._overview.job_states(self.clock.now(), provider)
+        return self.overview.job_states(self.clock.now(), provider)
 
     def job_state(self, job: str) -> JobState:
         """One job's state; :class:`JobNotFound` if no run ever named it."""
-        return self._overview.job_state(self.clock.now(), inputs.key("job", job))
+        return self.overview.job_state(self.clock.now(), inputs.key("job", job))
 
     def providers(self) -> list[ProviderState]:
         """Providers named by a job or by a pause in force, with their pause."""
-        return self._overview.providers(self.clock.now())
+        return self.overview.providers(self.clock.now())
 
     def job_tallies(self) -> list[JobTally]:
         """Per job and terminal status: runs, items and durations, added up at
         each finalization (retention does not lower them)."""
-        return self._overview.tallies()
+        return self.overview.tallies()
 
     def health(self) -> Health:
         """Whether the database answers and stale runs are being reaped."""
-        return self._overview.health(self.clock.now)
+        return self.overview.health(self.clock.now)
 
     def list_items(
         self,
@@ -279,6 +269,15 @@ class LedgerQueries(LedgerParts):
         """Every job's key and provider, by key (what filter forms offer)."""
         return self.store.job_providers()
 
+    def carried(self, job: str) -> Carried:
+        """What the job owes, oldest first: items and slices still handed to
+        its runs, and those given up (``state``). :class:`JobNotFound` if no
+        run ever named the job."""
+        key = inputs.key("job", job)
+        if self.store.get_job(key) is None:
+            raise JobNotFound(key)
+        return self.store.carried(key)
+
     def watermark(self, job: str) -> datetime | None:
         """Where the job's next run's window starts."""
         state = self.get_job(job)
@@ -295,7 +294,7 @@ class LedgerQueries(LedgerParts):
         inputs.key("job", job)
         inputs.key("provider", provider, optional=True)
         self.store.ensure_job(job, provider, self.clock.now())
-        self._known_jobs.add(job)
+        self.known_jobs.add(job)
 
     def claim_tick(self, job: str, *, due: datetime | None, next_due: datetime) -> bool:
         """Move the job's next due time from ``due`` (as last read; ``None``
@@ -331,21 +330,31 @@ def _page(rows: list[K], limit: int) -> Page[K]:
     return Page(page, encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 
+#: Longest cursor accepted: ours are about 20 characters.
+MAX_CURSOR = 200
+#: Largest id a cursor may hold: the BIGINT maximum.
+MAX_ID = 2**63 - 1
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str | None) -> int | None:
-    """The id inside an opaque cursor; a cursor we did not make is InvalidInput."""
+    """The id inside an opaque cursor; a cursor we did not make is
+    :class:`InvalidCursor` (an edited one too: its id must be one that a
+    BIGINT column can hold, or the database driver would fail on it)."""
     if cursor is None:
         return None
     try:
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR:
+            raise ValueError("not a cursor")
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "v1":
+        if prefix != "v1" or not (value.isascii() and value.isdigit()) or len(value) > 19:
             raise ValueError(prefix)
         result = int(value)
-        if result < 1:
+        if not 1 <= result <= MAX_ID:
             raise ValueError(value)
         return result
     except (ValueError, UnicodeDecodeError, binascii.Error):

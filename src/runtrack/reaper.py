@@ -4,7 +4,8 @@ A run is stale when its last heartbeat (or, if it never heartbeated, its start)
 is older than the stale threshold: it ends ``failed`` with ``heartbeat_timeout``,
 or ``cancelled`` if a cancel was pending (someone wanted it stopped, and it
 stopped). A running run whose cancel request is older than the cancel grace is
-stuck: it ends ``cancelled`` with ``cancel_timeout``. Each is finalized with a
+stuck: it ends ``cancelled`` with ``cancel_timeout``. A pending run that no
+worker claimed within the pending TTL ends ``cancelled`` with ``expired``. Each is finalized with a
 guarded update that re-checks the deadline, so a run that heartbeats between
 the scan and the update is left alone, and many reapers racing finalize each
 run once.
@@ -17,17 +18,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement
-
 from runtrack.models import ACTIVE, RunStatus
+from runtrack.store.guards import (
+    CancelPending,
+    CancelRequestedBefore,
+    Guard,
+    QueuedBefore,
+    StaleBefore,
+)
 from runtrack.store.rows import naive
 from runtrack.store.sql import Store
 
-__all__ = ["Reaper"]
+__all__ = ["EXPIRED", "Reaper"]
 
 log = logging.getLogger("runtrack.reaper")
+#: ``error_type`` of a pending run that no worker claimed within the pending TTL.
+EXPIRED = "expired"
 CHUNK = 500  # runs finalized per transaction (a few statements each, see transition_many)
-_Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+_Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,8 @@ class Reaper:
     store: Store
     stale_after: timedelta
     cancel_grace: timedelta
+    #: Issue 17: how long a pending run waits for a worker before it expires.
+    pending_ttl: timedelta = timedelta(hours=24)
 
     def reap(
         self, now: datetime, stale_after: timedelta | None = None, limit: int = 10_000
@@ -42,9 +52,12 @@ class Reaper:
         """Finalize every stale or stuck run; returns the ids this call finalized."""
         hb_cutoff = now - (stale_after or self.stale_after)
         cancel_cutoff = now - self.cancel_grace
-        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit)
+        pending_cutoff = now - self.pending_ttl
+        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending_cutoff)
         changes = [
-            self._change(run_id, reason, now, hb_cutoff, cancel_cutoff)
+            self._expire(run_id, now, pending_cutoff)
+            if reason == "expired"
+            else self._change(run_id, reason, now, hb_cutoff, cancel_cutoff)
             for run_id, reason, _ in found
         ]
         reaped: list[int] = []
@@ -83,6 +96,15 @@ class Reaper:
         ]
         return self.store.transition_many(changes)
 
+    def _expire(self, run_id: int, now: datetime, cutoff: datetime) -> _Change:
+        values: dict[str, Any] = {
+            "finished_at": naive(now),
+            "error_type": EXPIRED,
+            "error_message": f"no worker claimed it within the pending TTL ({self.pending_ttl})",
+        }
+        guards: tuple[Guard, ...] = (QueuedBefore(cutoff),)
+        return run_id, RunStatus.CANCELLED, frozenset({RunStatus.PENDING}), values, guards
+
     @staticmethod
     def _change(
         run_id: int, reason: str, now: datetime, hb_cutoff: datetime, cancel_cutoff: datetime
@@ -94,7 +116,7 @@ class Reaper:
                 error_message="cancel requested but the worker did not stop "
                 "within the cancel grace; reaped",
             )
-            where = [Store.cancel_requested_before(cancel_cutoff)]
+            where: tuple[Guard, ...] = (CancelRequestedBefore(cancel_cutoff),)
             return run_id, RunStatus.CANCELLED, frozenset({RunStatus.RUNNING}), values, where
         cancel = reason == "heartbeat+cancel"
         values.update(
@@ -104,6 +126,6 @@ class Reaper:
         )
         # The cancel guard keeps a request that lands after the scan from
         # being overwritten by "failed": that run waits for the next sweep.
-        where = [Store.heartbeat_older_than(hb_cutoff), Store.cancel_pending(cancel)]
+        where = (StaleBefore(hb_cutoff), CancelPending(cancel))
         target = RunStatus.CANCELLED if cancel else RunStatus.FAILED
         return run_id, target, ACTIVE, values, where

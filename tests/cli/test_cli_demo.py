@@ -57,6 +57,14 @@ def test_the_demo_writes_runtrack_db_in_the_current_directory(
     assert f"SQLite file {where / 'runtrack.db'}" in done.stdout
 
 
+def test_the_demo_ends_with_the_line_to_copy(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    where, done = demo_dir
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == f"export RUNTRACK_DATABASE_URL=sqlite:///{where / 'runtrack.db'}"
+
+
 def test_the_ledger_holds_runs_in_every_state(demo_runs: list[RunRecord]) -> None:
     statuses = {run.status for run in demo_runs}
     assert {RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED} <= statuses
@@ -78,7 +86,7 @@ def test_a_provider_is_paused_after_rate_limiting(
     assert pause is not None and "429" in pause.reason
     limited = [run for run in demo_runs if run.job == "geocoder:enrich:addresses"]
     assert limited and all(run.status is RunStatus.FAILED for run in limited)
-    assert "RateLimited" in (limited[0].error_type or "")
+    assert limited[0].error_type == "rate_limited"  # issue 18: named as a rate limit
 
 
 def test_each_scenario_recorded_what_it_counted(demo_runs: list[RunRecord]) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cli_helpers import Seeded, free_port, invoke_process, seed, stop, wait_for_http
 
@@ -20,7 +21,10 @@ from runtrack import Ledger, RunStatus
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/ledger.db"
+    """A new, migrated SQLite ledger."""
+    created = f"sqlite:///{tmp_path}/ledger.db"
+    Ledger(created).close()
+    return created
 
 
 @pytest.fixture
@@ -29,7 +33,8 @@ def seeded_url(url: str) -> Iterator[tuple[str, Seeded]]:
         yield url, seed(ledger)
 
 
-def test_migrate(url: str) -> None:
+def test_migrate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
     out = invoke_process(url, "migrate", "--json")
     assert out.code == 0, out.stderr
     assert out.json()["changed"] is True
@@ -40,14 +45,16 @@ def test_runs_writes_pure_json_to_stdout(seeded_url: tuple[str, Seeded]) -> None
     out = invoke_process(url, "--log-format", "json", "runs", "--json", "--limit", "2")
     assert out.code == 0, out.stderr
     data = json.loads(out.stdout)
-    assert [r["id"] for r in data["runs"]] == [ids.pending, ids.failed]
+    assert [r["id"] for r in data["data"]] == [ids.pending, ids.failed]
 
 
 def test_show(seeded_url: tuple[str, Seeded]) -> None:
     url, ids = seeded_url
     out = invoke_process(url, "show", str(ids.success), "--json")
     assert out.code == 0, out.stderr
-    assert out.json()["groups"][0]["found_in"] == ["amazon"]
+    assert out.json()["groups"] == {"found": 1, "missing": 1}
+    groups = invoke_process(url, "groups", str(ids.success), "--json")
+    assert groups.json()["data"][0]["found_in"] == ["amazon"]
 
 
 def test_cancel(seeded_url: tuple[str, Seeded]) -> None:
@@ -60,10 +67,10 @@ def test_cancel(seeded_url: tuple[str, Seeded]) -> None:
 def test_jobs_and_providers(seeded_url: tuple[str, Seeded]) -> None:
     url, _ = seeded_url
     jobs = invoke_process(url, "jobs", "--json")
-    assert jobs.code == 0 and len(jobs.json()["jobs"]) == 3
+    assert jobs.code == 0 and len(jobs.json()["data"]) == 3
     providers = invoke_process(url, "providers", "--json")
     assert providers.code == 0
-    assert [p["provider"] for p in providers.json()["providers"]] == [
+    assert [p["name"] for p in providers.json()["data"]] == [
         "crm",
         "jobboard",
         "pricewatch",
@@ -71,11 +78,13 @@ def test_jobs_and_providers(seeded_url: tuple[str, Seeded]) -> None:
 
 
 def test_pause_and_resume(url: str) -> None:
-    paused = invoke_process(url, "pause", "geocoder", "--for", "15m", "--reason", "HTTP 429")
+    paused = invoke_process(
+        url, "pause", "geocoder", "--for", "15m", "--reason", "HTTP 429", "--new"
+    )
     assert paused.code == 0, paused.stderr
     assert "geocoder paused until" in paused.stderr
     resumed = invoke_process(url, "resume", "geocoder", "--json")
-    assert resumed.json() == {"provider": "geocoder", "was_paused": True}
+    assert resumed.json() == {"provider": "geocoder", "resumed": True}
 
 
 def test_reap_and_prune(seeded_url: tuple[str, Seeded]) -> None:
@@ -101,7 +110,7 @@ def test_the_console_script_is_installed(url: str) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 0 and json.loads(done.stdout) == {"runs": [], "next_cursor": None}
+    assert done.returncode == 0 and json.loads(done.stdout) == {"data": [], "next_cursor": None}
 
 
 def test_serve_answers_the_api_and_the_dashboard(seeded_url: tuple[str, Seeded]) -> None:
@@ -205,3 +214,59 @@ def test_worker_runs_the_users_runner_until_sigterm(tmp_path: Path, url: str) ->
         code, err = stop(worker)
     assert code == 0, err
     assert record.counters == {"polled": 1} or record.status is RunStatus.RUNNING
+
+
+def _sign_in(port: int, **headers: str) -> tuple[str, httpx.Headers]:
+    """Sign in with the API token; the Set-Cookie header and the response headers."""
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/session",
+        data={"token": SERVE_TOKEN, "next": "/"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    return response.headers["set-cookie"], response.headers
+
+
+SERVE_TOKEN = "serve-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("options", "https_cookie", "http_cookie"),
+    [
+        # The proxy on 127.0.0.1 is trusted: its X-Forwarded-Proto makes the request HTTPS.
+        (["--forwarded-allow-ips", "127.0.0.1"], True, False),
+        # Another proxy address: a client's X-Forwarded-Proto is ignored.
+        (["--forwarded-allow-ips", "10.9.8.7"], False, False),
+        # Forced, in every worker process.
+        (["--forwarded-allow-ips", "10.9.8.7", "--secure-cookies", "--workers", "2"], True, True),
+    ],
+)
+def test_serve_behind_a_proxy(
+    seeded_url: tuple[str, Seeded], options: list[str], https_cookie: bool, http_cookie: bool
+) -> None:
+    url, _ = seeded_url
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "runtrack", "serve", "--port", str(port), *options],
+        env=dict(os.environ, RUNTRACK_DATABASE_URL=url, RUNTRACK_API_TOKEN=SERVE_TOKEN),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/health", server)
+        api = httpx.get(f"http://127.0.0.1:{port}/api/runs")
+        proxied, headers = _sign_in(port, **{"X-Forwarded-Proto": "https"})
+        direct, _ = _sign_in(port)
+    finally:
+        code, err = stop(server)
+    assert code == 0, err
+    for response_headers in (api.headers, headers):
+        assert "server" not in response_headers  # no "server: uvicorn"
+        assert response_headers["x-content-type-options"] == "nosniff"
+    for cookie, secure in ((proxied, https_cookie), (direct, http_cookie)):
+        name = "__Host-runtrack_session" if secure else "runtrack_session"
+        assert cookie.startswith(f"{name}="), cookie
+        assert ("; secure" in cookie.lower()) is secure, cookie
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()

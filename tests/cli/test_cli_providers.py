@@ -12,41 +12,43 @@ from runtrack import Ledger
 def test_jobs_json_shows_each_jobs_state(cli: Invoke, seeded: Seeded) -> None:
     out = cli("jobs", "--json")
     assert out.code == 0, out.stderr
-    jobs = {job["key"]: job for job in out.json()["jobs"]}
+    jobs = {job["key"]: job for job in out.json()["data"]}
     assert set(jobs) == {"shop:prices", "board:search", "crm:contacts"}
     board = jobs["board:search"]
     assert board["provider"] == "jobboard"
-    assert board["last_status"] == "failed"
+    assert board["last_run"]["status"] == "failed"
     assert board["consecutive_failures"] == 1
-    assert board["last_success_run_id"] is None
-    assert board["pause"] is None
+    assert board["last_success"] is None
+    assert board["paused"] is None
     assert board["active_runs"] == 0
     assert jobs["crm:contacts"]["active_runs"] == 1  # the pending run
-    assert jobs["shop:prices"]["last_success_run_id"] == seeded.success
+    assert jobs["shop:prices"]["last_success"]["run_id"] == seeded.success
 
 
 def test_jobs_of_one_provider_and_the_table(cli: Invoke, seeded: Seeded) -> None:
-    only = cli("jobs", "--provider", "crm", "--json").json()["jobs"]
+    only = cli("jobs", "--provider", "crm", "--json").json()["data"]
     assert [job["key"] for job in only] == ["crm:contacts"]
     table = cli("jobs")
     assert table.code == 0 and "board:search" in table.stdout and "failed" in table.stdout
 
 
 def test_providers_with_job_counts_and_pauses(cli: Invoke, seeded: Seeded) -> None:
-    before = cli("providers", "--json").json()["providers"]
+    before = cli("providers", "--json").json()["data"]
     assert before == [
-        {"provider": "crm", "jobs": 1, "pause": None},
-        {"provider": "jobboard", "jobs": 1, "pause": None},
-        {"provider": "pricewatch", "jobs": 1, "pause": None},
+        {"name": "crm", "jobs": 1, "paused": None},
+        {"name": "jobboard", "jobs": 1, "paused": None},
+        {"name": "pricewatch", "jobs": 1, "paused": None},
     ]
     assert cli("pause", "jobboard", "--for", "15m", "--reason", "HTTP 429").code == 0
-    after = {p["provider"]: p for p in cli("providers", "--json").json()["providers"]}
-    assert after["jobboard"]["pause"]["reason"] == "HTTP 429"
+    after = {p["name"]: p for p in cli("providers", "--json").json()["data"]}
+    assert after["jobboard"]["paused"]["reason"] == "HTTP 429"
     assert "HTTP 429" in cli("providers").stdout
 
 
 def test_pause_for_a_duration(cli: Invoke, ledger: Ledger) -> None:
-    out = cli("pause", "geocoder", "--for", "15m", "--reason", "quota", "--by", "ops", "--json")
+    out = cli(
+        "pause", "geocoder", "--for", "15m", "--reason", "quota", "--by", "ops", "--json", "--new"
+    )
     assert out.code == 0, out.stderr
     data = out.json()
     assert (data["provider"], data["reason"], data["paused_by"]) == ("geocoder", "quota", "ops")
@@ -59,7 +61,7 @@ def test_pause_for_a_duration(cli: Invoke, ledger: Ledger) -> None:
 def test_pause_until_a_time(cli: Invoke, ledger: Ledger) -> None:
     until = (ledger.now() + timedelta(hours=2)).replace(microsecond=0)
     naive_utc = until.astimezone(UTC).replace(tzinfo=None).isoformat()
-    out = cli("pause", "geocoder", "--until", naive_utc, "--reason", "maintenance window")
+    out = cli("pause", "geocoder", "--until", naive_utc, "--reason", "window", "--new")
     assert out.code == 0, out.stderr
     pause = ledger.paused("geocoder")
     assert pause is not None and pause.until == until
@@ -72,7 +74,7 @@ def test_pause_needs_exactly_one_end(cli: Invoke, ledger: Ledger) -> None:
         assert out.code == 2
         assert len(out.stderr.strip().splitlines()) == 1
         assert "--for" in out.stderr and "--until" in out.stderr
-    past = cli("pause", "geocoder", "--reason", "x", "--until", "2000-01-01T00:00:00Z")
+    past = cli("pause", "geocoder", "--reason", "x", "--until", "2000-01-01T00:00:00Z", "--new")
     assert past.code == 2 and "not in the future" in past.stderr
     assert ledger.pauses() == []
 
@@ -81,7 +83,7 @@ def test_resume(cli: Invoke, ledger: Ledger) -> None:
     ledger.pause("geocoder", for_="1h", reason="quota")
     out = cli("resume", "geocoder", "--json")
     assert out.code == 0
-    assert out.json() == {"provider": "geocoder", "was_paused": True}
+    assert out.json() == {"provider": "geocoder", "resumed": True}
     assert ledger.paused("geocoder") is None
     again = cli("resume", "geocoder")
     assert again.code == 0 and "was not paused" in again.stderr
@@ -90,7 +92,7 @@ def test_resume(cli: Invoke, ledger: Ledger) -> None:
 def test_pause_until_accepts_offsets(cli: Invoke, ledger: Ledger) -> None:
     until = ledger.now() + timedelta(hours=3)
     local = until.astimezone(timezone(timedelta(hours=5, minutes=30))).replace(microsecond=0)
-    out = cli("pause", "crm", "--until", local.isoformat(), "--reason", "window")
+    out = cli("pause", "crm", "--until", local.isoformat(), "--reason", "window", "--new")
     assert out.code == 0, out.stderr
     pause = ledger.paused("crm")
     assert pause is not None and pause.until == local.astimezone(UTC)

@@ -16,10 +16,10 @@ def test_runs_json_lists_every_run_newest_first(cli: Invoke, seeded: Seeded) -> 
     out = cli("runs", "--json")
     assert out.code == 0, out.stderr
     data = out.json()
-    ids = [run["id"] for run in data["runs"]]
+    ids = [run["id"] for run in data["data"]]
     assert ids == sorted([seeded.success, seeded.partial, seeded.failed, seeded.pending])[::-1]
     assert data["next_cursor"] is None
-    first = {run["id"]: run for run in data["runs"]}[seeded.success]
+    first = {run["id"]: run for run in data["data"]}[seeded.success]
     assert first["status"] == "success"
     assert first["counters"] == {"lookups": 4}
     assert first["items"] == {"success": 1, "not_found": 3, "skipped": 0, "error": 0}
@@ -32,7 +32,7 @@ def test_runs_filters(cli: Invoke, seeded: Seeded) -> None:
     def ids(*args: str) -> list[int]:
         out = cli("runs", "--json", *args)
         assert out.code == 0, out.stderr
-        return [run["id"] for run in out.json()["runs"]]
+        return [run["id"] for run in out.json()["data"]]
 
     assert ids("--job", "board:search") == [seeded.failed, seeded.partial]
     assert ids("--provider", "pricewatch") == [seeded.success]
@@ -45,10 +45,10 @@ def test_runs_filters(cli: Invoke, seeded: Seeded) -> None:
 
 def test_runs_pages_with_the_cursor(cli: Invoke, seeded: Seeded) -> None:
     first = cli("runs", "--json", "--limit", "3").json()
-    assert len(first["runs"]) == 3 and first["next_cursor"]
+    assert len(first["data"]) == 3 and first["next_cursor"]
     second = cli("runs", "--json", "--limit", "3", "--cursor", first["next_cursor"]).json()
-    assert [r["id"] for r in second["runs"]] == [
-        min(first_id["id"] for first_id in first["runs"]) - 1
+    assert [r["id"] for r in second["data"]] == [
+        min(first_id["id"] for first_id in first["data"]) - 1
     ]
     assert second["next_cursor"] is None
 
@@ -61,26 +61,34 @@ def test_runs_table_for_people(cli: Invoke, seeded: Seeded) -> None:
 
 
 def test_runs_on_an_empty_ledger(cli: Invoke) -> None:
-    assert cli("runs", "--json").json() == {"runs": [], "next_cursor": None}
+    assert cli("runs", "--json").json() == {"data": [], "next_cursor": None}
     empty = cli("runs")
     assert empty.code == 0 and empty.stdout == "" and "no runs" in empty.stderr
 
 
-def test_show_json_has_the_run_and_its_groups(cli: Invoke, seeded: Seeded) -> None:
+def test_show_json_is_the_run_and_groups_lists_its_groups(cli: Invoke, seeded: Seeded) -> None:
     out = cli("show", str(seeded.success), "--json")
     assert out.code == 0, out.stderr
     data = out.json()
-    assert data["run"]["id"] == seeded.success
-    assert data["run"]["params"] == {"q": "tv"}
-    assert (data["run"]["groups_found"], data["run"]["groups_missing"]) == (1, 1)
-    assert data["groups"] == [
+    assert data["id"] == seeded.success
+    assert data["params"] == {"q": "tv"}
+    assert data["groups"] == {"found": 1, "missing": 1}
+    groups = cli("groups", str(seeded.success), "--json")
+    assert groups.code == 0, groups.stderr
+    assert groups.json()["data"] == [
         {
             "group": "sku-1",
             "counts": {"not_found": 1, "success": 1},
-            "found_in": ["amazon"],
             "found": True,
+            "found_in": ["amazon"],
         },
-        {"group": "sku-2", "counts": {"not_found": 2}, "found_in": [], "found": False},
+        {"group": "sku-2", "counts": {"not_found": 2}, "found": False, "found_in": []},
+    ]
+    items = cli("items", str(seeded.success), "--json", "--status", "not_found").json()
+    assert [(i["key"], i["source"]) for i in items["data"]] == [
+        ("sku-1", "ebay"),
+        ("sku-2", "amazon"),
+        ("sku-2", "ebay"),
     ]
 
 

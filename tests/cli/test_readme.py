@@ -34,6 +34,9 @@ def run_block(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         RUNTRACK_DATABASE_URL=f"sqlite:///{where}/runtrack.db",
         COLUMNS="120",
+        # dlt keeps each pipeline's state (with its destination's path) under
+        # its data directory: one per test run, not the user's ~/.dlt.
+        DLT_DATA_DIR=str(where / ".dlt"),
     )
     if language == "sh":
         command = ["bash", "-euo", "pipefail", "-c", code]

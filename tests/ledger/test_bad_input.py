@@ -82,3 +82,23 @@ def test_bad_cursor_and_limit(ledger: Ledger) -> None:
         ledger.list_runs(limit=0)
     with pytest.raises(InvalidInput, match="limit"):
         ledger.list_runs(limit=10**9)
+
+
+class BrokenDict(dict):  # type: ignore[type-arg]
+    def items(self):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("items")
+
+
+def test_a_mapping_whose_items_raise_is_bad_input(ledger: Ledger) -> None:
+    """Issue 15 (F4): the raw ZeroDivisionError of a dict subclass got out of
+    run.item, run.error and save_checkpoint instead of InvalidInput."""
+    with ledger.run("bad:broken-dict") as run:
+        with pytest.raises(InvalidInput, match=r"item data.*ZeroDivisionError"):
+            run.item("a", "success", data=BrokenDict(a=1))
+        with pytest.raises(InvalidInput, match="error details"):
+            run.error("x", ctx=BrokenDict(a=1))
+        with pytest.raises(InvalidInput, match="checkpoint"):
+            run.save_checkpoint(BrokenDict(a=1))
+        run.count("kept")
+    record = ledger.get_run(run.id)
+    assert record.status is RunStatus.SUCCESS and record.counters == {"kept": 1}

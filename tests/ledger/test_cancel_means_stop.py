@@ -6,6 +6,7 @@ and fenced off; terminal runs never change, whoever races to finish them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -336,7 +337,7 @@ def test_cancel_finish_and_reap_racing_make_one_terminal_transition(
 ) -> None:
     clock = ManualClock()
     options: dict[str, Any] = dict(
-        clock=clock, heartbeat_interval=60, stale_after=STALE, migrate=False
+        clock=clock, heartbeat_interval=9, stale_after=STALE, migrate=False
     )
     worker, reaper = Ledger(db_url, **options), Ledger(db_url, **options)
     outcomes: Counter[str] = Counter()
@@ -371,3 +372,48 @@ def test_cancel_finish_and_reap_racing_make_one_terminal_transition(
         assert {r.id: r for r in reaper.list_runs(job="race:one", limit=RACES).items} == ended
     assert sum(outcomes.values()) == RACES
     assert set(outcomes) == {"success", "cancelled", "reaped"}, outcomes  # all won some
+
+
+def _swallow_bare(run: Run) -> None:
+    try:  # noqa: SIM105
+        run.count("fetched")
+    except:  # noqa: E722 -- the point: job code that swallows everything
+        pass
+
+
+def _swallow_base(run: Run) -> None:
+    with contextlib.suppress(BaseException):
+        run.item("offer-1", "success")
+
+
+@pytest.mark.parametrize("swallow", [_swallow_bare, _swallow_base])
+def test_a_swallowed_cancel_still_ends_cancelled_and_keeps_the_watermark(
+    ledger: Ledger, elsewhere: Ledger, swallow: Callable[[Run], None]
+) -> None:
+    with ledger.run("cancel:swallowed") as first:
+        run_ok = first.id
+    watermark = ledger.get_job("cancel:swallowed").watermark  # type: ignore[union-attr]
+    assert watermark == ledger.get_run(run_ok).window_end
+    with ledger.run("cancel:swallowed") as run:
+        elsewhere.cancel(run.id, by="ops", reason="wrong query")
+        ledger.heartbeat_now()  # the request reaches the handle
+        swallow(run)  # told, caught, and carried on to the end of the block
+    record = ledger.get_run(run.id)
+    assert record.status is RunStatus.CANCELLED
+    assert record.error_message == "wrong query"
+    job = ledger.get_job("cancel:swallowed")
+    assert job is not None
+    assert job.watermark == watermark
+    assert job.checkpoint is None
+    assert job.last_success_run_id == run_ok
+
+
+def test_a_swallowed_cancel_followed_by_an_error_ends_cancelled(
+    ledger: Ledger, elsewhere: Ledger
+) -> None:
+    with pytest.raises(KeyError), ledger.run("cancel:swallowed-then-failed") as run:
+        elsewhere.cancel(run.id, by="ops")
+        ledger.heartbeat_now()
+        _swallow_bare(run)
+        raise KeyError("cleanup failed")
+    assert ledger.get_run(run.id).status is RunStatus.CANCELLED

@@ -80,7 +80,12 @@ def test_skewed_workers_neither_get_reaped_nor_reap_others(db_url: str, ledger: 
 def test_a_clock_trusted_blindly_would_reap_healthy_runs(db_url: str, ledger: Ledger) -> None:
     # The hazard the database clock removes, shown once: the same five
     # minutes, but this reaper believes its own wall clock.
-    blind = Ledger(db_url, clock=OffsetClock(SystemClock(), SKEW), stale_after=STALE)
+    blind = Ledger(
+        db_url,
+        clock=OffsetClock(SystemClock(), SKEW),
+        heartbeat_interval=INTERVAL,
+        stale_after=STALE,
+    )
     try:
         with pytest.raises(LeaseLost), ledger.run("skew:victim") as run:
             time.sleep(2 * INTERVAL)  # heartbeating, perfectly healthy

@@ -25,7 +25,7 @@ def clock() -> ManualClock:
 
 
 def test_a_finalization_that_lost_its_run_changes_nothing(db_url: str, clock: ManualClock) -> None:
-    with Ledger(db_url, clock=clock, heartbeat_interval=60, stale_after=STALE) as owner:
+    with Ledger(db_url, clock=clock, heartbeat_interval=59, stale_after=STALE) as owner:
         with owner.run("hot:kept") as kept:
             kept.count("pages")
         before = owner.get_job("hot:kept")

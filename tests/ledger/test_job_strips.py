@@ -18,7 +18,7 @@ class Boom(Exception):
 @pytest.fixture
 def manual(db_url: str) -> Iterator[tuple[Ledger, ManualClock]]:
     clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
-    with Ledger(db_url, clock=clock, stale_after=60, heartbeat_interval=3600) as opened:
+    with Ledger(db_url, clock=clock, stale_after=60, heartbeat_interval=59) as opened:
         yield opened, clock
 
 

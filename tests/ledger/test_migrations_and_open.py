@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from runtrack import Ledger, RunStatus
@@ -50,3 +54,24 @@ def test_open_migrate_and_use_in_one_call_on_a_given_engine(db_url: str) -> None
         status = conn.execute(sa.text("SELECT status FROM runs")).scalar_one()
     assert status == RunStatus.SUCCESS
     engine.dispose()
+
+
+def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Params, checkpoints and errors are in the file: 0600, with the -wal
+    and -shm files SQLite makes beside it, whatever the umask allows."""
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "private.db"
+        with Ledger(f"sqlite:///{path}") as ledger:
+            with ledger.run("jobs:private", params={"token": "x"}):
+                pass
+            files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        assert modes == {f.name: 0o600 for f in files}
+        shared = tmp_path / "shared.db"
+        shared.touch(mode=0o640)  # an existing file keeps what its owner chose
+        with Ledger(f"sqlite:///{shared}"):
+            pass
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+    finally:
+        os.umask(previous)

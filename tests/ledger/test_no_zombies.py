@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from runtrack import LeaseLost, Ledger, ManualClock, RunStatus
+from runtrack import ConfigurationError, InvalidInput, LeaseLost, Ledger, ManualClock, RunStatus
+from runtrack.config import Settings
 from runtrack.store import dialects
 from runtrack.store.schema import jobs, runs
 from runtrack.store.statements import BEAT_CHUNK
@@ -36,13 +37,13 @@ def clock() -> ManualClock:
 @pytest.fixture
 def frozen(db_url: str, clock: ManualClock) -> Iterator[Ledger]:
     """A worker whose heartbeats stopped: its clock never moves and its
-    thread never ticks (the interval is a minute)."""
-    with Ledger(db_url, clock=clock, heartbeat_interval=60, stale_after=STALE) as opened:
+    thread never ticks within a test (the interval is 29 s)."""
+    with Ledger(db_url, clock=clock, heartbeat_interval=29, stale_after=STALE) as opened:
         yield opened
 
 
 def reaper_at(db_url: str, clock: ManualClock, **options: Any) -> Ledger:
-    return Ledger(db_url, clock=clock, heartbeat_interval=60, stale_after=STALE, **options)
+    return Ledger(db_url, clock=clock, heartbeat_interval=29, stale_after=STALE, **options)
 
 
 def test_stale_run_is_reaped_with_its_last_heartbeat(
@@ -92,18 +93,20 @@ def test_a_run_reaped_at_the_same_clock_reading_is_still_lost_to_its_owner(
     assert run.status is RunStatus.FAILED
 
 
-def test_pending_run_nobody_starts_is_reaped_by_its_creation_time(
+def test_pending_run_nobody_starts_expires_after_the_pending_ttl(
     db_url: str, frozen: Ledger, clock: ManualClock
 ) -> None:
+    """Issue 17: a pending run holds no lease, so it is never stale: it
+    waits for a worker until the pending TTL (24 h), then ends cancelled."""
     pending = frozen.create_run("zombie:pending")
     assert pending.heartbeat_at is None
     with reaper_at(db_url, clock) as reaper:
-        clock.advance(STALE)
+        clock.advance(STALE + timedelta(hours=1))
         assert reaper.reap() == []
-        clock.advance(1)
+        clock.advance(timedelta(hours=23))
         assert reaper.reap() == [pending.id]
         record = reaper.get_run(pending.id)
-        assert (record.status, record.error_type) == (RunStatus.FAILED, "heartbeat_timeout")
+        assert (record.status, record.error_type) == (RunStatus.CANCELLED, "expired")
 
 
 def test_many_reapers_at_once_finalize_each_stale_run_once(
@@ -429,3 +432,41 @@ def test_a_thousand_active_runs_flush_in_one_tick_of_few_statements(db_url: str)
     assert all(len(ledger.list_items(r.id).items) == 1 for r in sample)
     ledger.close()
     engine.dispose()
+
+
+# -- the stale threshold is validated once, for Settings and Ledger alike -----
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"heartbeat_interval": 1.0, "stale_after": 0.3}, "stale_after"),
+        ({"heartbeat_interval": 1.0, "stale_after": 1.0}, "stale_after"),
+        ({"stale_after": 0}, "stale_after"),
+        ({"stale_after": 0.0}, "stale_after"),
+        ({"stale_after": -5.0}, "stale_after"),
+        ({"heartbeat_interval": 0.01}, "heartbeat_interval"),
+        ({"cancel_grace": 0}, "cancel_grace"),
+    ],
+)
+def test_the_ledger_refuses_a_stale_threshold_settings_refuses(
+    db_url: str, options: dict[str, float], field: str
+) -> None:
+    """A threshold within the heartbeat interval would have the ledger's own
+    reaper kill healthy runs; 0 used to become 60 s without a word."""
+    with pytest.raises(InvalidInput) as caught:
+        Ledger(db_url, **options)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert caught.value.allowed
+    with pytest.raises(ConfigurationError, match=f"RUNTRACK_{field.upper()}"):
+        Settings(database_url=db_url, **options).validated()  # type: ignore[arg-type]
+
+
+def test_a_valid_stale_threshold_is_kept_as_given(db_url: str) -> None:
+    with Ledger(db_url, heartbeat_interval=1.0, stale_after=1.5) as given:
+        assert given.stale_after == timedelta(seconds=1.5)
+    with Ledger(db_url, heartbeat_interval=20.0) as default:
+        assert default.stale_after == timedelta(seconds=80)
+    settings = Settings(database_url=db_url, heartbeat_interval=1.0, stale_after=1.5)
+    with Ledger.from_settings(settings.validated()) as configured:
+        assert configured.stale_after == timedelta(seconds=1.5)

@@ -72,12 +72,15 @@ def test_every_way_of_ending_frees_the_lease(ledger: Ledger) -> None:
         pass
 
 
-def test_a_pending_run_holds_the_lease_until_it_ends(ledger: Ledger) -> None:
+def test_a_pending_run_takes_the_lease_when_it_starts(ledger: Ledger) -> None:
+    """Issue 17: a pending run is queued, holding no lease; starting it takes one."""
     pending = ledger.create_run("lease:pending")
+    running = ledger.start_run("lease:pending")  # the queued run does not block it
     with pytest.raises(JobBusy) as busy:
-        ledger.start_run("lease:pending")
-    assert busy.value.active_run_ids == [pending.id]
-    started = ledger.start_run(run_id=pending.id)  # starting it keeps the lease
+        ledger.start_run(run_id=pending.id)
+    assert busy.value.active_run_ids == [running.id]
+    ledger.finish_run(running)
+    started = ledger.start_run(run_id=pending.id)  # starting it takes the lease
     with pytest.raises(JobBusy):
         ledger.start_run("lease:pending")
     ledger.finish_run(started)
@@ -93,7 +96,7 @@ def clock() -> ManualClock:
 def frozen(db_url: str, clock: ManualClock) -> Iterator[Ledger]:
     """A holder that stopped heartbeating (its clock and thread stand still)."""
     with Ledger(
-        db_url, clock=clock, heartbeat_interval=60, stale_after=STALE, cancel_grace=GRACE
+        db_url, clock=clock, heartbeat_interval=29, stale_after=STALE, cancel_grace=GRACE
     ) as opened:
         yield opened
 
@@ -101,7 +104,7 @@ def frozen(db_url: str, clock: ManualClock) -> Iterator[Ledger]:
 def later(db_url: str, clock: ManualClock, by: timedelta) -> Ledger:
     """Another worker, ``by`` after the holder's last heartbeat."""
     moved = ManualClock(clock.now() + by)
-    return Ledger(db_url, clock=moved, heartbeat_interval=60, stale_after=STALE, cancel_grace=GRACE)
+    return Ledger(db_url, clock=moved, heartbeat_interval=29, stale_after=STALE, cancel_grace=GRACE)
 
 
 def test_a_stale_holder_is_reaped_and_the_new_run_starts(

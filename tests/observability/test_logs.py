@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from runtrack import LeaseLost, Ledger, RunStatus
-from runtrack.logs import RUN_FIELDS, JsonFormatter, configure_logging
+from runtrack.logs import RUN_FIELDS, configure_logging
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -117,30 +117,6 @@ def test_rich_lines_show_the_run_fields(ledger: Ledger) -> None:
     text = " ".join(stream.getvalue().split())  # Rich wraps long lines
     assert f"run {run.id} of acme:ok ended success" in text
     assert f"run_id={run.id} job=acme:ok provider=acme status=success" in text
-
-
-def test_json_formatter_keeps_extras_and_the_exception() -> None:
-    record = logging.LogRecord("runtrack.x", logging.ERROR, __file__, 1, "failed %s", ("x",), None)
-    try:
-        raise KeyError("missing")
-    except KeyError:
-        record.exc_info = sys.exc_info()
-    record.__dict__.update(run_id=7, job="j", provider=None, status="failed", attempt=2)
-    line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "failed x"
-    assert (line["run_id"], line["job"], line["provider"], line["status"]) == (
-        7,
-        "j",
-        None,
-        "failed",
-    )
-    assert line["attempt"] == 2
-    assert "KeyError: 'missing'" in line["exception"]
-
-
-def test_configure_logging_refuses_an_unknown_format() -> None:
-    with pytest.raises(ValueError, match="allowed: json, rich"):
-        configure_logging("xml", logging.INFO)  # type: ignore[arg-type]
 
 
 def test_the_library_installs_no_handler_and_prints_nothing() -> None:

@@ -17,6 +17,13 @@ Modes:
              process must still exit promptly (the heartbeat thread stops).
 ``fork``     start a run, fork; the child starts a run of its own and must
              heartbeat it (a fresh thread) without touching the parent's run.
+``carry``    start a run, take what the job owes, record the first two owed
+             items as successes and a new item as failed, print
+             ``handed <items> <slices> <run id>`` once they are written, then
+             wait to be killed.
+``items``    record 7 items in 3 groups (4 success, 3 not_found), have a
+             heartbeat write them, print ``recorded <run id>``, then
+             wait to be killed (or, told the run is lost, exit 3).
 """
 
 from __future__ import annotations
@@ -116,6 +123,46 @@ def fork(ledger: Ledger, job: str) -> int:
     return 0
 
 
+def carry(ledger: Ledger, job: str) -> int:
+    run = ledger.start_run(job)
+    handed = run.carried
+    for item in handed.items[:2]:
+        run.item(item.key, "success")
+    run.item("fresh", "error", error="recorded before the kill")
+    ledger.heartbeat_now()  # the items are in the database now
+    say("handed", len(handed.items), len(handed.slices), run.id)
+    while True:
+        run.check_cancelled()
+        time.sleep(0.01)
+
+
+#: (key, status, group) of the ``items`` mode: groups g1 and g2 found, g3 missing.
+ITEMS = [
+    ("a", "success", "g1"),
+    ("b", "success", "g1"),
+    ("c", "not_found", "g1"),
+    ("d", "success", "g2"),
+    ("e", "not_found", "g3"),
+    ("f", "not_found", "g3"),
+    ("g", "success", None),
+]
+
+
+def items(ledger: Ledger, job: str) -> int:
+    run = ledger.start_run(job)
+    for key, status, group in ITEMS:
+        run.item(key, status, group=group)
+    ledger.heartbeat_now()  # the tick writes the buffered items too
+    say("recorded", run.id)
+    try:
+        while True:
+            run.check_cancelled()
+            time.sleep(HEARTBEAT / 5)
+    except LeaseLost:
+        say("lease_lost")
+    return 3
+
+
 def main(argv: list[str]) -> int:
     mode, url, job = argv[1], argv[2], argv[3]
     arg = argv[4] if len(argv) > 4 else ""
@@ -131,6 +178,10 @@ def main(argv: list[str]) -> int:
             return contend(ledger, job, int(arg))
         if mode == "fork":
             return fork(ledger, job)
+        if mode == "carry":
+            return carry(ledger, job)
+        if mode == "items":
+            return items(ledger, job)
         raise SystemExit(f"unknown mode {mode!r}")
     finally:
         ledger.close()

@@ -21,15 +21,6 @@ from reliability_support import DEFAULT, FIGURES, LONG, Figures, Sizes, Worker, 
 LONG_OPTION = "--long"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        LONG_OPTION,
-        action="store_true",
-        default=False,
-        help="reliability suite: the big numbers (minutes) instead of the CI sizes",
-    )
-
-
 @pytest.fixture(scope="session")
 def sizes(request: pytest.FixtureRequest) -> Sizes:
     return LONG if request.config.getoption(LONG_OPTION, default=False) else DEFAULT

@@ -30,10 +30,12 @@ from runtrack import (
     RunRecord,
     RunStatus,
     RuntrackError,
+    Volume,
 )
 from runtrack.cli import app as cli_app
 from runtrack.store import dialects
 from runtrack.store.schema import metadata
+from runtrack.workers import WorkerJob
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("timed")]
 
@@ -103,12 +105,78 @@ def seed(ledger: Ledger) -> int:
     return job.last_run_id
 
 
+def owed(ledger: Ledger) -> dict[str, Any]:
+    """A fresh job owing one item: what ``forget_carried`` is called with."""
+    job = fresh()
+    with ledger.run(job) as run:
+        run.item("lost", "error")
+    return {"job": job, "entry_id": ledger.carried(job).items[0].id, "by": "me"}
+
+
+def a_backfill(ledger: Ledger) -> int:
+    """A fresh backfill of two windows of job "seed"."""
+    return ledger.backfill("seed", NOW - timedelta(days=2), NOW, every="1d").id
+
+
 # What each method is called with when it is not the argument under attack. A
 # factory, because some need fresh state (a live run, a job of their own).
 Baseline = Callable[[Ledger], dict[str, Any]]
 LEDGER_CALLS: dict[str, Baseline] = {
     "active_runs": lambda L: {"job": "seed"},
     "cancel": lambda L: {"run_id": L.create_run(fresh()).id, "by": "me", "reason": "why"},
+    "carried": lambda L: {"job": "seed"},
+    "check": lambda L: {},
+    "count_failed": lambda L: {"since": NOW},
+    "deliver": lambda L: {},
+    "deliveries": lambda L: {"incident_ids": [1]},
+    "expect": lambda L: {
+        "job": fresh(),
+        "success_within": "1h",
+        "max_failures": 3,
+        "volume": {"n": Volume(min_ratio=0.2)},
+        "required": ["n"],
+        "remind_every": "1h",
+    },
+    "expectations": lambda L: {"job": "seed"},
+    "healths": lambda L: {"provider": "seed"},
+    "incidents": lambda L: {"job": "seed", "open_only": False, "limit": 5},
+    "job_health": lambda L: {"job": "seed"},
+    "claim": lambda L: {"concurrency": {"seed": 1}, "paused": ["p"]},
+    "claimed": lambda L: {"run": L.start_run(fresh())},
+    "limit_provider": lambda L: {"provider": fresh("p"), "max_running": 2},
+    "pending_count": lambda L: {"jobs": ["seed"]},
+    "provider_limits": lambda L: {},
+    "rerun": lambda L: {"run_id": seed(L), "by": "me"},
+    # Issue 17: backfills.
+    "backfill": lambda L: {
+        "job": "seed",
+        "start": NOW - timedelta(days=3),
+        "end": NOW,
+        "every": "1d",
+        "by": "me",
+        "max_parallel": 2,
+    },
+    "resume_backfill": lambda L: {"backfill_id": a_backfill(L), "by": "me"},
+    "cancel_backfill": lambda L: {"backfill_id": a_backfill(L), "by": "me"},
+    "get_backfill": lambda L: {"backfill_id": a_backfill(L)},
+    "backfill_windows": lambda L: {"backfill_id": a_backfill(L)},
+    "backfills": lambda L: {"job": "seed", "limit": 5},
+    "trigger": lambda L: {
+        "job": "seed",
+        "params": {"q": 1},
+        "by": "me",
+        "window_start": NOW - timedelta(hours=1),
+        "window_end": NOW,
+    },
+    "register_worker": lambda L: {
+        "worker_id": fresh("w"),
+        "jobs": [WorkerJob("seed", "every 1h", None)],
+        "concurrency": 2,
+        "providers": {"seed": "seed"},
+    },
+    "worker_seen": lambda L: {"worker_id": fresh("w")},
+    "worker_stopped": lambda L: {"worker_id": fresh("w")},
+    "workers": lambda L: {"recent": "1d"},
     "claim_maintenance": lambda L: {"task": fresh("task"), "every": 60},
     "claim_tick": lambda L: {"job": "seed", "due": None, "next_due": NOW},
     "count_runs": lambda L: {"job": "seed"},
@@ -123,6 +191,7 @@ LEDGER_CALLS: dict[str, Baseline] = {
         "error": "e",
         "error_type": "t",
     },
+    "forget_carried": owed,
     "get_job": lambda L: {"job": "seed"},
     "get_jobs": lambda L: {"jobs": ["seed"]},
     "get_run": lambda L: {"run_id": seed(L)},
@@ -151,16 +220,25 @@ LEDGER_CALLS: dict[str, Baseline] = {
     "recent_runs": lambda L: {"limit": 5},
     "recent_runs_of_jobs": lambda L: {"jobs": ["seed"], "limit": 5},
     "resume": lambda L: {"provider": fresh("p")},
-    "run": lambda L: {"job": fresh(), "provider": "p", "window_end": None},
+    "revoke_session": lambda L: {"nonce": fresh("n"), "expires_at": NOW + timedelta(days=3650)},
+    "run": lambda L: {
+        "job": fresh(),
+        "provider": "p",
+        "window_end": None,
+        "on_partial": "hold",
+        "max_carry_attempts": 3,
+    },
     "run_filter": lambda L: {"job": "seed", "status": "success"},
     "schema_revision": lambda L: {},
+    "session_revoked": lambda L: {"nonce": "seed"},
     "start_run": lambda L: {"job": fresh(), "provider": "p", "triggered_by": "me"},
     "tracked": lambda L: {"job": fresh(), "provider": "p"},
     "watermark": lambda L: {"job": "seed"},
 }
 #: Methods whose whole point is to end or delete something: they are exempt
-#: from "nothing lost", not from "nothing written when refused".
-DELETES = {"prune", "resume"}
+#: from "nothing lost", not from "nothing written when refused" (a sign-out
+#: forgets the sign-outs of cookies that have expired).
+DELETES = {"forget_carried", "prune", "resume", "revoke_session"}
 #: Not attacked: they take no argument and stop the ledger.
 SKIPPED = {"close", "from_settings"}
 
@@ -169,6 +247,7 @@ RUN_CALLS: dict[str, dict[str, Any]] = {
     "check_cancelled": {},
     "count": {"name": "pages", "n": 1},
     "error": {"message": "bad row"},
+    "failed_slice": {"start": NOW - timedelta(hours=1), "end": NOW, "reason": "HTTP 502"},
     "item": {
         "key": "k",
         "status": "success",
@@ -190,6 +269,7 @@ LEDGER_OPTIONS: dict[str, Any] = {
     "finalize_timeout": 1.0,
     "worker_id": "worker-1",
     "listeners": (),
+    "pending_ttl": "24h",
 }
 
 
@@ -465,8 +545,13 @@ CLI_CALLS: dict[str, tuple[list[str], list[str | int]]] = {
         ],
     ),
     "show": (["show", "ID"], [1]),
+    "items": (["items", "ID"], [1, "--status", "--group", "--limit", "--cursor"]),
+    "groups": (["groups", "ID"], [1]),
     "cancel": (["cancel", "ID", "--reason", "r", "--by", "me"], [1, "--reason", "--by"]),
     "jobs": (["jobs"], ["--provider"]),
+    "check": (["check"], []),
+    "incidents": (["incidents", "--job", "seed"], ["--job", "--limit"]),
+    "carried": (["carried", "seed"], [1, "--forget"]),
     "providers": (["providers"], []),
     "pause": (
         ["pause", "p", "--reason", "r", "--for", "1m"],
@@ -474,12 +559,38 @@ CLI_CALLS: dict[str, tuple[list[str], list[str | int]]] = {
     ),
     "resume": (["resume", "p"], [1]),
     "migrate": (["migrate"], []),
+    "trigger": (["trigger", "seed", "--param", "k=v", "--by", "me"], [1, "--param", "--by"]),
+    "rerun": (["rerun", "ID", "--by", "me"], [1, "--by"]),
+    "limit": (["limit", "p", "2"], [1, 2]),
+    "workers": (["workers"], ["--recent"]),
+    "backfill": (
+        ["backfill", "seed", "--from", "3d", "--to", "1d", "--every", "1d", "--by", "me"],
+        [1, "--from", "--to", "--every", "--max-parallel", "--by"],
+    ),
+    "backfills": (["backfills"], ["--job", "--limit"]),
     "reap": (["reap"], ["--stale-after"]),
     "prune": (["prune", "--older-than", "90d", "--dry-run"], ["--older-than", "--batch-size"]),
     # Long-running commands: only values that must be refused (a valid one would serve).
     "serve": (["serve"], ["--port"]),
     "worker": (["worker", "runtrack.demo.jobs:runner"], [1]),
     "demo": (["demo", "--no-serve"], ["--duration"]),
+    "exec": (
+        [
+            "exec",
+            "job",
+            "--provider",
+            "p",
+            "--param",
+            "k=v",
+            "--timeout",
+            "1m",
+            "--concurrency",
+            "1",
+            "--",
+            "true",
+        ],
+        [1, "--provider", "--param", "--timeout", "--concurrency"],
+    ),
 }
 LONG_RUNNING = {"serve", "worker", "demo"}
 

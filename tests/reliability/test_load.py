@@ -10,13 +10,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import pymysql
 import pytest
 from reliability_support import Figures, Sizes, Worker, all_runs, item_counts
-from sqlalchemy.exc import OperationalError
 
 from runtrack import Ledger
-from runtrack.store import dialects
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("timed")]
 
@@ -89,17 +86,3 @@ def _counters_match(stored: dict[str, Any], recorded: dict[str, int]) -> bool:
 
 def _tallies_match(row: Any, recorded: dict[str, int]) -> bool:
     return bool(row.items_success == recorded.get("success", 0))
-
-
-@pytest.mark.parametrize(
-    ("errno", "sqlstate"),
-    [(1213, "40001"), (1205, "HY000"), (1305, "42000")],
-    ids=["deadlock", "lock-wait-timeout", "savepoint-lost-to-a-deadlock"],
-)
-def test_mysql_lock_errors_are_retried_whatever_their_sqlstate(errno: int, sqlstate: str) -> None:
-    """PyMySQL errors carry a SQLSTATE: it must not hide the MySQL error
-    number that says "retry the transaction" (found by the load test: a
-    deadlock inside the lease-slot savepoint reached the run's code)."""
-    orig = pymysql.err.OperationalError(errno, "lock trouble")
-    orig.sqlstate = sqlstate  # type: ignore[attr-defined]  # as PyMySQL sets it
-    assert dialects.is_retryable(OperationalError("INSERT", {}, orig))

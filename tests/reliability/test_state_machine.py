@@ -4,14 +4,16 @@ store (a hand-moved clock decides staleness), and after every step checks the
 invariants of DESIGN.md against a model:
 
 - a terminal run never changes again (until retention deletes it);
-- a job never has more active runs than its concurrency;
+- a job never has more running runs than its concurrency (a pending run is
+  queued and holds no lease, issue 17);
 - the watermark never moves backwards, and moves only when a run ends
   success or partial (to that run's window end);
 - retention keeps every active run, each job's latest run and latest
   successful run, and the job's state;
 - counters are persisted: a finished run's are all of them, a reaped run's
   those of its last heartbeat; items of a finished run are all there;
-- only stale runs (or runs stuck after a cancel) are reaped.
+- only stale runs (or runs stuck after a cancel) are reaped, and pending runs
+  only once their pending TTL is over (they expire, cancelled).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from runtrack.store import dialects
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("timed")]
 
 STALE = timedelta(seconds=60)
+PENDING_TTL = timedelta(hours=24)
 GRACE = timedelta(seconds=30)
 ACTIVE = {RunStatus.PENDING, RunStatus.RUNNING}
 _examples = itertools.count()
@@ -81,7 +84,7 @@ class LedgerMachine(RuleBasedStateMachine):
             engine=engine,
             migrate=False,
             clock=self.clock,
-            heartbeat_interval=3600,  # no background ticks: heartbeats are steps
+            heartbeat_interval=59,  # no background ticks (STALE is 60 s): heartbeats are steps
             stale_after=STALE,
             cancel_grace=GRACE,
             item_batch_size=3,
@@ -121,38 +124,56 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------------------
 
+    def _holders(self, key: str) -> list[ModelRun]:
+        """The job's lease holders: its running runs (a pending run holds none)."""
+        return [r for r in self.runs.values() if r.job == key and r.status is RunStatus.RUNNING]
+
     @rule(job=st.integers(0, 1), pending=st.booleans())
     def start(self, job: int, pending: bool) -> None:
         key, concurrency = list(self.jobs.items())[job]
         now = self.clock.now()
-        holders = [r for r in self.runs.values() if r.job == key and r.status in ACTIVE]
+        if pending:  # queued: never busy, whatever runs
+            record = self.ledger.create_run(key, concurrency=concurrency)
+            self.runs[record.id] = ModelRun(record.id, key, RunStatus.PENDING, now, now, None)
+            self.tally["runs"] += 1
+            return
+        holders = self._holders(key)
         try:
-            if pending:
-                record = self.ledger.create_run(key, concurrency=concurrency)
-                run_id, handle, end = record.id, None, record.window_end
-            else:
-                handle = self.ledger.start_run(key, concurrency=concurrency)
-                run_id, end = handle.id, handle.window.end
+            handle = self.ledger.start_run(key, concurrency=concurrency)
         except JobBusy:
             assert len(holders) >= concurrency, "JobBusy with a free slot"
             self.tally["busy"] += 1
             return
         finally:
-            # A start reaps the job's stale holders when every slot is taken.
-            gone = {r.id for r in holders if self.ledger.get_run(r.id).status not in ACTIVE}
-            if len(holders) >= concurrency:
-                self._reaped(gone, holders)
-            assert not gone or len(holders) >= concurrency, "reaped with a free slot"
-        status = RunStatus.PENDING if pending else RunStatus.RUNNING
-        self.runs[run_id] = ModelRun(run_id, key, status, now, now, end, handle)
+            self._reaped_by_start(holders, concurrency)
+        self.runs[handle.id] = ModelRun(
+            handle.id, key, RunStatus.RUNNING, now, now, handle.window.end, handle
+        )
         self.tally["runs"] += 1
+
+    def _reaped_by_start(self, holders: list[ModelRun], concurrency: int) -> None:
+        """A start reaps the job's stale holders when every slot is taken."""
+        gone = {r.id for r in holders if self.ledger.get_run(r.id).status not in ACTIVE}
+        if len(holders) >= concurrency:
+            self._reaped(gone, holders)
+        assert not gone or len(holders) >= concurrency, "reaped with a free slot"
 
     @precondition(lambda self: self._pending())
     @rule(data=st.data())
     def start_pending(self, data: st.DataObject) -> None:
         run = self._pick(data, self._pending())
-        run.handle = self.ledger.start_run(run_id=run.id)
+        concurrency = self.jobs[run.job]
+        holders = self._holders(run.job)
+        try:
+            run.handle = self.ledger.start_run(run_id=run.id, concurrency=concurrency)
+        except JobBusy:
+            assert len(holders) >= concurrency, "JobBusy with a free slot"
+            self.tally["busy"] += 1
+            return
+        finally:
+            self._reaped_by_start(holders, concurrency)
         run.status, run.beat = RunStatus.RUNNING, self.clock.now()
+        run.window_end = run.handle.window.end
 
     @precondition(lambda self: self._live())
     @rule(data=st.data(), name=st.sampled_from(["pages", "offers"]), n=st.integers(1, 5))
@@ -238,7 +259,10 @@ class LedgerMachine(RuleBasedStateMachine):
         counters of its last heartbeat."""
         now = self.clock.now()
         for run in candidates:
-            stale = (run.created if run.status is RunStatus.PENDING else run.beat) < now - STALE
+            if run.status is RunStatus.PENDING:
+                stale = run.created < now - PENDING_TTL  # expired: nobody claimed it
+            else:
+                stale = run.beat < now - STALE
             stuck = run.cancel_at is not None and run.cancel_at < now - GRACE
             stuck = stuck and run.status is RunStatus.RUNNING
             assert (run.id in reaped) == (stale or stuck), f"run {run.id} reaped wrongly"
@@ -264,8 +288,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def the_database_agrees_with_the_model(self) -> None:
         for key, concurrency in self.jobs.items():
             rows = {r.id: r for r in self.ledger.list_runs(job=key, limit=1000).items}
-            active = [r for r in rows.values() if r.status in ACTIVE]
-            assert len(active) <= concurrency, f"{key}: {len(active)} active runs"
+            running = [r for r in rows.values() if r.status is RunStatus.RUNNING]
+            assert len(running) <= concurrency, f"{key}: {len(running)} running runs"
             job = self.ledger.get_job(key)
             self._check_job(key, job, rows)
             for run in (r for r in self.runs.values() if r.job == key):
@@ -319,7 +343,7 @@ def test_a_finish_after_a_reap_is_refused(db_url: str) -> None:
     """The end of a reaped run belongs to the reaper: the owner's late finish
     raises LeaseLost and changes nothing (the machine's reap rule relies on it)."""
     clock = ManualClock()
-    with Ledger(db_url, clock=clock, heartbeat_interval=3600, stale_after=STALE) as ledger:
+    with Ledger(db_url, clock=clock, heartbeat_interval=59, stale_after=STALE) as ledger:
         run = ledger.start_run("sm:late")
         clock.advance(STALE + timedelta(seconds=1))
         assert ledger.reap() == [run.id]

@@ -1,4 +1,5 @@
-"""Fixtures of the runner tests: a ledger on a hand-moved clock."""
+"""Fixtures of the runner tests: real runner processes (``clock`` and
+``manual_ledger`` are the suite's, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,6 @@ from pathlib import Path
 
 import pytest
 from runner_processes import Workers
-
-from runtrack import Ledger, ManualClock
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def manual_ledger(db_url: str, clock: ManualClock) -> Iterator[Ledger]:
-    """A ledger whose time only moves when the test moves ``clock``."""
-    with Ledger(db_url, clock=clock, heartbeat_interval=0.05) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -34,15 +34,15 @@ def test_each_task_is_claimed_once_per_interval(manual_ledger: Ledger, clock: Ma
 
 
 def test_runners_reap_stale_runs_once_a_minute(db_url: str, clock: ManualClock) -> None:
-    ledgers = [Ledger(db_url, clock=clock, stale_after=30) for _ in range(2)]
+    ledgers = [Ledger(db_url, clock=clock, stale_after=30, pending_ttl=30) for _ in range(2)]
     try:
         runners = [Runner(led, reap_every="1m", prune_every=None) for led in ledgers]
-        dead = ledgers[0].create_run("board:orphan", provider="board")  # never started
+        dead = ledgers[0].create_run("board:orphan", provider="board")  # never claimed
         for runner in runners:
             runner.run_once()
         first = ledgers[0].last_maintenance("reap")
         assert first is not None and first[0] == clock.now()
-        assert ledgers[0].get_run(dead.id).status is RunStatus.PENDING  # not stale yet
+        assert ledgers[0].get_run(dead.id).status is RunStatus.PENDING  # not expired yet
         clock.advance(45)
         for runner in runners:
             runner.run_once()  # within the minute: nobody reaps
@@ -51,7 +51,7 @@ def test_runners_reap_stale_runs_once_a_minute(db_url: str, clock: ManualClock) 
         for runner in runners:
             runner.run_once()
         record = ledgers[0].get_run(dead.id)
-        assert (record.status, record.error_type) == (RunStatus.FAILED, "heartbeat_timeout")
+        assert (record.status, record.error_type) == (RunStatus.CANCELLED, "expired")
         last = ledgers[0].last_maintenance("reap")
         assert last is not None and last[0] == clock.now() and last[1] == {"reaped": 1}
     finally:

@@ -142,7 +142,7 @@ def test_rate_limited_pauses_the_provider_and_uses_no_attempt(
     assert (summary.succeeded, summary.skipped_paused) == (2, 0)  # never() allowed it
     runs = sorted(manual_ledger.list_runs(job="amazon:lookup").items, key=lambda r: r.id)
     assert [(r.attempt, r.status) for r in runs] == [(1, "failed"), (2, "success")]
-    assert runs[0].error_type == "runtrack.errors.RateLimited"
+    assert runs[0].error_type == "rate_limited"  # issue 18: the rate limit is named, not the class
     assert runs[1].retry_of == runs[0].id
     assert calls == {"limited": 2, "other": 1}
 
@@ -186,3 +186,30 @@ def test_a_rate_limit_never_shortens_a_longer_pause(
         clock.now() + timedelta(days=1),
         "contract renegotiation",
     )
+
+
+class SilentLimit(RateLimited):
+    """A rate limit whose text cannot be had (its ``__str__`` raises)."""
+
+    def __str__(self) -> str:
+        raise ZeroDivisionError
+
+
+def test_a_rate_limit_that_cannot_describe_itself_still_pauses_the_provider(
+    manual_ledger: Ledger, clock: ManualClock
+) -> None:
+    runner = Runner(manual_ledger)
+
+    @runner.job("amazon:silent", provider="amazon", every="1h")
+    def lookup(run: Run) -> None:
+        raise SilentLimit(retry_after=120, message="x")
+
+    t0 = clock.now()
+    summary = runner.run_once()
+    assert (summary.failed, summary.retries) == (1, 1)
+    (record,) = manual_ledger.list_runs(job="amazon:silent").items
+    assert record.status is RunStatus.FAILED
+    assert record.error_type == "rate_limited"  # issue 18: named as a rate limit
+    pause = manual_ledger.paused("amazon")
+    assert pause is not None and pause.until == t0 + 120 * S
+    assert "SilentLimit" in pause.reason

@@ -4,9 +4,10 @@ ignores the request is cut off so the runner never hangs."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -34,18 +35,20 @@ def counting(run: Run) -> None:
         time.sleep(0.02)
 
 
-def test_a_run_over_its_timeout_is_cancelled(ledger: Ledger) -> None:
+def test_a_run_over_its_timeout_fails(ledger: Ledger) -> None:
+    # Issue 18 changed this: a timeout ends failed (it was cancelled).
     runner = Runner(ledger)
     runner.job("board:endless", provider="board", every="1h", timeout=0.3)(counting)
 
     started = time.monotonic()
     summary = runner.run_once()
     elapsed = time.monotonic() - started
-    assert (summary.ran, summary.cancelled, summary.retries) == (1, 1, 0)
+    assert (summary.ran, summary.failed, summary.retries) == (1, 1, 0)
     assert elapsed < 2.0
     record = ledger.get_run(summary.run_ids[0])
-    assert record.status is RunStatus.CANCELLED
+    assert record.status is RunStatus.FAILED
     assert record.error_type == "timeout"
+    assert ledger.get_job("board:endless").consecutive_failures == 1
     assert "timed out after 0:00:00.300000" in (record.error_message or "")
     assert record.counters["pages"] >= 5
     assert not ledger.active_runs()
@@ -63,7 +66,8 @@ def test_a_job_that_ignores_the_stop_is_cut_off(ledger: Ledger, release: threadi
     summary = runner.run_once()
     assert time.monotonic() - started < 0.2 + 0.5 + 1.0
     record = ledger.get_run(summary.run_ids[0])
-    assert (record.status, record.error_type) == (RunStatus.CANCELLED, "timeout")
+    # Issue 18: a timeout ends failed (it was cancelled), cut off or not.
+    assert (record.status, record.error_type) == (RunStatus.FAILED, "timeout")
     assert record.counters == {"requests": 1}
     assert not ledger.active_runs()
 
@@ -176,3 +180,41 @@ def test_a_job_that_ignores_a_cancel_is_cut_off_after_the_cancel_grace(
         assert record.counters == {"pages": 2}
         assert not ledger.active_runs()
         end_abandoned_jobs(release)
+
+
+async def async_counting(run: Run) -> None:
+    while True:
+        run.count("pages")
+        await asyncio.sleep(0.02)
+
+
+async def async_swallowing(run: Run) -> None:
+    """Catches the stop at its await point and returns as if done."""
+    try:
+        await async_counting(run)
+    except BaseException:  # the point: a job that swallows the stop
+        return
+
+
+@pytest.mark.parametrize("kind", ["counting", "swallowing", "waiting"])
+def test_an_async_job_over_its_timeout_fails(
+    ledger: Ledger, release: threading.Event, kind: str
+) -> None:
+    async def waiting(run: Run) -> None:
+        run.count("pages")
+        await asyncio.to_thread(release.wait, 10)  # never touches the handle: cut off
+
+    jobs: dict[str, Callable[[Run], Awaitable[None]]] = {
+        "counting": async_counting,
+        "swallowing": async_swallowing,
+        "waiting": waiting,
+    }
+    runner = Runner(ledger)
+    runner.job("board:async-endless", provider="board", every="1h", timeout=0.2)(jobs[kind])
+    summary = runner.run_once()
+    # Issue 18 changed this: a timeout ends failed (it was cancelled).
+    assert (summary.ran, summary.failed, summary.retries) == (1, 1, 0)
+    record = ledger.get_run(summary.run_ids[0])
+    assert (record.status, record.error_type) == (RunStatus.FAILED, "timeout")
+    assert record.counters["pages"] >= 1
+    assert not ledger.active_runs()

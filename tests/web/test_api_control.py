@@ -24,8 +24,10 @@ def db_state(ledger: Ledger) -> tuple[Any, ...]:
 MUTATIONS = [
     ("cancel running", lambda s: f"/api/runs/{s.running}/cancel", {"reason": "stop"}),
     ("cancel pending", lambda s: f"/api/runs/{s.pending}/cancel", None),
-    ("pause", lambda s: "/api/providers/infojobs/pause", {"duration": "15m", "reason": "429"}),
+    ("pause", lambda s: "/api/providers/infojobs/pause", {"for": "15m", "reason": "429"}),
     ("resume", lambda s: "/api/providers/ebay/resume", None),
+    ("trigger", lambda s: f"/api/jobs/{JOB_A}/trigger", {"params": {"q": 1}}),
+    ("rerun", lambda s: f"/api/runs/{s.partial}/rerun", None),
 ]
 
 
@@ -118,7 +120,7 @@ def test_cancel_conflicts_and_bad_requests(client: TestClient, seeded: Seeded) -
 def test_pause_for_a_duration_then_resume(
     client: TestClient, ledger: Ledger, seeded: Seeded
 ) -> None:
-    body = {"duration": "15m", "reason": "HTTP 429"}
+    body = {"for": "15m", "reason": "HTTP 429"}
     paused = client.post("/api/providers/infojobs/pause", json=body, headers=AUTH)
     assert paused.status_code == 200, paused.text
     pause = ledger.paused("infojobs")
@@ -136,7 +138,7 @@ def test_pause_for_a_duration_then_resume(
 
 def test_pause_until_a_time_with_a_slash_in_the_name(client: TestClient, ledger: Ledger) -> None:
     until = (ledger.now() + timedelta(hours=2)).isoformat()
-    body = {"until": until, "reason": "maintenance window"}
+    body = {"until": until, "reason": "maintenance window", "create": True}
     response = client.post("/api/providers/acme/eu/pause", json=body, headers=AUTH)
     assert response.status_code == 200
     assert response.json()["provider"] == "acme/eu"
@@ -146,15 +148,15 @@ def test_pause_until_a_time_with_a_slash_in_the_name(client: TestClient, ledger:
 
 BAD_PAUSES: list[tuple[dict[str, Any], str]] = [
     ({"reason": "x"}, "body"),
-    ({"duration": "1h", "until": "2999-01-01T00:00:00Z", "reason": "x"}, "body"),
-    ({"duration": "soon", "reason": "x"}, "duration"),
-    ({"duration": "-5m", "reason": "x"}, "duration"),
-    ({"duration": "99999999999d", "reason": "x"}, "duration"),
-    ({"duration": "3000000d", "reason": "x"}, "for_"),  # past year 9999: the ledger's name
+    ({"for": "1h", "until": "2999-01-01T00:00:00Z", "reason": "x"}, "body"),
+    ({"for": "soon", "reason": "x"}, "for"),
+    ({"for": "-5m", "reason": "x"}, "for"),
+    ({"for": "99999999999d", "reason": "x"}, "for"),
+    ({"for": "3000000d", "reason": "x"}, "for_"),  # past year 9999: the ledger's name
     ({"until": "9999-12-31T23:00:00-05:00", "reason": "x"}, "until"),
     ({"until": "2001-01-01T00:00:00Z", "reason": "x"}, "until"),
-    ({"duration": "1h", "reason": ""}, "reason"),
-    ({"duration": "1h"}, "reason"),
+    ({"for": "1h", "reason": ""}, "reason"),
+    ({"for": "1h"}, "reason"),
 ]
 
 

@@ -114,8 +114,8 @@ def test_hostile_bodies(client: TestClient, ledger: Ledger, seeded: Seeded) -> N
     cancel = f"/api/runs/{seeded.partial}/cancel"
     for value in values:
         check(client.post(cancel, json={"reason": value}, headers=AUTH))
-        for field in ("duration", "until", "reason"):
-            body = {"duration": "1h", "reason": "r", field: value}
+        for field in ("for", "until", "reason"):
+            body = {"for": "1h", "reason": "r", field: value}
             check(client.post("/api/providers/p/pause", json=body, headers=AUTH))
     raw = client.post(
         "/api/providers/p/pause",
@@ -128,7 +128,7 @@ def test_hostile_bodies(client: TestClient, ledger: Ledger, seeded: Seeded) -> N
 
 def test_injection_in_a_name_is_stored_verbatim(client: TestClient, ledger: Ledger) -> None:
     name = "x'); DELETE FROM runs; --"
-    body = {"duration": "1h", "reason": "' OR 1=1"}
+    body = {"for": "1h", "reason": "' OR 1=1", "create": True}
     response = client.post(f"/api/providers/{quote(name, safe='')}/pause", json=body, headers=AUTH)
     assert response.status_code == 200
     pause = ledger.paused(name)

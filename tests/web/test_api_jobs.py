@@ -16,7 +16,7 @@ def test_jobs_list_every_job_state(client: TestClient, ledger: Ledger, seeded: S
     a = jobs[JOB_A]
     assert a["provider"] == "infojobs"
     assert a["last_run"] == {
-        "id": seeded.failed,
+        "run_id": seeded.failed,
         "status": "failed",
         "finished_at": a["last_run"]["finished_at"],
     }

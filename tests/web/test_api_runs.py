@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from web_seed import JOB_A, JOB_B, JOB_C, Seeded
+from web_seed import AUTH, JOB_A, JOB_B, JOB_C, Seeded
 
 from runtrack import Ledger
 
@@ -91,8 +91,8 @@ def test_page_numbers_answer_with_totals(client: TestClient, seeded: Seeded) -> 
         "page": 1,
         "limit": 3,
         "total": 8,
-        "totalPages": 3,
-        "totalExact": True,
+        "total_pages": 3,
+        "total_exact": True,
     }
     assert len(first["data"]) == 3
     assert len(third["data"]) == 2
@@ -142,7 +142,7 @@ def test_run_detail_of_a_partial_run(client: TestClient, seeded: Seeded) -> None
 
 
 def test_run_detail_of_a_failed_and_a_running_run(client: TestClient, seeded: Seeded) -> None:
-    failed = client.get(f"/api/runs/{seeded.failed}").json()
+    failed = client.get(f"/api/runs/{seeded.failed}", headers=AUTH).json()
     assert failed["error"]["type"] == "ValueError"
     assert failed["error"]["message"] == "boom"
     assert "Traceback" in failed["error"]["stack"]
@@ -209,3 +209,24 @@ def test_job_keys_with_slashes_route_to_the_job(client: TestClient, seeded: Seed
     assert job["key"] == JOB_A
     assert [r["id"] for r in job["recent_runs"]][:1] == [seeded.failed]
     assert client.get(f"/api/jobs/{JOB_C}").json()["active_runs"] == 1
+
+
+def test_items_and_groups_alike_but_for_case_stay_apart(client: TestClient, ledger: Ledger) -> None:
+    with ledger.run("x:skus") as run:
+        run.item("p1", "success", group="SKU-a", source="Amazon")
+        run.item("p2", "not_found", group="sku-A", source="amazon")
+        run.item("p3", "success", group="SKU-a ", source="ebay")  # a trailing space
+        run.item("p4", "not_found", group="skú-a", source="ebay")
+    groups = client.get(f"/api/runs/{run.id}/groups").json()["data"]
+    assert {g["group"]: g["found_in"] for g in groups} == {
+        "SKU-a": ["Amazon"],
+        "sku-A": [],
+        "SKU-a ": ["ebay"],
+        "skú-a": [],
+    }
+    url = f"/api/runs/{run.id}/items"
+    for group, keys in (("SKU-a", ["p1"]), ("sku-A", ["p2"]), ("SKU-a ", ["p3"]), ("sku-a", [])):
+        listed = client.get(url, params={"group": group}).json()["data"]
+        assert [i["key"] for i in listed] == keys, group
+    detail = client.get(f"/api/runs/{run.id}").json()
+    assert detail["groups"] == {"found": 2, "missing": 2}

@@ -32,9 +32,16 @@ def test_openapi_declares_every_response(ledger: Ledger) -> None:
     assert "Problem" in components
     assert "HTTPValidationError" not in components
     operations = [(p, m, op) for p, ops in schema["paths"].items() for m, op in ops.items()]
-    assert len(operations) == 13
+    # 13, the carried listing and forget, incidents (issue 18), workers, trigger
+    # and rerun, the five backfill routes (issue 17)
+    assert len(operations) == 24
     for path, method, op in operations:
-        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        # 202: the run or the backfill is queued
+        queued = path.endswith(("/trigger", "/rerun")) or (path, method) == (
+            "/api/jobs/{key}/backfills",
+            "post",
+        )
+        ok = op["responses"]["202" if queued else "200"]["content"]["application/json"]["schema"]
         assert ok, (path, method)
         for code, response in op["responses"].items():
             if code.startswith(("4", "5")):
@@ -51,8 +58,11 @@ def test_openapi_declares_every_response(ledger: Ledger) -> None:
 
 
 def test_reads_require_the_token_in_openapi_when_a_read_token_is_set(ledger: Ledger) -> None:
-    app = create_app(ledger, Settings(read_token="read-token-0123456789abcdef"))
-    schema = TestClient(app).get("/openapi.json").json()
+    token = "read-token-0123456789abcdef"
+    app = create_app(ledger, Settings(read_token=token))
+    assert TestClient(app).get("/openapi.json").status_code == 401  # the document is read-gated
+    auth = {"Authorization": f"Bearer {token}"}
+    schema = TestClient(app).get("/openapi.json", headers=auth).json()
     assert schema["paths"]["/api/runs"]["get"]["security"] == [{"HTTPBearer": []}]
 
 

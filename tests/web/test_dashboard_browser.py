@@ -10,7 +10,6 @@ its own; cancel must fail without the API token and work with it.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import socket
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 import uvicorn
+from chromium import SCREENSHOTS
 from dashboard_seed import (
     JOB_OFFERS,
     JOB_PRICES,
@@ -36,26 +36,13 @@ from dashboard_seed import (
     Seeded,
     seed_history,
 )
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
 
 from runtrack import Ledger, RunStatus
 from runtrack.api import create_app
 from runtrack.config import Settings
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("RUNTRACK_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @dataclass
@@ -114,19 +101,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 logger.removeHandler(handler)
     assert any("POST /session" in line for line in logs), "the access log was not captured"
     assert not [line for line in logs if TOKEN in line], "the token reached a log"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

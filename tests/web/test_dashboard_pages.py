@@ -75,12 +75,14 @@ def test_every_page_renders_the_history(
     overview = page(dashboard, "/")
     for key in (JOB_OFFERS, JOB_PRICES):
         assert f">{key}</a>" in overview
-    assert ledger.count_stale() == 2  # the silent running run and the old pending one
-    assert re.search(r'Stale</div><div class="value">2<', overview)
+    # The silent running run (a pending run is queued, never stale: issue 17).
+    assert ledger.count_stale() == 1
+    assert re.search(r'Stale</div><div class="value">1<', overview)
     assert re.search(r'Running</div><div class="value">1<', overview)
     day = ledger.now() - timedelta(hours=24)
     assert ledger.count_started("failed", since=day) == 3  # a 503, a timeout, the hostile one
-    assert re.search(r'Failed, last 24 h</div><div class="value">3<', overview)
+    # Issue 18: the tile counts failures for good (retried ones apart).
+    assert re.search(r'Failed for good, last 24 h</div><div class="value">3<', overview)
     assert "infojobs answered 503 Service Unavailable" in overview  # latest failures
     finished = sum(len(strip) for strip in ledger.recent_outcomes().values())
     assert overview.count('<a class="cell st-') == finished + len(ledger.active_runs())
@@ -258,6 +260,9 @@ def test_unknown_runs_and_jobs_are_not_found(dashboard: TestClient) -> None:
     assert "No run has id &#39;999999&#39;" in page(dashboard, "/runs/999999", status=404)
     assert "No run has id" in page(dashboard, "/runs/abc", status=404)
     assert "No job has key" in page(dashboard, "/jobs/" + quote("no/such job"), status=404)
+    anonymous = dashboard.post("/runs/999999/cancel")  # refused before the lookup
+    assert anonymous.status_code == 403 and "No run has id" not in anonymous.text
+    sign_in(dashboard)
     assert dashboard.post("/runs/999999/cancel").status_code == 404
 
 

@@ -73,7 +73,9 @@ def database_truth(ledger: Ledger) -> dict[str, Any]:
         "items": defaultdict(int),
         "durations": defaultdict(list),
         "active": {row[0]: row[1] for row in active},
-        "last_success": {k: at for k, at in last_success if at is not None},
+        # Every job, 0 for one that never succeeded (issue 18: "no success
+        # for X" alerts fire for those too).
+        "last_success": {k: at for k, at in last_success},
     }
     for row in finished:
         truth["runs"][(row.job_key, row.provider or "", row.status)] += 1
@@ -109,7 +111,10 @@ def test_scrape_matches_the_database(ledger: Ledger, seeded: Seeded) -> None:
     assert active[key(job=JOB_A)] == 0
     last = only(samples, "runtrack_job_last_success_timestamp_seconds")
     assert last == pytest.approx(
-        {key(job=j): at.replace(tzinfo=UTC).timestamp() for j, at in truth["last_success"].items()}
+        {
+            key(job=j): at.replace(tzinfo=UTC).timestamp() if at is not None else 0.0
+            for j, at in truth["last_success"].items()
+        }
     )
     assert samples[("runtrack_stale_runs", frozenset())] == 0
     paused = only(samples, "runtrack_provider_paused")
@@ -119,8 +124,12 @@ def test_scrape_matches_the_database(ledger: Ledger, seeded: Seeded) -> None:
         key(provider="sam"): 0.0,
         key(provider="amazon"): 0.0,
     }
+    first_seen = only(samples, "runtrack_job_first_seen_timestamp_seconds")
+    assert set(first_seen) == {key(job=j) for j in truth["last_success"]}
+    assert all(value > 0 for value in first_seen.values())
     labels = {name for _, label_set in samples for name, _ in label_set}
-    assert labels <= {"job", "provider", "status", "le"}  # never a run id
+    # Bounded label sets only, never a run id: incident kinds, health states.
+    assert labels <= {"job", "provider", "status", "le", "kind", "state"}
 
 
 def test_scrapes_are_cached_for_the_ttl(ledger: Ledger, seeded: Seeded) -> None:

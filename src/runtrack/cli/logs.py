@@ -12,10 +12,9 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 
-from rich.logging import RichHandler
-
 from runtrack.cli.state import err_console
 from runtrack.logs import JsonFormatter
+from runtrack.terminal import VisibleRichHandler
 
 __all__ = ["JsonFormatter", "LogFormat", "StderrHandler", "setup_logging"]
 
@@ -49,7 +48,7 @@ def setup_logging(fmt: LogFormat, level: int) -> Callable[[], None]:
         handler = StderrHandler()
         handler.setFormatter(JsonFormatter())
     else:
-        handler = RichHandler(
+        handler = VisibleRichHandler(
             console=err_console(),
             show_path=False,
             rich_tracebacks=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -20,7 +21,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
 
 def migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Bring the database schema up to date (safe to run from many processes)."""
-    with state_of(ctx).ledger(migrate=False) as ledger:
+    with state_of(ctx).ledger(migrate=False, create=True) as ledger:
         before, _ = ledger.schema_revision()
         ledger.migrate()
         after, _ = ledger.schema_revision()
@@ -71,12 +72,18 @@ def prune(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Runs per transaction.")
     ] = 1000,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete old finished runs and their items, in short batches.
 
     Never deletes active runs, a job's latest run, its latest successful run,
-    or job state, so incremental jobs keep their place."""
+    or job state, so incremental jobs keep their place. On a terminal it
+    counts first and asks before deleting (--yes does not ask)."""
+    if not dry_run and not yes and sys.stdin.isatty():
+        _confirm(ctx, older_than, items_only)
     with state_of(ctx).ledger() as ledger, _progress_bar(dry_run) as report:
         result = ledger.prune(
             older_than,
@@ -97,6 +104,18 @@ def prune(
         return
     verb = "would delete" if dry_run else "deleted"
     err_console().print(f"{verb} {result.runs} run(s) and {result.items} item(s)")
+
+
+def _confirm(ctx: typer.Context, older_than: str, items_only: bool) -> None:
+    """Count what would go and ask; a no ends the command (exit 1)."""
+    with state_of(ctx).ledger() as ledger:
+        would = ledger.prune(older_than, items_only=items_only, dry_run=True)
+    what = f"{would.items} item(s)"
+    if not items_only:
+        what = f"{would.runs} run(s) and {what}"
+    if not typer.confirm(f"delete {what} older than {older_than}?", err=True):
+        err_console().print("nothing deleted")
+        raise typer.Exit(1)
 
 
 @contextmanager

@@ -34,8 +34,14 @@ def duration_option(value: str | None) -> str | None:
     try:
         inputs.duration("duration", value)
     except InvalidInput as exc:
-        raise typer.BadParameter(f"{value!r} is not a duration ({exc.allowed})") from None
+        raise typer.BadParameter(_duration_problem(value, exc)) from None
     return value
+
+
+def _duration_problem(value: str, exc: InvalidInput) -> str:
+    if "no unit" in exc.problem:
+        return f"{exc.problem}: {exc.allowed}"
+    return f"{value!r} is not a duration (30s, 15m, 2h, 90d or 2w)"
 
 
 def to_duration(value: str | None) -> timedelta | None:
@@ -52,7 +58,10 @@ def parse_time(value: str) -> TimeArg:
         pass
     try:
         return inputs.duration("time", text)
-    except InvalidInput:
+    except InvalidInput as exc:
+        if "no unit" in exc.problem:
+            problem = f"{exc.problem}: {exc.allowed} (or an ISO 8601 time)"
+            raise typer.BadParameter(problem) from None
         raise typer.BadParameter(
             f"{value!r} is neither an ISO 8601 time (2026-01-31T08:00:00Z) "
             "nor an age (30m, 24h, 7d)"

@@ -6,57 +6,47 @@ from typing import Annotated
 
 import typer
 
+from runtrack import vocabulary
 from runtrack.cli.params import duration_option, instant_option, parse_instant
 from runtrack.cli.render import jobs_table, jsonable, pauses_table, time_text
-from runtrack.cli.state import err_console, out_console, print_json, state_of, user_name
+from runtrack.cli.state import err_console, print_json, print_table, state_of, user_name
 from runtrack.models import PauseRecord
+from runtrack.terminal import visible
 
 __all__ = ["register"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Every column, even wider than the terminal.")]
 
 
 def jobs(
     ctx: typer.Context,
     provider: Annotated[str | None, typer.Option(help="Only this provider's jobs.")] = None,
+    wide: Wide = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs with their state: last run, last success, failure streak, watermark."""
     with state_of(ctx).ledger() as ledger:
         states = ledger.job_states(provider)
+        health = {} if as_json else ledger.healths(provider)  # issue 18
     if as_json:
-        print_json(
-            {
-                "jobs": [
-                    dict(jsonable(s.job), active_runs=s.active_runs, pause=jsonable(s.pause))
-                    for s in states
-                ]
-            }
-        )
+        print_json(jsonable({"data": [vocabulary.job(s) for s in states]}))
     elif not states:
         err_console().print("no jobs yet (a job is recorded by its first run)")
     else:
-        console = out_console()
-        console.print(jobs_table(states, console.width))
+        print_table(lambda width: jobs_table(states, width, health), wide=wide)
 
 
-def providers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def providers(ctx: typer.Context, wide: Wide = False, as_json: JsonFlag = False) -> None:
     """List providers: how many jobs each has, and whether it is paused."""
     with state_of(ctx).ledger() as ledger:
         found = ledger.providers()
     if as_json:
-        print_json(
-            {
-                "providers": [
-                    {"provider": p.name, "jobs": p.jobs, "pause": jsonable(p.pause)} for p in found
-                ]
-            }
-        )
+        print_json(jsonable({"data": [vocabulary.provider(p) for p in found]}))
     elif not found:
         err_console().print("no providers yet")
     else:
-        console = out_console()
-        console.print(pauses_table(found, console.width))
+        print_table(lambda width: pauses_table(found, width), wide=wide)
 
 
 def pause(
@@ -71,23 +61,35 @@ def pause(
         str | None, typer.Option(callback=instant_option, help="Until when (ISO 8601).")
     ] = None,
     by: Annotated[str | None, typer.Option(help="Who pauses (default: your user name).")] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Pause a provider that no job uses yet.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Pause a provider: runners skip its jobs until the pause ends."""
+    """Pause a provider: runners skip its jobs until the pause ends.
+
+    A provider that no job uses is refused (a typo), unless --new."""
     if (for_ is None) == (until is None):
         raise typer.BadParameter("give exactly one of --for and --until", param_hint="--for")
     end = parse_instant(until) if until is not None else None
-    with state_of(ctx).ledger() as ledger:
-        record = ledger.pause(provider, for_=for_, until=end, reason=reason, by=by or user_name())
+    with state_of(ctx).ledger(create=new) as ledger:
+        record = ledger.pause(
+            provider,
+            for_=for_,
+            until=end,
+            reason=reason,
+            by=by or user_name(),
+            create=new,
+        )
     _print_pause(record, as_json)
 
 
 def _print_pause(record: PauseRecord, as_json: bool) -> None:
     if as_json:
-        print_json(jsonable(record))
+        print_json(jsonable(vocabulary.pause(record)))
     else:
         err_console().print(
-            f"{record.provider} paused until {time_text(record.until)} UTC", markup=False
+            visible(f"{record.provider} paused until {time_text(record.until)} UTC"), markup=False
         )
 
 
@@ -100,11 +102,11 @@ def resume(
     with state_of(ctx).ledger() as ledger:
         was_paused = ledger.resume(provider)
     if as_json:
-        print_json({"provider": provider, "was_paused": was_paused})
+        print_json({"provider": provider, "resumed": was_paused})
     elif was_paused:
-        err_console().print(f"{provider} resumed", markup=False)
+        err_console().print(visible(f"{provider} resumed"), markup=False)
     else:
-        err_console().print(f"{provider} was not paused", markup=False)
+        err_console().print(visible(f"{provider} was not paused"), markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,8 @@
 """How records look: as JSON for machines and as Rich tables for people.
 
-The JSON form is stable: a record's field names are the attribute names of
-the frozen records in :mod:`runtrack.models`, datetimes are ISO 8601 in UTC
-with a ``Z`` suffix, durations are seconds, statuses are their string values.
+The JSON shapes are :mod:`runtrack.vocabulary`'s, the API's too;
+:func:`jsonable` writes their datetimes as ISO 8601 in UTC with a ``Z``
+suffix, durations as seconds, statuses as their string values.
 """
 
 from __future__ import annotations
@@ -18,18 +18,22 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from runtrack.models import GroupSummary, JobState, ProviderState, RunRecord
+from runtrack.health import JobHealth
+from runtrack.models import JobRecord, JobState, ProviderState, RunRecord
+from runtrack.terminal import visible
+from runtrack.workers import on_wall_clock
 
 __all__ = [
     "STATUS_STYLES",
+    "UNLIMITED",
+    "Column",
+    "Fitted",
     "counters_text",
     "duration_text",
-    "group_json",
     "jobs_table",
     "jsonable",
     "pauses_table",
     "plain",
-    "run_json",
     "runs_table",
     "status_text",
     "time_text",
@@ -64,29 +68,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def run_json(run: RunRecord) -> dict[str, Any]:
-    """A run as JSON, with its computed duration."""
-    data: dict[str, Any] = jsonable(run)
-    data["duration_seconds"] = jsonable(run.duration)
-    return data
-
-
-def group_json(group: GroupSummary) -> dict[str, Any]:
-    data: dict[str, Any] = jsonable(group)
-    data["found"] = group.found
-    return data
-
-
 def plain(value: object) -> Text:
-    """User data as literal text: Rich must never read it as markup."""
-    return Text(str(value))
+    """User data as literal text: Rich must never read it as markup, and
+    control characters are shown as escapes, never sent to the terminal."""
+    return Text(visible(str(value)))
 
 
 def status_text(status: str | None) -> Text:
     """A status as coloured text (the word itself carries the meaning)."""
     if status is None:
         return Text("-", style="dim")
-    return Text(str(status), style=STATUS_STYLES.get(str(status), ""))
+    return Text(visible(str(status)), style=STATUS_STYLES.get(str(status), ""))
 
 
 def time_text(value: datetime | None) -> str:
@@ -128,30 +120,72 @@ class Column(Generic[T]):
     optional: bool = False
     justify: Literal["left", "right"] = "left"
     wrap: bool = False
+    grow: bool = False  # takes the room left over (or gives it back)
 
 
-def fitted_table(columns: list[Column[T]], rows: list[T], width: int) -> Table:
-    """The rows under the columns that fit in ``width`` characters."""
-    room = width - sum(c.width + 2 for c in columns if not c.optional) + 2
-    shown = []
+#: The width a table is laid out in when nothing may be cut (piped, --wide).
+UNLIMITED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A table laid out for a width, and the headers of the columns it dropped."""
+
+    table: Table
+    hidden: list[str]
+
+
+def fitted_table(columns: list[Column[T]], rows: list[T], width: int | None) -> Fitted:
+    """The rows under the columns that fit in ``width`` characters (every
+    column at its natural width, nothing cut, when ``width`` is ``None``).
+
+    Each shown column keeps the room it asked for (a time is never cut to
+    ``00:37:...``); a wrapping column is at least as wide as its longest
+    word, so it wraps between words, never inside one; the ``grow`` column
+    takes what is left (or gives up what is missing) and ends in an ellipsis
+    when it must."""
+    # Three characters between columns (two paddings and the blank rule of
+    # the box), and one blank edge on each side.
+    fixed = sum(c.width + 3 for c in columns if not c.optional) - 1
+    room = UNLIMITED if width is None else width - fixed
+    shown, hidden = [], []
     for column in columns:
         if column.optional:
-            if column.width + 2 > room:
+            if column.width + 3 > room:
+                hidden.append(column.header)
                 continue
-            room -= column.width + 2
+            room -= column.width + 3
         shown.append(column)
+    cells = [[_cell(column.cell(row)) for column in shown] for row in rows]
+    words = [
+        max((len(w) for r in cells for w in r[n].plain.split()), default=1)
+        for n in range(len(shown))
+    ]
+    room -= sum(max(0, words[n] - c.width) for n, c in enumerate(shown) if c.wrap)
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in shown:
+    for n, column in enumerate(shown):
         table.add_column(
             column.header,
             justify=column.justify,
             no_wrap=not column.wrap,
             overflow="fold" if column.wrap else "ellipsis",
-            min_width=min(column.width, 12),
+            **_bounds(column, words[n], None if width is None else room),
         )
-    for row in rows:
-        table.add_row(*(_cell(column.cell(row)) for column in shown))
-    return table
+    for row_cells in cells:
+        table.add_row(*row_cells)
+    return Fitted(table, hidden)
+
+
+def _bounds(column: Column[Any], longest_word: int, room: int | None) -> Any:
+    """The width arguments of a column: none without a width limit; a
+    ``grow`` column fills the room left; a wrapping one holds its longest word."""
+    if room is None:
+        return {}
+    if column.wrap:
+        return {"width": max(column.width, longest_word)}
+    if column.grow:
+        return {"min_width": min(column.width, 12), "max_width": max(column.width + room, 12)}
+    return {"width": column.width}
 
 
 def _cell(value: str | Text) -> Text:
@@ -160,7 +194,7 @@ def _cell(value: str | Text) -> Text:
 
 RUN_COLUMNS: list[Column[RunRecord]] = [
     Column("id", lambda r: str(r.id), 6, justify="right"),
-    Column("job", lambda r: r.job, 28),
+    Column("job", lambda r: r.job, 28, grow=True),
     Column("status", lambda r: status_text(r.status), 9),
     Column("started (UTC)", lambda r: time_text(r.started_at or r.created_at), 19),
     Column("duration", lambda r: duration_text(r.duration), 8, justify="right"),
@@ -169,7 +203,7 @@ RUN_COLUMNS: list[Column[RunRecord]] = [
 ]
 
 
-def runs_table(runs: list[RunRecord], width: int) -> Table:
+def runs_table(runs: list[RunRecord], width: int | None) -> Fitted:
     return fitted_table(RUN_COLUMNS, runs, width)
 
 
@@ -181,18 +215,41 @@ def _last_status(state: JobState) -> Text:
 
 
 JOB_COLUMNS: list[Column[JobState]] = [
-    Column("job", lambda s: s.job.key, 28),
+    Column("job", lambda s: s.job.key, 28, grow=True),
     Column("last status", _last_status, 18),
     Column("last success (UTC)", lambda s: time_text(s.job.last_success_at), 19),
     Column("failures", lambda s: str(s.job.consecutive_failures), 8, justify="right"),
     Column("provider", lambda s: s.job.provider or "-", 14, optional=True),
     Column("active", lambda s: str(s.active_runs), 6, optional=True, justify="right"),
     Column("watermark (UTC)", lambda s: time_text(s.job.watermark), 19, optional=True),
+    # Issue 17: the schedule, and the next due time on its zone's clock.
+    Column("schedule", lambda s: s.job.schedule or "-", 26, optional=True, wrap=True),
+    Column("next due (local)", lambda s: _next_due(s.job), 26, optional=True),
 ]
 
 
-def jobs_table(states: list[JobState], width: int) -> Table:
-    return fitted_table(JOB_COLUMNS, states, width)
+def _next_due(job: JobRecord) -> str:
+    local = on_wall_clock(job.next_due_at, job.schedule_tz)
+    return "-" if local is None else local.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def jobs_table(
+    states: list[JobState], width: int | None, health: Mapping[str, JobHealth] | None = None
+) -> Fitted:
+    """The jobs; with ``health`` (issue 18), each job's health first after its key."""
+    if not health:
+        return fitted_table(JOB_COLUMNS, states, width)
+    column: Column[JobState] = Column("health", lambda s: _health(health.get(s.job.key)), 9)
+    return fitted_table([JOB_COLUMNS[0], column, *JOB_COLUMNS[1:]], states, width)
+
+
+_HEALTH_STYLES = {"failing": "bold red", "late": "bold red", "paused": "yellow", "healthy": "green"}
+
+
+def _health(found: JobHealth | None) -> Text:
+    if found is None:
+        return Text("-", style="dim")
+    return Text(found.state.value, style=_HEALTH_STYLES.get(found.state.value, "cyan"))
 
 
 def _until(provider: ProviderState) -> Text:
@@ -209,5 +266,5 @@ PROVIDER_COLUMNS: list[Column[ProviderState]] = [
 ]
 
 
-def pauses_table(providers: list[ProviderState], width: int) -> Table:
+def pauses_table(providers: list[ProviderState], width: int | None) -> Fitted:
     return fitted_table(PROVIDER_COLUMNS, providers, width)

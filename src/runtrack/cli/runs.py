@@ -10,23 +10,32 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from runtrack import vocabulary
 from runtrack.cli.params import resolve_time, time_option
 from runtrack.cli.render import (
     counters_text,
     duration_text,
-    group_json,
+    jsonable,
     plain,
-    run_json,
     runs_table,
     status_text,
     time_text,
 )
-from runtrack.cli.state import err_console, out_console, print_json, state_of, user_name
+from runtrack.cli.state import (
+    err_console,
+    out_console,
+    print_json,
+    print_table,
+    state_of,
+    user_name,
+)
 from runtrack.models import GroupSummary, RunRecord, RunStatus
+from runtrack.terminal import visible
 
 __all__ = ["register"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Every column, even wider than the terminal.")]
 GROUPS_SHOWN = 20
 
 
@@ -51,6 +60,7 @@ def list_runs(
     cursor: Annotated[
         str | None, typer.Option(help="The next_cursor of the previous page.")
     ] = None,
+    wide: Wide = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first, one page at a time."""
@@ -67,13 +77,13 @@ def list_runs(
             cursor=cursor,
         )
     if as_json:
-        print_json({"runs": [run_json(r) for r in page.items], "next_cursor": page.next_cursor})
+        data = (vocabulary.run_summary(r, now) for r in page.items)
+        print_json(jsonable(vocabulary.cursor_page(data, page.next_cursor)))
         return
     if not page.items:
         err_console().print("no runs match")
         return
-    console = out_console()
-    console.print(runs_table(page.items, console.width))
+    print_table(lambda width: runs_table(page.items, width), wide=wide)
     if page.next_cursor:
         err_console().print(f"more: --cursor {page.next_cursor}")
 
@@ -83,13 +93,16 @@ def show(
     run_id: Annotated[int, typer.Argument(min=1, help="The run's id.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Show one run: timeline, counters, window, error, items and groups."""
+    """Show one run: timeline, counters, window, error, items and groups.
+
+    With --json, the run as GET /api/runs/ID gives it (its groups: `runtrack
+    groups ID --json`)."""
     with state_of(ctx).ledger() as ledger:
         run = ledger.get_run(run_id)
+        if as_json:
+            print_json(jsonable(vocabulary.run_detail(run, ledger.now())))
+            return
         groups = ledger.group_summary(run_id)
-    if as_json:
-        print_json({"run": run_json(run), "groups": [group_json(g) for g in groups]})
-        return
     console = out_console()
     console.print(_run_panel(run))
     if run.error_type or run.error_message:
@@ -152,10 +165,10 @@ def _cancel(run: RunRecord) -> str:
 
 
 def _error_panel(run: RunRecord) -> Panel:
-    body = Text(f"{run.error_type or 'error'}: {run.error_message or ''}", style="red")
+    body = Text(visible(f"{run.error_type or 'error'}: {run.error_message or ''}"), style="red")
     parts: list[Any] = [body]
     if run.error_stack:
-        parts.append(Text(run.error_stack.rstrip(), style="dim"))
+        parts.append(Text(visible(run.error_stack.rstrip()), style="dim"))
     return Panel(Group(*parts), title="error", title_align="left", expand=False)
 
 
@@ -175,10 +188,10 @@ def _groups_table(groups: list[GroupSummary]) -> Table:
             plain(group.group),
             Text("yes", style="green") if group.found else Text("no", style="red"),
             plain(", ".join(group.found_in) or "-"),
-            " ".join(f"{k}={v}" for k, v in sorted(group.counts.items())),
+            plain(" ".join(f"{k}={v}" for k, v in sorted(group.counts.items()))),
         )
     if len(groups) > GROUPS_SHOWN:
-        table.caption = f"{len(groups) - GROUPS_SHOWN} more groups: see --json"
+        table.caption = f"{len(groups) - GROUPS_SHOWN} more groups: see `runtrack groups`"
     return table
 
 
@@ -195,8 +208,9 @@ def cancel(
     (within one heartbeat); the run then ends cancelled."""
     with state_of(ctx).ledger() as ledger:
         run = ledger.cancel(run_id, by=by or user_name(), reason=reason)
+        now = ledger.now()
     if as_json:
-        print_json(run_json(run))
+        print_json(jsonable(vocabulary.run_detail(run, now)))
     elif run.status is RunStatus.CANCELLED:
         err_console().print(f"run {run.id} cancelled")
     else:

@@ -5,23 +5,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from runtrack.cli.state import State, err_console, state_of
-from runtrack.errors import ConfigurationError
+from runtrack.cli.state import State, state_of
+from runtrack.web.server import serve_app, serve_workers
 
-if TYPE_CHECKING:
-    from runtrack.config import Settings
-    from runtrack.ledger import Ledger
-
-__all__ = ["load_runner", "register", "serve_app"]
+__all__ = ["load_runner", "register"]
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
@@ -43,10 +35,38 @@ AccessLog = Annotated[
     ),
 ]
 
-#: What each process of ``serve --workers N`` imports and calls for its app.
-WORKER_APP = "runtrack.cli.serving:worker_app"
-#: How the command's logging reaches the worker processes: "<format>:<level>".
-_WORKER_LOG = "RUNTRACK_SERVE_LOG"
+ForwardedAllowIps = Annotated[
+    str | None,
+    typer.Option(
+        "--forwarded-allow-ips",
+        metavar="ADDRESSES",
+        help="Comma-separated addresses (or CIDR networks, or '*') of the reverse proxies "
+        "whose X-Forwarded-Proto and X-Forwarded-For are trusted "
+        "[env: RUNTRACK_FORWARDED_ALLOW_IPS; default: 127.0.0.1].",
+    ),
+]
+SecureCookies = Annotated[
+    bool | None,
+    typer.Option(
+        "--secure-cookies/--no-secure-cookies",
+        help="Always mark the dashboard's session cookie Secure (named __Host-...), for a "
+        "server reached only over HTTPS [env: RUNTRACK_SECURE_COOKIES; default: only "
+        "for requests that arrived over HTTPS].",
+        show_default=False,
+    ),
+]
+CheckEvery = Annotated[
+    float | None,
+    typer.Option(
+        "--check-every",
+        min=0,
+        max=86400,
+        metavar="SECONDS",
+        help="Seconds between two checks of the jobs' expectations, with notifications "
+        "sent, by the server; 0: no checks [env: RUNTRACK_CHECK_EVERY; default: 30].",
+        show_default=False,
+    ),
+]
 
 
 def serve(
@@ -55,100 +75,39 @@ def serve(
     port: Port = 8000,
     workers: Workers = 1,
     access_log: AccessLog = True,
+    forwarded_allow_ips: ForwardedAllowIps = None,
+    secure_cookies: SecureCookies = None,
+    check_every: CheckEvery = None,
 ) -> None:
-    """Serve the HTTP API (/api) and the dashboard (/) with uvicorn."""
+    """Serve the HTTP API (/api) and the dashboard (/) with uvicorn, checking
+    the jobs' expectations in the background (see runtrack check).
+
+    Behind a reverse proxy that terminates TLS, pass the proxy's address as
+    --forwarded-allow-ips (so that requests count as HTTPS and the session
+    cookie is Secure), or --secure-cookies."""
     state = state_of(ctx)
+    settings = state.settings().with_(
+        **{
+            name: value
+            for name, value in (
+                ("forwarded_allow_ips", forwarded_allow_ips),
+                ("secure_cookies", secure_cookies),
+                ("check_every", check_every),
+            )
+            if value is not None
+        }
+    )
     if workers == 1:
         with state.ledger() as ledger:
-            serve_app(ledger, state.settings(), host, port, access_log=access_log)
+            serve_app(ledger, settings, host, port, access_log=access_log)
         return
     with state.ledger():  # migrate here once, not in every worker at the same time
         pass
     root = ctx.find_root().params
     level = logging.DEBUG if root.get("debug") else logging.INFO
     log = f"{root.get('log_format', 'rich')}:{level}"
-    serve_workers(state, host, port, workers, log, access_log=access_log)
-
-
-def serve_app(
-    ledger: Ledger, settings: Settings, host: str, port: int, *, access_log: bool = True
-) -> None:
-    """Run the web app on ``ledger`` until interrupted (Ctrl-C, SIGTERM)."""
-    uvicorn, create_app = _server()
-    app = create_app(ledger, settings)
-    _announce(host, port)
-    # log_config=None keeps the CLI's handlers: uvicorn's lines use --log-format too.
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=access_log)
-    with _stop_signals_end_normally():
-        uvicorn.Server(config).run()
-
-
-def serve_workers(
-    state: State, host: str, port: int, workers: int, log: str, *, access_log: bool = True
-) -> None:
-    """Run ``workers`` processes of the web app on one socket until
-    interrupted; each opens its own ledger from the environment, where
-    ``--database-url`` is passed on as RUNTRACK_DATABASE_URL."""
-    uvicorn, _ = _server()
     export_database_url(state)
-    os.environ[_WORKER_LOG] = log
-    _announce(host, port)
-    with _stop_signals_end_normally():
-        uvicorn.run(
-            WORKER_APP,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=access_log,
-        )
-
-
-def worker_app() -> Any:
-    """The app of one process of ``serve --workers``, logging as the command
-    that started it; it opens (and closes) its own ledger from the settings."""
-    from runtrack.cli.logs import LogFormat, setup_logging
-
-    _, create_app = _server()
-    fmt, _, level = os.environ.get(_WORKER_LOG, f"rich:{logging.INFO}").partition(":")
-    setup_logging(LogFormat(fmt), int(level))
-    return create_app()
-
-
-def _server() -> tuple[Any, Callable[..., Any]]:
-    """uvicorn and ``create_app``, or what to install to have them."""
-    try:
-        import uvicorn
-
-        from runtrack.web.app import create_app
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"the web server needs the 'server' extra ({exc.name} is missing): "
-            "pip install 'runtrack[server]'"
-        ) from None
-    return uvicorn, create_app
-
-
-def _announce(host: str, port: int) -> None:
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    err_console().print(f"dashboard on http://{shown}:{port}/  API on http://{shown}:{port}/api")
-
-
-@contextmanager
-def _stop_signals_end_normally() -> Iterator[None]:
-    """uvicorn re-raises the SIGINT/SIGTERM that stopped it once it has shut
-    down gracefully; for ``runtrack serve`` that is the normal end (exit 0)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stops}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve_workers(settings, host, port, workers, log, access_log=access_log)
 
 
 def worker(
@@ -160,6 +119,15 @@ def worker(
             help="Where your Runner is, e.g. myjobs.worker:runner (run from your project).",
         ),
     ],
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=256,
+            help="Runs at once in this process (default: the Runner's, 1).",
+        ),
+    ] = None,
 ) -> None:
     """Run your Runner's jobs until SIGTERM or Ctrl-C (a graceful stop).
 
@@ -167,6 +135,8 @@ def worker(
     Ledger() and Ledger.from_settings() in it pick it up."""
     export_database_url(state_of(ctx))
     runner = load_runner(target)
+    if concurrency is not None:
+        runner.concurrency = concurrency
     runner.run_forever()
 
 

@@ -163,6 +163,7 @@ class Geocoder:
         self._sim.wait()
         if batch >= 2:
             raise RateLimited(
-                self.RETRY_AFTER, "HTTP 429 from geocoder: daily quota exhausted, retry in 15 min"
+                "HTTP 429 from geocoder: daily quota exhausted, retry in 15 min",
+                retry_after=self.RETRY_AFTER,
             )
         return rng.randint(40, 50)

@@ -5,6 +5,7 @@ dashboard."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -51,7 +52,7 @@ def run_demo(
         print_summary(out, ledger, since, operator.stories, incremental=INCREMENTAL)
         _outro(out, ledger)
         if serve is not None:
-            from runtrack.cli.serving import serve_app
+            from runtrack.web.server import serve_app
 
             serve_app(ledger, demo_settings, *serve)
 
@@ -74,9 +75,22 @@ def _intro(out: Console, ledger: Ledger, duration: float, seed: int) -> None:
 def _outro(out: Console, ledger: Ledger) -> None:
     rt = _command()
     commands = f"{rt} runs | {rt} show ID | {rt} jobs | {rt} providers"
-    if ledger.url != "sqlite:///runtrack.db":
-        commands += " (with RUNTRACK_DATABASE_URL set to this ledger)"
+    commands += " (with RUNTRACK_DATABASE_URL set to this ledger, as below)"
     out.print(f"explore: {commands}", markup=False, soft_wrap=True)
+    out.print(
+        f"export RUNTRACK_DATABASE_URL={_shareable_url(ledger)}", markup=False, soft_wrap=True
+    )
+
+
+def _shareable_url(ledger: Ledger) -> str:
+    """The ledger's URL to copy: a SQLite path made absolute (it works from
+    any directory), a server's password hidden (the user knows it)."""
+    where = ledger.engine.url
+    if where.get_backend_name() == "sqlite" and where.database:
+        return shlex.quote(f"sqlite:///{os.path.abspath(where.database)}")
+    if where.password:
+        return shlex.quote(where.render_as_string(hide_password=True))
+    return shlex.quote(ledger.url)
 
 
 def _command() -> str:

@@ -8,6 +8,10 @@ due tick only if its conditional update moves ``jobs.next_due_at`` forward
 (``concurrency``) still keeps two runs of one job from overlapping: a tick
 that finds the job busy is skipped, not queued.
 
+A runner also works the queue (issue 17, :mod:`runtrack.runner.feed`): it
+claims pending runs of its jobs (triggers, re-runs) and runs them like ticks.
+With ``concurrency`` above 1 up to that many attempts run side by side.
+
 Each attempt is its own run (``attempt``, ``retry_of``, ``retry_policy``).
 Retries wait in this process's memory: if the process dies, the job's next
 tick runs it again, and a retry that a newer run has overtaken is dropped.
@@ -17,22 +21,24 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import TypeVar
 
 from runtrack import inputs
-from runtrack.errors import InvalidInput, RuntrackError
+from runtrack.errors import InvalidInput, RuntrackError, SchedulingError, describe
+from runtrack.expectations import Expect
+from runtrack.failures import described
 from runtrack.ledger import Ledger
-from runtrack.models import JobRecord, RunStatus
-from runtrack.runner.execution import Attempt, Execution, Outcome, Stopper
+from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, JobRecord, OnPartial, RunStatus
+from runtrack.runner.alerts import publish_expectations
+from runtrack.runner.backfills import is_backfill_window
+from runtrack.runner.execution import Attempt, Execution, Outcome, Stopper, stop_on_signals
+from runtrack.runner.feed import Feed, Pool, pause_provider
 from runtrack.runner.maintenance import Maintenance
+from runtrack.runner.presence import Presence
 from runtrack.runner.registry import JobSpec, Registry, make_spec
-from runtrack.runner.retry import Action, RetryPolicy, streak_backoff
+from runtrack.runner.retry import Action, RetryPolicy, backoff_until
 from runtrack.runner.summary import CycleSummary, Tally
 
 __all__ = ["Runner"]
@@ -55,6 +61,9 @@ class Runner:
     ``prune_every`` (``None`` disables) space the built-in maintenance across
     all runner processes; prune deletes history older than ``prune_older_than``.
     ``max_sleep`` bounds the idle wait, ``jitter`` the random extra (seconds).
+    ``concurrency``: attempts run at once (sync jobs each in a thread);
+    ``poll_interval``: the longest an idle runner waits before it looks for
+    queued runs (PostgreSQL wakes it at once).
     """
 
     def __init__(
@@ -69,6 +78,9 @@ class Runner:
         prune_older_than: timedelta | float | str = "90d",
         max_sleep: timedelta | float | str = 30.0,
         jitter: float = 1.0,
+        check_every: timedelta | float | str | None = "30s",
+        concurrency: int = 1,
+        poll_interval: timedelta | float | str = 1.0,
     ) -> None:
         if not isinstance(ledger, Ledger):
             raise InvalidInput("ledger", f"got {type(ledger).__name__}", "a runtrack Ledger")
@@ -79,15 +91,27 @@ class Runner:
         self.worker_id = ledger.worker_id
         self.default_retry = retry or RetryPolicy()
         self.grace = inputs.duration("grace", grace, allow_zero=True).total_seconds()
-        self.maintenance = Maintenance(reap_every, prune_every, prune_older_than)
+        self.maintenance = Maintenance(
+            reap_every, prune_every, prune_older_than, check_every=check_every
+        )
         cap = inputs.duration("max_sleep", max_sleep).total_seconds()
-        if self.maintenance.reap_every is not None:
-            cap = min(cap, self.maintenance.reap_every.total_seconds())
+        for every in (self.maintenance.reap_every, self.maintenance.check_every):
+            if every is not None:
+                cap = min(cap, every.total_seconds())
         self.max_sleep = cap
-        self.jitter = inputs.number("jitter", jitter)
+        self.jitter = inputs.number("jitter", jitter, limit=inputs.MAX_INT)
+        if self.jitter < 0:  # as RetryPolicy: random.uniform would get a negative bound
+            raise InvalidInput("jitter", f"got {describe(jitter)}", "a number of seconds >= 0")
         self._registry = Registry()
+        concurrency = inputs.positive_int("concurrency", concurrency, limit=256)
+        poll = inputs.duration("poll_interval", poll_interval).total_seconds()
+        self._feed = Feed(ledger, self._registry, poll)
+        # Issue 18: explicit expectations by job; stored on the first cycle.
+        self._expects: dict[str, Expect] = {}
+        self._expects_stored = False
         self._retries: list[Attempt] = []
         self._stopper = Stopper()
+        self._presence = Presence(ledger, self._registry, concurrency)  # the worker row
 
     # -- registration -------------------------------------------------------------
 
@@ -98,24 +122,32 @@ class Runner:
         provider: str,
         every: timedelta | float | str | None = None,
         cron: str | None = None,
+        tz: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | str | None = None,
         concurrency: int = 1,
         failure_backoff: timedelta | float | str | None = None,
         catchup: int = 1,
+        on_partial: OnPartial | str = OnPartial.CARRY,
+        max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS,
+        expect: Expect | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as job ``key``; it is called with
         the :class:`~runtrack.Run` handle (``async def`` works too).
 
         Exactly one of ``every`` (``"15m"``, ``"1h"``, a timedelta) and ``cron``
-        (UTC). ``timeout`` cancels a run that takes longer
-        (``error_type="timeout"``). ``failure_backoff`` delays the schedule
-        after failed runs: ``failure_backoff * 2**(streak-1)`` after the last one,
-        at most 64 x. A tick that runs late does not hide the ones after it:
+        (UTC, or the wall clock of the IANA zone ``tz``). ``timeout`` cancels a
+        run that takes longer (``error_type="timeout"``). ``failure_backoff``
+        delays the schedule after failed runs: ``failure_backoff * 2**(streak-1)``
+        after the last one, at most 64 x. A tick that runs late does not hide the ones after it:
         the last ``catchup`` ticks that fell due meanwhile still run, one after
-        another; older missed ticks are skipped. Every problem raises
-        :class:`SchedulingError` here.
+        another; older missed ticks are skipped. ``on_partial`` and
+        ``max_carry_attempts`` are those of :meth:`Ledger.run`. ``expect``: the
+        job's :class:`~runtrack.Expect` (default: late after 3 x its schedule's
+        interval). Every problem raises :class:`SchedulingError` here.
         """
+        if expect is not None and not isinstance(expect, Expect):
+            raise SchedulingError(key, "expect", f"got {describe(expect)}", "an Expect(...)")
 
         def register(fn: F) -> F:
             spec = make_spec(
@@ -130,11 +162,25 @@ class Runner:
                 concurrency=concurrency,
                 failure_backoff=failure_backoff,
                 catchup=catchup,
+                on_partial=on_partial,
+                max_carry_attempts=max_carry_attempts,
+                tz=tz,
             )
             self._registry.add(spec)
+            if expect is not None:
+                self._expects[key] = expect
             return fn
 
         return register
+
+    @property
+    def concurrency(self) -> int:
+        """Attempts run at once (also what the worker row shows)."""
+        return self._presence.concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        self._presence.concurrency = inputs.positive_int("concurrency", value, limit=256)
 
     @property
     def jobs(self) -> list[JobSpec]:
@@ -147,6 +193,9 @@ class Runner:
         """Do the maintenance that is due, then run every job that is due now
         (retries first), one after another, and say what happened."""
         tally = Tally()
+        self._presence.beat()
+        if not self._expects_stored:  # issue 18
+            self._expects_stored = publish_expectations(self.ledger, self._registry, self._expects)
         self.maintenance.run(self.ledger)
         now = self.ledger.now()
         states = self.ledger.get_jobs(self._registry.keys())
@@ -161,7 +210,45 @@ class Runner:
             if attempt.retry_of is None and not self._claim(attempt):
                 continue  # another runner owns this tick
             self._execute(attempt, tally, paused)
+        if self._stopper.requested:
+            return tally.summary()
+        # The ticks just run moved their due times: read them again.
+        states = self.ledger.get_jobs(self._registry.keys())
+        dues = [s.next_due_at for s in states.values() if s.next_due_at]
+        soonest = min([*dues, *(r.due for r in self._retries)], default=None)
+        while not self._stopper.requested:
+            # Queued runs, until none is left or a tick falls due.
+            if soonest is not None and self.ledger.now() >= soonest:
+                break
+            queued = self._feed.claim(paused)
+            if queued is None:
+                break
+            self._execute(queued, tally, paused)
         return tally.summary()
+
+    def _cycle_side_by_side(self, pool: Pool) -> None:
+        """One cycle with ``concurrency`` above 1: hand due ticks, retries and
+        queued runs to free slots; outcomes of ended attempts are recorded here."""
+        tally = Tally()
+        if not self._expects_stored:
+            self._expects_stored = publish_expectations(self.ledger, self._registry, self._expects)
+        self.maintenance.run(self.ledger)
+        paused = self._paused()
+        for attempt, outcome in pool.finished():
+            self._record(attempt, outcome, tally, paused)
+        now = self.ledger.now()
+        for attempt in self._due(now, self.ledger.get_jobs(self._registry.keys()), paused, tally):
+            if self._stopper.requested or attempt.spec.provider in paused or not pool.free():
+                self._hold(attempt)  # a tick stays due in the database
+                continue
+            if attempt.retry_of is None and not self._claim(attempt):
+                continue
+            pool.submit(attempt, self._run_attempt)
+        while pool.free() and not self._stopper.requested:
+            queued = self._feed.claim(paused)
+            if queued is None:
+                break
+            pool.submit(queued, self._run_attempt)
 
     def _due(
         self,
@@ -183,7 +270,7 @@ class Runner:
                 continue
             if spec.provider in paused:
                 tally.add("skipped_paused")  # the tick stays due until the pause ends
-            elif (until := self._backoff_until(spec, state)) is not None and until > now:
+            elif (until := backoff_until(spec.failure_backoff, state)) is not None and until > now:
                 tally.add("skipped_backoff")
             else:
                 ticks.append(Attempt(spec, due=tick, tick=tick))
@@ -212,8 +299,15 @@ class Runner:
         following = spec.schedule.next_after(attempt.due, self.ledger.now(), spec.catchup)
         return self.ledger.claim_tick(spec.key, due=attempt.due, next_due=following)
 
+    def _run_attempt(self, attempt: Attempt) -> Outcome:
+        return Execution(self.ledger, attempt, self._stopper, self.grace)()
+
     def _execute(self, attempt: Attempt, tally: Tally, paused: dict[str, datetime]) -> None:
-        outcome = Execution(self.ledger, attempt, self._stopper, self.grace)()
+        self._record(attempt, self._run_attempt(attempt), tally, paused)
+
+    def _record(
+        self, attempt: Attempt, outcome: Outcome, tally: Tally, paused: dict[str, datetime]
+    ) -> None:
         if outcome.busy:
             tally.add("skipped_busy")
             log.info("job %s is busy: tick skipped", attempt.spec.key)
@@ -232,36 +326,24 @@ class Runner:
     ) -> None:
         spec, error = attempt.spec, outcome.error
         assert error is not None and outcome.run_id is not None
-        decision = spec.retry.decide(attempt.used, error)
-        log.info("run %s of %s failed: %s", outcome.run_id, spec.key, decision.reason)
+        decision = outcome.decision or spec.retry.decide(attempt.used, error)
+        log.info(
+            "run %s of %s failed: %s: %s; %s",
+            outcome.run_id,
+            spec.key,
+            type(error).__name__,
+            described(error, 1000),  # its __str__ may raise, or say megabytes
+            decision.reason,
+        )
         if decision.action is Action.GIVE_UP or self._stopper.requested:
             return
         used = attempt.used + 1 if decision.action is Action.RETRY else attempt.used
         if decision.action is Action.PAUSE and decision.delay > timedelta(0):
-            self._pause_provider(spec, outcome.run_id, decision.delay, error, paused)
+            pause_provider(self.ledger, spec, outcome.run_id, decision.delay, error, paused)
+        if attempt.queued is not None and is_backfill_window(self.ledger, outcome.run_id):
+            return  # a retry would run the live window: resume_backfill queues it again
         self._schedule_retry(attempt, outcome.run_id, decision.delay, used)
         tally.add("retries")
-
-    def _pause_provider(
-        self,
-        spec: JobSpec,
-        run_id: int,
-        delay: timedelta,
-        error: BaseException,
-        paused: dict[str, datetime],
-    ) -> None:
-        current = self.ledger.paused(spec.provider)
-        if current is not None and current.until >= self.ledger.now() + delay:
-            paused[spec.provider] = current.until  # a longer pause (an operator's) stands
-            return
-        record = self.ledger.pause(
-            spec.provider,
-            for_=delay,
-            reason=f"rate limited (job {spec.key}, run {run_id}): {error}"[:1000],
-            by=self.worker_id,
-        )
-        paused[spec.provider] = record.until
-        log.warning("provider %s paused until %s", spec.provider, record.until.isoformat())
 
     def _schedule_retry(self, attempt: Attempt, run_id: int, delay: timedelta, used: int) -> None:
         retry = Attempt(
@@ -271,6 +353,7 @@ class Runner:
             attempt=attempt.attempt + 1,
             retry_of=run_id,
             used=used,
+            params=attempt.queued.params if attempt.queued is not None else attempt.params,
         )
         self._retries.append(retry)
 
@@ -289,17 +372,6 @@ class Runner:
             log.info("retry of run %s dropped: a newer run has finished", retry.retry_of)
         return newer
 
-    @staticmethod
-    def _backoff_until(spec: JobSpec, state: JobRecord | None) -> datetime | None:
-        """When a job in a failure streak may run again (``None``: no backoff)."""
-        if spec.failure_backoff is None or state is None or state.last_finished_at is None:
-            return None
-        if state.consecutive_failures < 1:
-            return None
-        return state.last_finished_at + streak_backoff(
-            spec.failure_backoff, state.consecutive_failures
-        )
-
     def _paused(self) -> dict[str, datetime]:
         return {pause.provider: pause.until for pause in self.ledger.pauses()}
 
@@ -312,11 +384,15 @@ class Runner:
         (a second signal cancels it at once). Returns when no run is active,
         so the process can exit 0. A database outage is logged and retried."""
         errors = 0
-        with self._signals(handle_signals):
+        pool = Pool(self.concurrency)
+        with stop_on_signals(self._stopper, handle_signals), self._presence.alive():
             log.info("runner %s started: %d job(s)", self.worker_id, len(self._registry))
             while not self._stopper.requested:
                 try:
-                    self.run_once()
+                    if self.concurrency == 1:
+                        self.run_once()
+                    else:
+                        self._cycle_side_by_side(pool)
                     pause = self._sleep_seconds()
                     errors = 0
                 except Exception as exc:  # the loop outlives outages and bugs alike
@@ -326,7 +402,9 @@ class Runner:
                         log.warning("runner cycle failed (retrying in %.0f s): %s", pause, exc)
                     else:
                         log.exception("runner cycle failed (retrying in %.0f s)", pause)
-                self._stopper.sleep(pause)
+                self._feed.wait(pause, self._stopper, pool.woken)
+            pool.join()  # every attempt applies the grace itself
+            self._feed.close()
         log.info("runner %s stopped", self.worker_id)
 
     def stop(self, *, immediate: bool = False) -> None:
@@ -358,28 +436,8 @@ class Runner:
         now: datetime,
     ) -> datetime:
         due = state.next_due_at if state is not None and state.next_due_at else now
-        backoff = self._backoff_until(spec, state) or due
+        backoff = backoff_until(spec.failure_backoff, state) or due
         return max(due, paused.get(spec.provider, due), backoff)
-
-    @contextmanager
-    def _signals(self, enabled: bool) -> Iterator[None]:
-        """SIGTERM and SIGINT request a stop while the runner runs (only the
-        main thread may set signal handlers)."""
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # A second signal means "now": skip the rest of the grace period.
-        self._stopper.request(immediate=self._stopper.requested)
 
     def __repr__(self) -> str:
         return f"<Runner {self.worker_id} jobs={len(self._registry)} on {self.ledger!r}>"

@@ -20,18 +20,25 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from types import FrameType
+from typing import Any
 
-from runtrack.errors import InvalidTransition, JobBusy, LeaseLost
+from runtrack.errors import InvalidTransition, JobBusy, LeaseLost, ProviderBusy
 from runtrack.ledger import Ledger
-from runtrack.models import RunStatus
-from runtrack.run import Run
+from runtrack.models import RATE_LIMITED, TIMEOUT, RunStatus
+from runtrack.run import Run, mark_ending, request_stop
+from runtrack.runner.backfills import is_backfill_window
 from runtrack.runner.registry import JobSpec
+from runtrack.runner.retry import Action, Decision
 
-__all__ = ["Attempt", "Execution", "Outcome", "Stopper"]
+__all__ = ["Attempt", "Execution", "Outcome", "Stopper", "stop_on_signals"]
 
 log = logging.getLogger("runtrack.runner")
 
@@ -67,16 +74,41 @@ class Stopper:
             time.sleep(min(left, POLL * 2))
 
 
+@contextmanager
+def stop_on_signals(stopper: Stopper, enabled: bool) -> Iterator[None]:
+    """SIGTERM and SIGINT request a stop while the runner runs (only the
+    main thread may set signal handlers); a second signal means "now": it
+    skips the rest of the grace period."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopper.request(immediate=stopper.requested)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One attempt to run a job: a schedule tick (attempt 1) or a retry."""
+    """One attempt to run a job: a schedule tick (attempt 1), a run claimed
+    from the queue (``queued``, issue 17) or a retry of either."""
 
     spec: JobSpec
     due: datetime  # when it became (or becomes) runnable
-    tick: datetime  # the schedule tick of the first attempt
+    tick: datetime | None  # the schedule tick of the first attempt (None: queued)
     attempt: int = 1
     retry_of: int | None = None
     used: int = 1  # attempts counted against the retry budget, this one included
+    #: A run claimed from the queue, already running (its handle).
+    queued: Run | None = None
+    #: The params of a retried queued run.
+    params: dict[str, Any] | None = None
 
     @property
     def triggered_by(self) -> str:
@@ -91,6 +123,8 @@ class Outcome:
     status: RunStatus | None
     error: BaseException | None = None
     busy: bool = False
+    #: The retry decision taken before the run was finalized (issue 18).
+    decision: Decision | None = None
 
 
 class Execution:
@@ -104,6 +138,7 @@ class Execution:
         self._run: Run | None = None
         self._error: BaseException | None = None
         self._busy = False
+        self._decision: Decision | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(
             target=self._work, name=f"runtrack-job:{attempt.spec.key}", daemon=True
@@ -120,26 +155,54 @@ class Execution:
     def _work(self) -> None:
         a, spec = self._attempt, self._attempt.spec
         try:
-            with self._ledger.run(
-                spec.key,
-                provider=spec.provider,
-                triggered_by=a.triggered_by,
-                concurrency=spec.concurrency,
-                attempt=a.attempt,
-                retry_of=a.retry_of,
-                retry_policy=spec.retry.as_dict(),
-            ) as run:
-                run.scheduled_for = a.tick
+            block = (
+                self._ledger.claimed(a.queued)
+                if a.queued is not None
+                else self._ledger.run(
+                    spec.key,
+                    provider=spec.provider,
+                    params=a.params,
+                    triggered_by=a.triggered_by,
+                    concurrency=spec.concurrency,
+                    attempt=a.attempt,
+                    retry_of=a.retry_of,
+                    retry_policy=spec.retry.as_dict(),
+                    on_partial=spec.on_partial,
+                    max_carry_attempts=spec.max_carry_attempts,
+                )
+            )
+            with block as run:
+                if a.tick is not None:
+                    run.scheduled_for = a.tick
                 self._run = run
-                result = spec.fn(run)
-                if inspect.iscoroutine(result):
-                    asyncio.run(result)
-        except JobBusy:
+                try:
+                    result = spec.fn(run)
+                    if inspect.iscoroutine(result):
+                        asyncio.run(result)
+                except Exception as exc:
+                    self._decide(run, exc)
+                    raise
+        except (JobBusy, ProviderBusy):  # the job, or its provider, is at its limit
             self._busy = True
         except BaseException as exc:  # the run block already recorded it
             self._error = exc
         finally:
             self._done.set()
+
+    def _decide(self, run: Run, error: Exception) -> None:
+        """What follows the failure, decided before the run is finalized so
+        that it records it: a retried or rate-limited attempt is not a failure
+        for good (issue 18: the streak counts ticks, not attempts)."""
+        decision = self._attempt.spec.retry.decide(self._attempt.used, error)
+        self._decision = decision
+        if decision.action is Action.PAUSE:
+            mark_ending(run, RATE_LIMITED, (self._ledger.now() + decision.delay).isoformat())
+        elif (
+            decision.action is Action.RETRY
+            and not self._stopper.requested
+            and (self._attempt.queued is None or not is_backfill_window(self._ledger, run.id))
+        ):
+            mark_ending(run, "retried")
 
     # -- the supervising thread -------------------------------------------------
 
@@ -165,7 +228,7 @@ class Execution:
         if why is None:
             return None
         log.warning("run %s of %s: %s; asking it to stop", run.id, run.job, self._reason(why))
-        run._request_stop(self._reason(why), why)
+        request_stop(run, self._reason(why), why)
         return now + STOP_WAIT, why
 
     def _stop_reason(self, elapsed: float) -> str | None:
@@ -190,11 +253,11 @@ class Execution:
             run.job,
             why,
         )
-        # If it ended on its own meanwhile, its status stands.
+        # If it ended on its own meanwhile, its status stands. A timeout ends
+        # failed, a shutdown or an operator's cancel cancelled.
+        status = RunStatus.FAILED if why == TIMEOUT else RunStatus.CANCELLED
         with contextlib.suppress(LeaseLost, InvalidTransition):
-            self._ledger.finish_run(
-                run, RunStatus.CANCELLED, error=self._reason(why), error_type=why
-            )
+            self._ledger.finish_run(run, status, error=self._reason(why), error_type=why)
 
     def _reason(self, why: str) -> str:
         if why == "timeout":
@@ -211,4 +274,4 @@ class Execution:
             return Outcome(None, None, self._error)
         if run.status is RunStatus.RUNNING:  # cut off: re-read what was recorded
             return Outcome(run.id, self._ledger.get_run(run.id).status, self._error)
-        return Outcome(run.id, run.status, self._error)
+        return Outcome(run.id, run.status, self._error, decision=self._decision)

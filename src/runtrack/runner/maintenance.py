@@ -29,8 +29,11 @@ class Maintenance:
         reap_every: timedelta | float | str | None,
         prune_every: timedelta | float | str | None,
         prune_older_than: timedelta | float | str,
+        *,
+        check_every: timedelta | float | str | None = "30s",
     ) -> None:
         self.reap_every = _interval("reap_every", reap_every)
+        self.check_every = _interval("check_every", check_every)
         self.prune_every = _interval("prune_every", prune_every)
         self.prune_older_than = inputs.duration("prune_older_than", prune_older_than)
         self._next_offer: dict[str, datetime] = {}  # ledger time
@@ -46,6 +49,12 @@ class Maintenance:
             if self._claimed(ledger, "prune", self.prune_every):
                 pruned = ledger.prune(self.prune_older_than)
                 log.info("pruned %d run(s) and %d item(s)", pruned.runs, pruned.items)
+            if self._claimed(ledger, "check", self.check_every):  # issue 18
+                checked = ledger.check()
+                if checked.opened or checked.resolved:
+                    log.info("check: %s", checked)
+            if self.check_every is not None and ledger.alerting.settings.sinks:
+                ledger.alerting.deliverer.start()  # in the background: never a run's delay
         except RuntrackError as exc:
             log.warning("maintenance failed, will try again next cycle: %s", exc)
         except Exception:  # a bug in maintenance must not stop the jobs either

@@ -11,6 +11,7 @@ from typing import Any
 
 from runtrack import inputs
 from runtrack.errors import InvalidInput, SchedulingError, describe
+from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial
 from runtrack.run import Run
 from runtrack.runner.retry import RetryPolicy
 from runtrack.runner.schedule import Cron, Every, parse_schedule
@@ -34,6 +35,8 @@ class JobSpec:
     concurrency: int
     failure_backoff: timedelta | None
     catchup: int = 1
+    on_partial: OnPartial = OnPartial.CARRY
+    max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS
 
     @property
     def is_async(self) -> bool:
@@ -82,12 +85,15 @@ def make_spec(
     concurrency: int,
     failure_backoff: timedelta | float | str | None,
     catchup: int = 1,
+    on_partial: object = OnPartial.CARRY,
+    max_carry_attempts: object = DEFAULT_MAX_CARRY_ATTEMPTS,
+    tz: object = None,
 ) -> JobSpec:
     """Validate one registration."""
     inputs.key("job", key)
     inputs.key("provider", provider)
     _check_function(key, fn)
-    schedule = parse_schedule(key, every, cron)
+    schedule = parse_schedule(key, every, cron, tz)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SchedulingError(key, "retry", f"got {describe(retry)}", "a RetryPolicy or None")
     return JobSpec(
@@ -100,6 +106,8 @@ def make_spec(
         concurrency=_concurrency(key, concurrency),
         failure_backoff=_duration(key, "failure_backoff", failure_backoff),
         catchup=_count(key, "catchup", catchup, limit=100),
+        on_partial=_policy(key, on_partial),
+        max_carry_attempts=_count(key, "max_carry_attempts", max_carry_attempts, limit=1000, low=1),
     )
 
 
@@ -135,10 +143,17 @@ def _concurrency(key: str, value: object) -> int:
         raise SchedulingError(key, "concurrency", bad.problem, bad.allowed) from None
 
 
-def _count(key: str, field: str, value: object, *, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-        raise SchedulingError(key, field, f"got {describe(value)}", f"an int from 0 to {limit}")
+def _count(key: str, field: str, value: object, *, limit: int, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
+        raise SchedulingError(key, field, f"got {describe(value)}", f"an int from {low} to {limit}")
     return value
+
+
+def _policy(key: str, value: object) -> OnPartial:
+    try:
+        return inputs.choice("on_partial", value, OnPartial)
+    except InvalidInput as bad:
+        raise SchedulingError(key, "on_partial", bad.problem, bad.allowed) from None
 
 
 def _name(fn: object) -> str:

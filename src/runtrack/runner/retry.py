@@ -23,13 +23,14 @@ import sys
 import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from runtrack.errors import Fatal, InvalidInput, RateLimited, Transient, describe
+from runtrack.models import JobRecord
 
 __all__ = [
     "Action",
@@ -291,3 +292,12 @@ def streak_backoff(base: timedelta, streak: int) -> timedelta:
     state = RetryCallState(Retrying(), None, (), {})
     state.attempt_number = streak
     return timedelta(seconds=float(wait(state)))
+
+
+def backoff_until(failure_backoff: timedelta | None, state: JobRecord | None) -> datetime | None:
+    """When a job in a failure streak may run again (``None``: no backoff)."""
+    if failure_backoff is None or state is None or state.last_finished_at is None:
+        return None
+    if state.consecutive_failures < 1:
+        return None
+    return state.last_finished_at + streak_backoff(failure_backoff, state.consecutive_failures)

@@ -9,20 +9,24 @@ A tick that is run late stays a tick of its own: up to ``catchup`` ticks that
 fell due meanwhile are still run, one after another, and older ones are
 coalesced, so an overloaded runner loses nothing while a runner that was down
 for a day does not replay the day. Cron expressions are read in UTC, the
-ledger's time zone.
+ledger's time zone, unless the job names an IANA zone (``tz="Europe/Madrid"``):
+then they are read on that zone's wall clock (see :mod:`runtrack.runner.zones`
+for the daylight-saving rules).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from runtrack import inputs
 from runtrack.errors import InvalidInput, SchedulingError, describe
+from runtrack.runner.zones import UTC_NAME, load_zone, tick_after, tick_before
 
 __all__ = ["Cron", "Every", "Schedule", "parse_schedule"]
 
@@ -64,9 +68,16 @@ class Every:
 @dataclass(frozen=True, slots=True)
 class Cron:
     """A cron expression (5 fields, or 6 with seconds; ``@hourly`` and friends),
-    in UTC. The first tick is the first match after the job is first seen."""
+    in UTC or on the wall clock of the IANA zone ``tz``. The first tick is the
+    first match after the job is first seen."""
 
     expression: str
+    tz: str = UTC_NAME
+    zone: ZoneInfo | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.zone is None and self.tz != UTC_NAME:
+            object.__setattr__(self, "zone", load_zone(self.tz))
 
     def first_due(self, now: datetime) -> datetime:
         return self._after(now)
@@ -75,24 +86,33 @@ class Cron:
         following = self._after(due)
         if following > now:
             return following
-        ticks = croniter(self.expression, self._after(now))
-        earliest: datetime = ticks.get_current(datetime)
+        earliest = self._after(now)
         for _ in range(catchup):
-            earliest = ticks.get_prev(datetime)
+            earliest = self._before(earliest)
         return max(following, earliest)
 
     def _after(self, moment: datetime) -> datetime:
+        if self.zone is not None:
+            return tick_after(self.expression, self.zone, moment)
         result: datetime = croniter(self.expression, moment).get_next(datetime)
         return result
 
+    def _before(self, moment: datetime) -> datetime:
+        if self.zone is not None:
+            return tick_before(self.expression, self.zone, moment)
+        result: datetime = croniter(self.expression, moment).get_prev(datetime)
+        return result
+
     def describe(self) -> str:
-        return f"cron {self.expression!r}"
+        text = f"cron {self.expression!r}"
+        return text if self.zone is None else f"{text} {self.tz}"
 
 
 def parse_schedule(
-    job: str, every: timedelta | float | str | None, cron: str | None
+    job: str, every: timedelta | float | str | None, cron: str | None, tz: object = None
 ) -> Every | Cron:
-    """Validate ``every``/``cron`` of a job registration; exactly one is required."""
+    """Validate ``every``/``cron``/``tz`` of a job registration; exactly one of
+    ``every`` and ``cron`` is required, and ``tz`` goes with ``cron`` only."""
     if (every is None) == (cron is None):
         raise SchedulingError(
             job,
@@ -101,8 +121,24 @@ def parse_schedule(
             "exactly one: every='15m' (or a timedelta) or cron='*/15 * * * *'",
         )
     if cron is not None:
-        return Cron(_cron(job, cron))
+        return _zoned(job, _cron(job, cron), tz)
+    if tz is not None:
+        raise SchedulingError(
+            job, "tz", f"{describe(tz)} was given with every=", "tz only with cron=..."
+        )
     return Every(_interval(job, every))
+
+
+def _zoned(job: str, expression: str, tz: object) -> Cron:
+    if tz is None or tz == UTC_NAME:
+        return Cron(expression)
+    allowed = "an IANA time zone name such as 'Europe/Madrid', 'America/New_York' or 'UTC'"
+    if not isinstance(tz, str) or not tz or len(tz) > 64:
+        raise SchedulingError(job, "tz", f"got {describe(tz)}", allowed)
+    try:
+        return Cron(expression, tz, load_zone(tz))
+    except LookupError:
+        raise SchedulingError(job, "tz", f"{tz!r} is not a known time zone", allowed) from None
 
 
 def _interval(job: str, every: object) -> timedelta:

@@ -23,21 +23,23 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from runtrack.errors import DatabaseUnavailable
+from runtrack.errors import DatabaseBusy, DatabaseUnavailable, RecordConflict, SchemaMissing
 from runtrack.store import dialects
 from runtrack.store.prepared import Prepared, RawConnection, raw_transaction
 
 T = TypeVar("T")
 
 
-class StoreBase:
-    """One engine, and the transactions every part of the store runs in."""
+class Transactions:
+    """One engine, and the transactions every part of the store runs in
+    (each part holds the same one)."""
 
     def __init__(self, engine: Engine, *, retry_seconds: float = 5.0) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._retry_seconds = retry_seconds
-        self._prepared: dict[Any, Prepared] = {}
+        #: Statements prepared on the driver's connections (the hot path).
+        self.prepared: dict[Any, Prepared] = {}
 
     # -- transactions ---------------------------------------------------
 
@@ -45,9 +47,19 @@ class StoreBase:
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except IntegrityError:
-            raise
+        except IntegrityError as exc:
+            # Never the driver's own error: callers see one domain error
+            # whatever the database (the store catches it where it is expected).
+            raise RecordConflict("; ".join(str(exc.orig).split("\n"))[:500]) from exc
         except DBAPIError as exc:
+            missing = dialects.missing_table(exc)
+            if missing is not None:
+                raise SchemaMissing(missing) from exc
+            if dialects.is_lock_timeout(exc):
+                raise DatabaseBusy(
+                    "database busy: a row this needs stayed locked by another session "
+                    f"past the lock wait ({exc.orig}); nothing was written, try again later"
+                ) from exc
             raise DatabaseUnavailable(
                 f"database error ({type(exc.orig).__name__}): {exc.orig}"
             ) from exc
@@ -60,7 +72,7 @@ class StoreBase:
             reraise=True,
         )
 
-    def _retried(self, once: Callable[[], T]) -> T:
+    def retried(self, once: Callable[[], T]) -> T:
         """``once()``, retried whole on lock contention, deadlocks and dropped
         connections. The first attempt runs bare: building the retry policy
         costs more than the statements of a run, and it is rarely needed."""
@@ -75,29 +87,34 @@ class StoreBase:
                     return once()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], T], *, read_committed: bool = False) -> T:
         """Run ``work`` in one write transaction, retried whole on lock
-        contention, deadlocks and dropped connections."""
+        contention, deadlocks and dropped connections. ``read_committed``:
+        READ COMMITTED on MySQL/MariaDB too (the queue's claims), so that a
+        count taken after a lock sees what the lock's holder committed."""
+        options: dict[str, Any] = {dialects.IMMEDIATE: True}
+        if read_committed and self.dialect in ("mysql", "mariadb"):
+            options["isolation_level"] = "READ COMMITTED"
 
         def once() -> T:
             with self.engine.connect() as conn:
-                conn.execution_options(**{dialects.IMMEDIATE: True})
+                conn.execution_options(**options)
                 with conn.begin():
                     return work(conn)
 
-        return self._retried(once)
+        return self.retried(once)
 
     def write_prepared(self, work: Callable[[RawConnection], T]) -> T:
         """:meth:`write` for the hot path: ``work`` may execute only long-lived
         statements, which run prepared on the driver's connection."""
-        return self._retried(lambda: raw_transaction(self.engine, self._prepared, work))
+        return self.retried(lambda: raw_transaction(self.engine, self.prepared, work))
 
     def read(self, work: Callable[[Connection], T]) -> T:
         def once() -> T:
             with self.engine.connect() as conn:
                 return work(conn)
 
-        return self._retried(once)
+        return self.retried(once)
 
     def server_now(self) -> datetime:
         return self.read(dialects.now_sql)

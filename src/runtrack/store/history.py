@@ -23,7 +23,7 @@ from runtrack.models import (
     PauseRecord,
 )
 from runtrack.store import dialects
-from runtrack.store.base import StoreBase
+from runtrack.store.base import Transactions
 from runtrack.store.rows import (
     aware,
     item_record,
@@ -58,14 +58,17 @@ def _delete_runs(conn: Connection, ids: list[int], items_only: bool) -> tuple[in
     return conn.execute(gone).rowcount, items
 
 
-class HistoryStore(StoreBase):
+class HistoryStore:
     """Items, retention, provider pauses, tallies and maintenance bookkeeping."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
 
     # -- items -----------------------------------------------------------------
 
     def insert_items(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            self.write(lambda c: c.execute(insert(run_items), rows))
+            self.tx.write(lambda c: c.execute(insert(run_items), rows))
 
     def list_items(
         self,
@@ -83,7 +86,7 @@ class HistoryStore(StoreBase):
         if after_id is not None:
             query = query.where(run_items.c.id > after_id)
         query = query.order_by(run_items.c.id).limit(limit)
-        return [item_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [item_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def item_group_counts(self, run_id: int) -> list[tuple[str, str | None, str, int]]:
         """(group, source, status, count) of a run's grouped items."""
@@ -93,7 +96,7 @@ class HistoryStore(StoreBase):
             .group_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
             .order_by(run_items.c.group_key, run_items.c.source, run_items.c.status)
         )
-        rows = self.read(lambda c: c.execute(query).all())
+        rows = self.tx.read(lambda c: c.execute(query).all())
         return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     # -- retention -----------------------------------------------------------
@@ -111,18 +114,18 @@ class HistoryStore(StoreBase):
         # Chosen before the write transactions, so that the write lock (all of
         # SQLite's) is held for the deletes only; why that choice stays right
         # is in retention.py. The delete still checks the status.
-        ids: list[int] = self.read(lambda c: list(c.execute(query).scalars()))
+        ids: list[int] = self.tx.read(lambda c: list(c.execute(query).scalars()))
         if not ids:
             return None, 0, 0
         of_runs = run_items.c.run_id.in_(ids)
         if dry_run:
             count = select(func.count()).select_from(run_items).where(of_runs)
-            items = self.read(lambda c: int(c.execute(count).scalar_one()))
+            items = self.tx.read(lambda c: int(c.execute(count).scalar_one()))
             return ids[-1], 0 if items_only else len(ids), items
 
         deleted_runs = deleted_items = 0
         for part in self._write_parts(ids):
-            runs_gone, items_gone = self.write(
+            runs_gone, items_gone = self.tx.write(
                 partial(_delete_runs, ids=part, items_only=items_only)
             )
             deleted_runs += runs_gone
@@ -138,14 +141,14 @@ class HistoryStore(StoreBase):
         also copies the write-ahead log into the database itself (PASSIVE:
         it waits for no one), rather than leaving that to whichever writer's
         commit crosses the auto-checkpoint threshold next."""
-        if not dialects.polls_for_locks(self.dialect):
+        if not dialects.polls_for_locks(self.tx.dialect):
             yield ids
             return
         for start in range(0, len(ids), POLLED_PART):
             began = time.monotonic()
             yield ids[start : start + POLLED_PART]
             time.sleep(time.monotonic() - began)
-        self.read(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all())
+        self.tx.read(lambda c: c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all())
 
     # -- provider pauses -----------------------------------------------------
 
@@ -158,18 +161,18 @@ class HistoryStore(StoreBase):
             "paused_by": pause.paused_by,
         }
         update_cols = ["paused_until", "reason", "paused_at", "paused_by"]
-        self.write(lambda c: c.execute(dialects.upsert(c, provider_pauses, values, update_cols)))
+        self.tx.write(lambda c: c.execute(dialects.upsert(c, provider_pauses, values, update_cols)))
 
     def delete_pause(self, provider: str) -> bool:
         stmt = delete(provider_pauses).where(provider_pauses.c.provider == provider)
-        return bool(self.write(lambda c: c.execute(stmt).rowcount) > 0)
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) > 0)
 
     def active_pauses(self, now: datetime, provider: str | None = None) -> list[PauseRecord]:
         query = select(provider_pauses).where(provider_pauses.c.paused_until > naive(now))
         if provider is not None:
             query = query.where(provider_pauses.c.provider == provider)
         query = query.order_by(provider_pauses.c.provider)
-        return [pause_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [pause_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     # -- tallies (metrics without scanning runs) ---------------------------------
 
@@ -181,13 +184,13 @@ class HistoryStore(StoreBase):
             .join(jobs, jobs.c.key == job_tallies.c.job_key)
             .order_by(job_tallies.c.job_key, job_tallies.c.status)
         )
-        return [tally_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [tally_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     # -- maintenance bookkeeping ------------------------------------------------
 
     def mark_maintenance(self, task: str, now: datetime, details: dict[str, Any]) -> None:
         values = {"task": task, "last_run_at": naive(now), "details": details}
-        self.write(
+        self.tx.write(
             lambda c: c.execute(dialects.upsert(c, maintenance, values, ["last_run_at", "details"]))
         )
 
@@ -205,11 +208,11 @@ class HistoryStore(StoreBase):
             )
             return bool(conn.execute(stmt).rowcount == 1)
 
-        return self.write(work)
+        return self.tx.write(work)
 
     def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
         query = select(maintenance).where(maintenance.c.task == task)
-        row = self.read(lambda c: c.execute(query).first())
+        row = self.tx.read(lambda c: c.execute(query).first())
         if row is None:
             return None
         last = aware(row.last_run_at)

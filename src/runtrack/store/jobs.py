@@ -16,7 +16,7 @@ from runtrack.models import (
     RunOutcome,
 )
 from runtrack.store import dialects
-from runtrack.store.base import StoreBase
+from runtrack.store.base import Transactions
 from runtrack.store.rows import (
     job_record,
     naive,
@@ -27,11 +27,18 @@ from runtrack.store.schema import (
 )
 
 #: A job's state without its status strip (read only by the overview).
-JOB_STATE = tuple(column for column in jobs.c if column.name != "recent_runs")
+JOB_STATE = tuple(
+    column
+    for column in jobs.c
+    if column.name not in ("recent_runs", "volume_history", "volume_anomaly")
+)
 
 
-class JobStore(StoreBase):
+class JobStore:
     """Job rows: creation, state, the runner's schedule claims."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
 
     # -- jobs -------------------------------------------------------------
 
@@ -42,10 +49,10 @@ class JobStore(StoreBase):
             "created_at": naive(now),
             "consecutive_failures": 0,
         }
-        self.write(lambda c: c.execute(dialects.insert_ignore(c, jobs, values)))
+        self.tx.write(lambda c: c.execute(dialects.insert_ignore(c, jobs, values)))
 
     def get_job(self, key: str) -> JobRecord | None:
-        row = self.read(lambda c: c.execute(select(*JOB_STATE).where(jobs.c.key == key)).first())
+        row = self.tx.read(lambda c: c.execute(select(*JOB_STATE).where(jobs.c.key == key)).first())
         return job_record(row) if row else None
 
     def provider_job_counts(self) -> dict[str, int]:
@@ -55,22 +62,22 @@ class JobStore(StoreBase):
             .where(jobs.c.provider.is_not(None))
             .group_by(jobs.c.provider)
         )
-        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
+        return {row[0]: int(row[1]) for row in self.tx.read(lambda c: c.execute(query).all())}
 
     def list_jobs(self, provider: str | None = None) -> list[JobRecord]:
         query = select(*JOB_STATE).order_by(jobs.c.key)
         if provider is not None:
             query = query.where(jobs.c.provider == provider)
-        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [job_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def job_providers(self) -> dict[str, str | None]:
         query = select(jobs.c.key, jobs.c.provider).order_by(jobs.c.key)
-        return {key: provider for key, provider in self.read(lambda c: c.execute(query).all())}
+        return {key: provider for key, provider in self.tx.read(lambda c: c.execute(query).all())}
 
     def get_jobs(self, keys: Sequence[str]) -> list[JobRecord]:
         """The jobs with these keys (unknown keys are left out)."""
         query = select(*JOB_STATE).where(jobs.c.key.in_(list(keys))).order_by(jobs.c.key)
-        return [job_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [job_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def recent_outcomes(self, keys: Sequence[str] | None) -> dict[str, list[RunOutcome]]:
         """Each job's strip of last finished runs, newest first (all jobs, or
@@ -78,7 +85,7 @@ class JobStore(StoreBase):
         query = select(jobs.c.key, jobs.c.recent_runs)
         if keys is not None:
             query = query.where(jobs.c.key.in_(list(keys)))
-        rows = self.read(lambda c: c.execute(query).all())
+        rows = self.tx.read(lambda c: c.execute(query).all())
         return {key: run_outcomes(strip) for key, strip in rows}
 
     def claim_tick(self, key: str, due: datetime | None, next_due: datetime) -> bool:
@@ -86,4 +93,4 @@ class JobStore(StoreBase):
         still ``due``: the one caller whose update changes the row owns the tick."""
         seen = jobs.c.next_due_at.is_(None) if due is None else jobs.c.next_due_at == naive(due)
         stmt = update(jobs).where(jobs.c.key == key, seen).values(next_due_at=naive(next_due))
-        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    and_,
     bindparam,
     case,
-    func,
-    or_,
     select,
     update,
 )
@@ -25,6 +21,9 @@ from runtrack.models import (
     TERMINAL,
     RunStatus,
 )
+from runtrack.store.base import Transactions
+from runtrack.store.carry import settle, settle_ended
+from runtrack.store.guards import Guard
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
     naive,
@@ -33,19 +32,22 @@ from runtrack.store.runs import RunStore
 from runtrack.store.schema import (
     runs,
 )
+from runtrack.store.staleness import cancel_requested, conditions, expired, stale_ranges
 from runtrack.store.statements import (
     BEAT_CHUNK,
+    COUNTED_ITEMS,
     INSERT_ITEMS,
     LOCK_RUN,
     LOCK_RUNS,
     RUN_EFFECT,
-    JobEffect,
-    RunState,
+    counts_given,
+    effect_of,
     group_alike,
     job_change,
     tally_params,
     tally_upsert,
 )
+from runtrack.store.values import JobEffect, RunState
 
 
 class _NotMoved(Exception):
@@ -53,8 +55,15 @@ class _NotMoved(Exception):
     transaction is rolled back."""
 
 
-class LivenessStore(RunStore):
+Guards = tuple[Guard, ...]
+
+
+class LivenessStore:
     """Heartbeats, fenced item writes, stale-run scans and reaping in sets."""
+
+    def __init__(self, tx: Transactions, runs: RunStore) -> None:
+        self.tx = tx
+        self.runs = runs
 
     # -- liveness ------------------------------------------------------------
 
@@ -83,7 +92,7 @@ class LivenessStore(RunStore):
                         states[row.id] = (row.status, row.cancel_requested_at, row.cancel_reason)
             return states
 
-        return self.write(work) if beats else {}
+        return self.tx.write(work) if beats else {}
 
     @staticmethod
     def _beat_update(now: datetime, beats: Sequence[dict[str, Any]]) -> Update:
@@ -110,41 +119,22 @@ class LivenessStore(RunStore):
         )
 
     def stale_runs(
-        self, heartbeat_cutoff: datetime, cancel_cutoff: datetime, limit: int
+        self,
+        heartbeat_cutoff: datetime,
+        cancel_cutoff: datetime,
+        limit: int,
+        pending_cutoff: datetime | None = None,
     ) -> list[tuple[int, str, str]]:
         """(id, reason, status) of active runs past their deadline; the reason is
-        ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``pending``
-        or ``cancel``. Each query is a range of an index, so the cost follows
-        the number of stale runs."""
-        hb = naive(heartbeat_cutoff)
+        ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``cancel``
+        or ``expired`` (pending since before ``pending_cutoff``). Each query is
+        a range of an index, so the cost follows the number of stale runs."""
+        ranges = [*stale_ranges(heartbeat_cutoff), ("cancel", cancel_requested(cancel_cutoff))]
+        if pending_cutoff is not None:
+            ranges.append(("expired", expired(pending_cutoff)))
         queries = [
-            (
-                "heartbeat",
-                select(runs.c.id, runs.c.status).where(
-                    runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb
-                ),
-            ),
-            (
-                "heartbeat",
-                select(runs.c.id, runs.c.status).where(
-                    runs.c.status == RunStatus.RUNNING,
-                    runs.c.heartbeat_at.is_(None),
-                    runs.c.started_at < hb,
-                ),
-            ),
-            (
-                "pending",
-                select(runs.c.id, runs.c.status).where(
-                    runs.c.status == RunStatus.PENDING, runs.c.created_at < hb
-                ),
-            ),
-            (
-                "cancel",
-                select(runs.c.id, runs.c.status).where(
-                    runs.c.status == RunStatus.RUNNING,
-                    runs.c.cancel_requested_at < naive(cancel_cutoff),
-                ),
-            ),
+            (reason, select(runs.c.id, runs.c.status).where(*conditions))
+            for reason, conditions in ranges
         ]
 
         def work(conn: Connection) -> list[tuple[int, str, str]]:
@@ -156,12 +146,12 @@ class LivenessStore(RunStore):
                     found.setdefault(row.id, (row.id, reason + "+cancel" * cancel, row.status))
             return list(found.values())[:limit]
 
-        return self.read(work)
+        return self.tx.read(work)
 
     def transition_many(
         self,
         changes: list[
-            tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
+            tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
         ],
     ) -> list[int]:
         """Several guarded transitions in one transaction; the ids changed.
@@ -174,19 +164,22 @@ class LivenessStore(RunStore):
         def each(conn: Connection) -> list[int]:
             return [
                 run_id
-                for run_id, target, allowed, values, where in changes
-                if self._transition(conn, run_id, target, allowed, values, None, where)
+                for run_id, target, allowed, values, guards in changes
+                if self.runs.transition_in(
+                    conn, run_id, target, allowed, values, None, conditions(guards)
+                )
             ]
 
         def in_sets(conn: Connection) -> list[int]:
             changed: list[Any] = []
-            for ids, (target, allowed, values, where) in group_alike(changes):
+            for ids, (target, allowed, values, guards) in group_alike(changes):
+                where = conditions(guards)
                 changed += self._transition_set(conn, ids, target, allowed, values, where)
             self._finalize_jobs(conn, sorted(changed, key=lambda c: c[0]))
             done = {run_id for run_id, *_ in changed}
             return [run_id for run_id in dict.fromkeys(c[0] for c in changes) if run_id in done]
 
-        return self.write(in_sets if self.engine.dialect.update_returning else each)
+        return self.tx.write(in_sets if self.tx.engine.dialect.update_returning else each)
 
     @staticmethod
     def _transition_set(
@@ -202,6 +195,8 @@ class LivenessStore(RunStore):
         changes = dict(values, status=target.value)
         if target in TERMINAL:
             changes["lease_key"] = None
+            if not counts_given(values):
+                changes.update(COUNTED_ITEMS)
         stmt = (
             update(runs)
             .where(runs.c.id.in_(ids), runs.c.status.in_(sorted(allowed)), *where)
@@ -221,10 +216,8 @@ class LivenessStore(RunStore):
         for run_id, target, values, row in changed:
             if target not in TERMINAL:
                 continue
-            effect = JobEffect(
-                row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
-            )
-            stmt, params = job_change(run_id, target, values["finished_at"], effect)
+            effect = effect_of(row)
+            stmt, params = job_change(run_id, target, values["finished_at"], effect, values)
             if jobs_batch and jobs_batch[-1][0] is stmt:
                 jobs_batch[-1][1].append(params)
             else:
@@ -241,6 +234,9 @@ class LivenessStore(RunStore):
             conn.execute(stmt, batch)
         if tallies:
             conn.execute(tally_upsert(conn.dialect.name), list(tallies.values()))
+        ended = [(run_id, target, row) for run_id, target, _, row in changed if target in TERMINAL]
+        if ended:
+            settle_ended(conn, ended, changed[0][2]["finished_at"])
 
     def insert_items_fenced(
         self, rows: list[dict[str, Any]], owners: dict[int, str]
@@ -263,7 +259,7 @@ class LivenessStore(RunStore):
                 conn.execute(INSERT_ITEMS, kept)
             return lost
 
-        return self.write_prepared(work) if rows else {}
+        return self.tx.write_prepared(work) if rows else {}
 
     @staticmethod
     def _lock_runs(conn: RawConnection, ids: list[int]) -> list[Any]:
@@ -294,13 +290,33 @@ class LivenessStore(RunStore):
         retried attempt, after an earlier one that may have committed and
         lost only its answer (the caller re-reads to tell)."""
         tries = 0
+        if effect.carry is not None:
+            # What the job owes is settled in the same transaction, after
+            # the last items: the rarer path, on SQLAlchemy's connection.
+            carry = effect.carry
+
+            def settling(conn: Connection) -> bool:
+                nonlocal tries
+                tries += 1
+                allowed = ALLOWED_FROM[target]
+                if not self.runs.transition_in(
+                    conn, run_id, target, allowed, values, uid, (), effect
+                ):
+                    return False
+                if items:
+                    conn.execute(INSERT_ITEMS, items)
+                settle(conn, carry, target, values["finished_at"])
+                return True
+
+            changed = self.tx.write(settling)
+            return None if not changed and tries > 1 else changed
 
         def work(conn: RawConnection) -> bool:
             nonlocal tries
             tries += 1
-            if self.dialect == "postgresql":
+            if self.tx.dialect == "postgresql":
                 self._final_transition_pipelined(conn, run_id, uid, target, values, effect)
-            elif not self._transition(
+            elif not self.runs.transition_in(
                 conn, run_id, target, ALLOWED_FROM[target], values, uid, (), effect
             ):
                 return False
@@ -309,7 +325,7 @@ class LivenessStore(RunStore):
             return True
 
         try:
-            changed = self.write_prepared(work)
+            changed = self.tx.write_prepared(work)
         except _NotMoved:
             changed = False
         return None if not changed and tries > 1 else changed
@@ -328,36 +344,9 @@ class LivenessStore(RunStore):
         the job and tally updates do not wait for the run's row count, so a
         run that was not ours any more raises :class:`_NotMoved`, which rolls
         them back. Same statements, same lock order (run, job, tally)."""
-        change = self._run_change(run_id, target, ALLOWED_FROM[target], values, uid, ())
+        change = self.runs.run_change(run_id, target, ALLOWED_FROM[target], values, uid, ())
         with conn.pipelined():
             moved = conn.execute(*change)
-            self._finalize(conn, run_id, target, values, effect, values)
+            self.runs.finalize_in(conn, run_id, target, values, effect, values)
         if moved.rowcount != 1:
             raise _NotMoved
-
-    # -- conditions the ledger passes to transitions ----------------------------
-
-    # The guards are memoized: every run of one reap gets the same guard
-    # objects, so that transition_many changes them together (see group_alike).
-    @staticmethod
-    @functools.lru_cache(maxsize=8)
-    def heartbeat_older_than(cutoff: datetime) -> ColumnElement[bool]:
-        hb = naive(cutoff)
-        return or_(
-            runs.c.heartbeat_at < hb,
-            and_(
-                runs.c.heartbeat_at.is_(None),
-                func.coalesce(runs.c.started_at, runs.c.created_at) < hb,
-            ),
-        )
-
-    @staticmethod
-    @functools.lru_cache(maxsize=8)
-    def cancel_requested_before(cutoff: datetime) -> ColumnElement[bool]:
-        return runs.c.cancel_requested_at < naive(cutoff)
-
-    @staticmethod
-    @functools.cache
-    def cancel_pending(pending: bool) -> ColumnElement[bool]:
-        column = runs.c.cancel_requested_at
-        return column.is_not(None) if pending else column.is_(None)

@@ -7,14 +7,12 @@ engine stays open: the caller goes on using it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -22,12 +20,20 @@ from sqlalchemy.exc import DBAPIError
 from runtrack.errors import DatabaseUnavailable
 from runtrack.store import dialects
 
-__all__ = ["current_revision", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["current_revision", "head_revision", "newest_shipped_revision", "upgrade"]
 
 _LOCK_NAME = "runtrack_migrate"
 
 
 def _config(connection: Connection | None = None) -> Config:
+    # Alembic is imported only when a migration is checked in full or applied:
+    # opening an up-to-date ledger (every CLI command, every cron line of
+    # ``runtrack exec``) does without it (see :func:`_up_to_date`).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(files("runtrack") / "migrations"))
     if connection is not None:
@@ -36,6 +42,8 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -54,14 +62,41 @@ def _translated() -> Iterator[None]:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with _translated(), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+_NUMBERED = re.compile(r"^(\d{4})_\w+\.py$")
+
+
+def newest_shipped_revision() -> str | None:
+    """The revision of the newest ``NNNN_name.py`` file shipped (revision ids
+    are these numbers, each following the one before)."""
+    names = (entry.name for entry in (files("runtrack") / "migrations" / "versions").iterdir())
+    numbers = [m.group(1) for m in map(_NUMBERED.match, names) if m]
+    return max(numbers, default=None)
+
+
+def _up_to_date(engine: Engine) -> bool:
+    """True if the database stands at the newest shipped revision, read
+    without alembic; False means "ask alembic" (an empty database, another
+    revision, a table that cannot be read)."""
+    with _translated(), engine.connect() as conn:
+        try:
+            stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except DBAPIError:
+            return False
+    return len(stored) == 1 and stored[0] == newest_shipped_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply pending migrations up to ``revision`` (no-op when already there)."""
-    if revision == "head" and current_revision(engine) == head_revision():
+    if revision == "head" and (_up_to_date(engine) or current_revision(engine) == head_revision()):
         return
+    from alembic import command
+
     with _translated(), engine.connect() as conn:
         conn.execution_options(**{dialects.IMMEDIATE: True})
         _lock(conn)

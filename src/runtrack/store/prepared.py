@@ -5,273 +5,50 @@ tracked run pays for. Through ``Connection.execute`` each of them costs
 SQLAlchemy's per-call machinery (execution context, parameter processing,
 result wrapping, events), which for these small statements is twenty to thirty
 times what the driver's ``cursor.execute`` costs (see ``bench/``). So these
-statements, still written in SQLAlchemy Core in :mod:`runtrack.store.sql`,
-are compiled once per dialect and run on the pooled DBAPI connection, their
-parameters converted by SQLAlchemy's own bind processors (the rows are the
-same as SQLAlchemy would write). Driver errors are wrapped in SQLAlchemy's
-exception classes, so that the store translates and retries them exactly as
-it does for every other statement.
+statements, still written in SQLAlchemy Core by the store's modules,
+are compiled once per dialect (:mod:`runtrack.store.compiled`) and run on
+the pooled DBAPI connection, their parameters converted by SQLAlchemy's own
+bind processors (the rows are the same as SQLAlchemy would write). Driver
+errors are wrapped in SQLAlchemy's exception classes, so that the store
+translates and retries them exactly as it does for every other statement.
 
 :class:`RawConnection` offers the small part of ``Connection`` the hot path
 uses (``execute`` of a long-lived statement, ``begin_nested``), so the same
-store code runs on either.
+store code runs on either. It names no database: what differs per driver
+(COPY, multi-row VALUES, pipelines, ``BEGIN IMMEDIATE``, autocommit) is in
+:mod:`runtrack.store.drivers`.
+
+The fence: ``tests/ledger/test_hot_path_equivalence.py`` runs every statement
+this module executes through ``Connection.execute`` too, on each database,
+and compares the rows written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-import json
-from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from itertools import chain
-from operator import itemgetter
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
-from sqlalchemy.sql.selectable import Select
+
+from runtrack.store.compiled import Prepared, cursor_events, driver_error
+from runtrack.store.drivers import driver_for
 
 __all__ = ["Prepared", "RawConnection", "RawResult", "raw_autocommit", "raw_transaction"]
 
 T = TypeVar("T")
-_REQUIRED = object()
 #: Distinct (statement, columns) pairs kept compiled. The hot path passes only
 #: module-level or cached statements, so a handful are ever used; the bound
 #: only guards memory against a caller passing a statement built per call.
 MAX_PREPARED = 512
 _savepoints = itertools.count(1)
-
-
-class Prepared:
-    """One statement compiled for one dialect: its SQL, how to turn a dict of
-    parameters into the driver's parameters, and how to read its rows."""
-
-    __slots__ = (
-        "_bind",
-        "_results",
-        "_row",
-        "copy_sql",
-        "key_returned",
-        "multi_sql",
-        "rows_per_statement",
-        "sql",
-    )
-
-    def __init__(
-        self, stmt: ClauseElement, dialect: Dialect, columns: Sequence[str], many: bool = False
-    ) -> None:
-        # An INSERT without a RETURNING of its own reports its new key through
-        # one where the database has it (the psycopg cursor has no lastrowid).
-        # (Read before any copy is made: a copy keeps the original's columns.)
-        own = list(stmt.exported_columns) if isinstance(stmt, UpdateBase) else []
-        returning_key = (
-            isinstance(stmt, Insert)
-            and _has_new_key(stmt)  # an upsert has none to report
-            and not own
-            and not many
-            and dialect.insert_returning
-        )
-        returned: list[Any] = list(stmt.selected_columns) if isinstance(stmt, Select) else own
-        if returning_key:
-            assert isinstance(stmt, Insert)
-            returned = list(stmt.table.primary_key)
-            stmt = stmt.returning(*returned)
-        #: Whether the first returned column is the inserted primary key.
-        self.key_returned = returning_key
-        compiled = _compile(stmt, dialect, columns)
-        self.sql = compiled.string
-        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-        defaults = compiled.params
-        specs: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
-        # One processor per type: the columns of one type share it, so that the
-        # binder can convert an object they share (a run's timestamp) once.
-        processors: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}
-        for name in names:
-            bind = compiled.binds[name]
-            impl = bind.type.dialect_impl(dialect)
-            if id(impl) not in processors:
-                processors[id(impl)] = (impl, impl.bind_processor(dialect))
-            processor = processors[id(impl)][1]
-            specs.append((name, processor, _default(stmt, name, bind.required, defaults)))
-        #: PostgreSQL: many rows of a plain INSERT go by COPY, several times
-        #: faster than executemany (the rows are the same).
-        self.copy_sql = _copy_sql(stmt, dialect, names) if many else None
-        #: SQLite: many rows of a plain INSERT go this many per statement (its
-        #: VALUES repeated), which costs sqlite3 a third less than a row each.
-        self.multi_sql, self.rows_per_statement = (
-            _multi_values(stmt, dialect, self.sql, len(names)) if many else (None, 0)
-        )
-        if self.copy_sql is not None:
-            specs = [(name, _copy_text(p, dialect) if p else p, d) for name, p, d in specs]
-        self._bind = _binder(specs, compiled.positional or self.copy_sql is not None)
-        self._results = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returned
-        ]
-        self._row = _row_type([c.key for c in returned])
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """The driver's parameters for each row of ``rows``."""
-        return self._bind(rows)
-
-    def rows(self, fetched: Sequence[Sequence[Any]]) -> list[Any]:
-        results = self._results
-        make = self._row._make
-        if not any(results):
-            return [make(row) for row in fetched]
-        return [
-            make(p(v) if p else v for p, v in zip(results, row, strict=True)) for row in fetched
-        ]
-
-
-def _has_new_key(stmt: Insert) -> bool:
-    """Whether an INSERT makes a key the database picks (an identity column)."""
-    return isinstance(stmt.table, Table) and stmt.table.autoincrement_column is not None
-
-
-def _row_type(names: list[str]) -> Any:
-    """A tuple with attribute access by column name, like SQLAlchemy's Row."""
-    base: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
-    return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
-
-
-def _default(stmt: ClauseElement, name: str, required: bool, defaults: Mapping[str, Any]) -> Any:
-    """What a parameter the caller left out takes: a column's scalar default
-    for an INSERT, a literal embedded in the statement, or nothing (required)."""
-    if isinstance(stmt, Insert) and name in stmt.table.c:
-        default = stmt.table.c[name].default
-        if default is not None and default.is_scalar:
-            return default.arg  # type: ignore[attr-defined]
-    if required:
-        return _REQUIRED
-    return defaults.get(name)
-
-
-def _binder(
-    specs: Sequence[tuple[str, Callable[[Any], Any] | None, Any]], positional: bool
-) -> Callable[[Sequence[Mapping[str, Any]]], list[Any]]:
-    """A function turning rows of parameters into the driver's parameters.
-
-    One row (a start, a finalization) is bound row-wise; many rows (an item
-    batch) column by column, which keeps the per-value work in list
-    comprehensions, and a processor runs once per distinct object in a row
-    (an item batch shares its timestamp and its ``None`` data)."""
-    names = [name for name, _, _ in specs]
-    defaults = [(name, default) for name, _, default in specs]
-    # The positions each processor converts, in order.
-    processed: dict[Callable[[Any], Any], list[int]] = {}
-    for i, (_, processor, _) in enumerate(specs):
-        if processor is not None:
-            processed.setdefault(processor, []).append(i)
-
-    def one(params: Mapping[str, Any]) -> Any:
-        values = [params.get(name, default) for name, default in defaults]
-        if _REQUIRED in values:
-            raise _missing(names[values.index(_REQUIRED)])
-        for processor, positions in processed.items():
-            last_in: Any = _REQUIRED
-            last_out = None
-            for i in positions:
-                value = values[i]
-                if value is not last_in:
-                    last_in, last_out = value, processor(value)
-                values[i] = last_out
-        return values if positional else dict(zip(names, values, strict=True))
-
-    def many(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        columns = []
-        for name, processor, default in specs:
-            try:
-                values = list(map(itemgetter(name), rows))  # every row names it: C speed
-            except KeyError:
-                values = [params.get(name, default) for params in rows]
-                if _REQUIRED in values:
-                    raise _missing(name) from None
-            columns.append(values if processor is None else _each(processor, values))
-        bound = list(zip(*columns, strict=True))
-        return bound if positional else [dict(zip(names, row, strict=True)) for row in bound]
-
-    def bind(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        return [one(rows[0])] if len(rows) == 1 else many(rows)
-
-    return bind
-
-
-def _missing(name: str) -> KeyError:
-    return KeyError(f"a value is required for bind parameter {name!r}")
-
-
-def _each(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """``processor`` applied to ``values``, once per run of the same object."""
-    if len(set(map(id, values))) == 1:  # one object throughout: a batch's timestamp
-        return [processor(values[0])] * len(values)
-    out = []
-    last_in: Any = _REQUIRED
-    last_out = None
-    for value in values:
-        if value is not last_in:
-            last_in, last_out = value, processor(value)
-        out.append(last_out)
-    return out
-
-
-def _copy_sql(stmt: ClauseElement, dialect: Dialect, names: list[str]) -> str | None:
-    if dialect.name != "postgresql" or dialect.driver != "psycopg" or type(stmt) is not Insert:
-        return None
-    quote = dialect.identifier_preparer.quote
-    table = dialect.identifier_preparer.format_table(stmt.table)
-    return f"COPY {table} ({', '.join(quote(name) for name in names)}) FROM STDIN"
-
-
-#: The most parameters in one SQLite statement on every version still in use.
-SQLITE_MAX_PARAMETERS = 999
-
-
-def _multi_values(
-    stmt: ClauseElement, dialect: Dialect, sql: str, width: int
-) -> tuple[str | None, int]:
-    """A plain SQLite INSERT with its VALUES group repeated, and how many rows
-    it takes (None: not such an INSERT)."""
-    if dialect.name != "sqlite" or type(stmt) is not Insert or width == 0:
-        return None, 0
-    head, found, group = sql.rpartition(" VALUES ")
-    if (
-        not found
-        or not (group.startswith("(") and group.endswith(")"))
-        or group.count("?") != width
-    ):
-        return None, 0
-    per = max(1, SQLITE_MAX_PARAMETERS // width)
-    return f"{head} VALUES {', '.join([group] * per)}", per
-
-
-def _copy_text(processor: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """``processor``, with a JSON value serialized to its text: COPY sends
-    text, and psycopg would serialize its ``Json`` wrapper again for every row,
-    where the binder serializes each distinct object once."""
-    from psycopg.types.json import Json, Jsonb
-
-    fallback = getattr(dialect, "_json_serializer", None) or json.dumps
-
-    def process(value: Any) -> Any:
-        value = processor(value)
-        if isinstance(value, Json | Jsonb):
-            return (value.dumps or fallback)(value.obj)
-        return value
-
-    return process
-
-
-def _compile(stmt: ClauseElement, dialect: Dialect, columns: Sequence[str]) -> SQLCompiler:
-    compiled = stmt.compile(dialect=dialect, column_keys=list(columns) or None)
-    return cast(SQLCompiler, compiled)
 
 
 class RawResult:
@@ -310,15 +87,14 @@ class RawConnection:
 
     def __init__(self, engine: Engine, cache: dict[Any, Prepared]) -> None:
         self.dialect = dialect = engine.dialect
+        self._driver = driver_for(dialect)
         self._errors: type[Exception] = dialect.loaded_dbapi.Error
         self._cache = cache
         # SQLAlchemy's cursor events still see every statement (listeners get
         # no execution context, which the events document as possible), with
         # the Connection they expect. Without listeners the pooled connection
         # is taken bare: a Connection costs as much as a statement here.
-        dispatch = engine.dispatch
-        self._before = dispatch.before_cursor_execute or None
-        self._after = dispatch.after_cursor_execute or None
+        self._before, self._after = cursor_events(engine)
         self._sa: Connection | None = None
         if self._before or self._after:
             self._sa = engine.connect()
@@ -365,12 +141,7 @@ class RawConnection:
         cursor = self._cursor
         try:
             if isinstance(params, list):
-                if prepared.copy_sql is not None:
-                    return self._copy(prepared.copy_sql, prepared.parameters(params))
-                if prepared.multi_sql is not None:
-                    return self._multi(prepared, prepared.parameters(params))
-                self._sent(prepared.sql, prepared.parameters(params), True, cursor.executemany)
-                return RawResult([], cursor.rowcount, None)
+                return self._bulk(prepared, prepared.parameters(params))
             self._sent(prepared.sql, prepared.parameters([first])[0], False, cursor.execute)
             result = RawResult([], -1, None)
             self._fill(result, stmt, prepared, cursor)
@@ -408,14 +179,13 @@ class RawConnection:
         together and are answered in one round trip when the block ends; only
         then are their results filled in, so the block may not read them.
         Elsewhere the block runs statement by statement, as usual."""
-        if not self._can_pipeline() or self._queued is not None:
+        if not self._driver.pipelines or self._queued is not None:
             yield
             return
         queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] = []
         self._queued = queued
-        driver: Any = self._conn.driver_connection
         try:
-            with driver.pipeline():
+            with self._driver.pipeline(self._conn.driver_connection):
                 self._ensure_begun()  # queued: answered with the block's statements
                 yield
             for cursor, prepared, stmt, result in queued:
@@ -428,9 +198,6 @@ class RawConnection:
                 with contextlib.suppress(Exception):
                     cursor.close()
 
-    def _can_pipeline(self) -> bool:
-        return self.dialect.driver == "psycopg" and _pipeline_supported()
-
     def _sent(self, sql: str, params: Any, many: bool, send: Callable[..., object]) -> None:
         if self._before is not None:
             self._before(self._sa, self._cursor, sql, params, None, many)
@@ -441,38 +208,21 @@ class RawConnection:
         if self._after is not None:
             self._after(self._sa, self._cursor, sql, params, None, many)
 
-    def _copy(self, sql: str, rows: list[Any]) -> RawResult:
-        cursor: Any = self._cursor  # psycopg's
-
-        def send(sql: str, rows: list[Any]) -> None:
-            with cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-
-        self._sent(sql, rows, True, send)
-        return RawResult([], len(rows), None)
-
-    def _multi(self, prepared: Prepared, rows: list[Any]) -> RawResult:
-        """Whole groups of rows by the multi-row statement, the rest one by one
-        (a statement per remainder size would crowd the driver's cache). The
-        cursor events see one executemany of the plain statement."""
+    def _bulk(self, prepared: Prepared, rows: list[Any]) -> RawResult:
+        """Many rows of one statement, as the driver takes them best."""
+        bulk = prepared.bulk
+        assert bulk is not None
         cursor = self._cursor
-        per = prepared.rows_per_statement
-        whole = len(rows) - len(rows) % per
+        written = 0
 
-        def send(sql: str, rows: list[Any]) -> None:
-            if whole:
-                groups = [
-                    list(chain.from_iterable(rows[i : i + per])) for i in range(0, whole, per)
-                ]
-                cursor.executemany(prepared.multi_sql, groups)
-            if whole < len(rows):
-                cursor.executemany(sql, rows[whole:])
+        def send(_sql: str, rows: list[Any]) -> None:
+            nonlocal written
+            written = bulk.send(cursor, rows)
 
-        self._sent(prepared.sql, rows, True, send)
-        return RawResult([], len(rows), None)
+        self._sent(bulk.sql, rows, True, send)
+        return RawResult([], written, None)
 
-    def _driver(self, sql: str) -> None:
+    def _send_sql(self, sql: str) -> None:
         try:
             self._sent(sql, None, False, self._cursor.execute)
         except self._errors as exc:
@@ -484,41 +234,36 @@ class RawConnection:
         lost = self.dialect.is_disconnect(exc, self._conn, self._cursor)  # type: ignore[arg-type]
         if lost:
             (self._sa or self._conn).invalidate(exc)
-        return DBAPIError.instance(
-            None, None, exc, self._errors, connection_invalidated=lost, dialect=self.dialect
-        )
+        return driver_error(self.dialect, exc, invalidated=lost)
 
     @contextmanager
     def begin_nested(self) -> Iterator[None]:
         """A savepoint: the block's statements are undone if it raises."""
         name = f"rt_sp_{next(_savepoints)}"
         self._ensure_begun()
-        self._driver(f"SAVEPOINT {name}")
+        self._send_sql(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            self._driver(f"ROLLBACK TO SAVEPOINT {name}")
+            self._send_sql(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        self._driver(f"RELEASE SAVEPOINT {name}")
+        self._send_sql(f"RELEASE SAVEPOINT {name}")
 
     def begin(self) -> None:
-        # SQLite (in autocommit mode, see dialects): take the write lock now.
-        # PostgreSQL (psycopg with pipelines): BEGIN goes with the first
-        # statement, where psycopg would wait for its answer first (in
-        # autocommit mode psycopg sends none of its own; COMMIT and ROLLBACK
-        # end the block as usual). The other drivers begin with the first
-        # statement themselves.
-        if self.dialect.name == "sqlite":
-            self._driver("BEGIN IMMEDIATE")
-        elif self._can_pipeline():
+        """Start a write transaction, as the driver needs (see drivers)."""
+        if self._driver.begin_sql is not None:
+            self._send_sql(self._driver.begin_sql)
+        elif self._driver.pipelines:
+            # BEGIN goes with the first statement, where the driver would wait
+            # for its answer first (in autocommit mode it sends none of its
+            # own; COMMIT and ROLLBACK end the block as usual).
             self.set_autocommit(True)
             self._begin_pending = True
 
     def set_autocommit(self, on: bool) -> None:
-        """Turn the (psycopg) driver's autocommit on, or back off."""
-        driver: Any = self._conn.driver_connection
+        """Turn the driver's autocommit on, or back off."""
         try:
-            driver.autocommit = on
+            self._driver.set_autocommit(self._conn.driver_connection, on)
         except self._errors as exc:
             raise self._wrapped(exc) from exc
         self._autocommit = on
@@ -526,7 +271,7 @@ class RawConnection:
     def _ensure_begun(self) -> None:
         if self._begin_pending:
             self._begin_pending = False
-            self._driver("BEGIN")
+            self._send_sql("BEGIN")
 
     def commit(self) -> None:
         self._begin_pending = False  # nothing was sent: nothing to commit
@@ -562,21 +307,7 @@ def _checkout(engine: Engine) -> PoolProxiedConnection:
         return engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, None, None)
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from exc
-
-
-@functools.cache
-def _pipeline_supported() -> bool:
-    import psycopg  # only asked on a psycopg connection: installed
-
-    return bool(psycopg.Pipeline.is_supported())
+        raise driver_error(dialect, exc, invalidated=lost) from exc
 
 
 def raw_autocommit(
@@ -586,8 +317,8 @@ def raw_autocommit(
     PostgreSQL only; the store asks for nothing else)."""
     raw = RawConnection(engine, cache)
     try:
-        if raw.dialect.name == "postgresql":
-            raw.set_autocommit(True)  # psycopg; SQLite's connections already are
+        if raw._driver.needs_autocommit:  # SQLite's connections already are
+            raw.set_autocommit(True)
         return raw.execute(stmt, params)
     finally:
         raw.close()  # autocommit off again

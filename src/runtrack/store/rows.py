@@ -9,11 +9,14 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from runtrack.alerts import IncidentKind, IncidentRecord
 from runtrack.models import (
+    DEFAULT_MAX_CARRY_ATTEMPTS,
     ItemRecord,
     ItemStatus,
     JobRecord,
     JobTally,
+    OnPartial,
     PauseRecord,
     RunBrief,
     RunOutcome,
@@ -23,6 +26,8 @@ from runtrack.models import (
 from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH, job_tallies
 
 __all__ = [
+    "aware_required",
+    "incident_record",
     "item_record",
     "job_record",
     "naive",
@@ -50,7 +55,8 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _must(value: datetime | None) -> datetime:
+def aware_required(value: datetime | None) -> datetime:
+    """``aware`` for a NOT NULL column."""
     result = aware(value)
     assert result is not None  # NOT NULL column
     return result
@@ -68,7 +74,12 @@ _CODES = {
     RunStatus.CANCELLED: "c",
 }
 _STATUSES = {code: status for status, code in _CODES.items()}
-_CELL = re.compile(r"(\d+),([spfc]),(\d+),(\d*);")
+# Failed runs that do not count toward the streak (see runtrack/health.py):
+# "r" a failed attempt with a retry scheduled, "l" a rate-limited attempt.
+_NOTES = {"retried": "r", "rate_limited": "l"}
+_NOTED = {code: note for note, code in _NOTES.items()}
+_STATUSES.update(dict.fromkeys(_NOTED, RunStatus.FAILED))
+_CELL = re.compile(r"(\d+),([spfcrl]),(\d+),(\d*);")
 
 
 def _ms(value: datetime) -> int:
@@ -76,13 +87,21 @@ def _ms(value: datetime) -> int:
     return round(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def strip_cell(run_id: int, status: RunStatus, started: datetime | None, finished: datetime) -> str:
-    """The strip cell of a run that just became terminal."""
+def strip_cell(
+    run_id: int,
+    status: RunStatus,
+    started: datetime | None,
+    finished: datetime,
+    note: str | None = None,
+) -> str:
+    """The strip cell of a run that just became terminal (``note``: see
+    :attr:`RunOutcome.note`, failed runs only)."""
     end = naive(finished)
     assert end is not None
     start = naive(started)
     took = "" if start is None else str(max(_ms(end) - _ms(start), 0))
-    return f"{run_id},{_CODES[status]},{_ms(end)},{took};"
+    code = _NOTES[note] if note is not None and status is RunStatus.FAILED else _CODES[status]
+    return f"{run_id},{code},{_ms(end)},{took};"
 
 
 def run_outcomes(strip: str | None) -> list[RunOutcome]:
@@ -95,6 +114,7 @@ def run_outcomes(strip: str | None) -> list[RunOutcome]:
                 status=_STATUSES[code],
                 finished_at=datetime.fromtimestamp(int(finished) / 1000, UTC),
                 duration=timedelta(milliseconds=int(took)) if took else None,
+                note=_NOTED.get(code),
             )
         )
     return found
@@ -115,7 +135,7 @@ def run_record(row: Row[Any]) -> RunRecord:
         host=m["host"],
         pid=m["pid"],
         worker_id=m["worker_id"],
-        created_at=_must(m["created_at"]),
+        created_at=aware_required(m["created_at"]),
         started_at=aware(m["started_at"]),
         finished_at=aware(m["finished_at"]),
         heartbeat_at=aware(m["heartbeat_at"]),
@@ -143,6 +163,10 @@ def run_record(row: Row[Any]) -> RunRecord:
         groups_found=m["groups_found"],
         groups_missing=m["groups_missing"],
         retry_policy=m["retry_policy"],
+        on_partial=OnPartial(m["on_partial"] or OnPartial.CARRY),
+        max_carry_attempts=m["max_carry_attempts"] or DEFAULT_MAX_CARRY_ATTEMPTS,
+        rerun_of=m["rerun_of"],
+        backfill_id=m["backfill_id"],
     )
 
 
@@ -152,7 +176,7 @@ def run_brief(row: Row[Any]) -> RunBrief:
         id=m["id"],
         job=m["job_key"],
         status=RunStatus(m["status"]),
-        created_at=_must(m["created_at"]),
+        created_at=aware_required(m["created_at"]),
         started_at=aware(m["started_at"]),
         finished_at=aware(m["finished_at"]),
     )
@@ -163,7 +187,7 @@ def job_record(row: Row[Any]) -> JobRecord:
     return JobRecord(
         key=m["key"],
         provider=m["provider"],
-        created_at=_must(m["created_at"]),
+        created_at=aware_required(m["created_at"]),
         last_run_id=m["last_run_id"],
         last_status=RunStatus(m["last_status"]) if m["last_status"] else None,
         last_finished_at=aware(m["last_finished_at"]),
@@ -173,6 +197,8 @@ def job_record(row: Row[Any]) -> JobRecord:
         watermark=aware(m["watermark"]),
         checkpoint=m["checkpoint"],
         next_due_at=aware(m.get("next_due_at")),
+        schedule=m.get("schedule"),
+        schedule_tz=m.get("schedule_tz"),
     )
 
 
@@ -187,7 +213,7 @@ def item_record(row: Row[Any]) -> ItemRecord:
         source=m["source"],
         data=m["data"],
         error=m["error"],
-        recorded_at=_must(m["recorded_at"]),
+        recorded_at=aware_required(m["recorded_at"]),
     )
 
 
@@ -195,9 +221,9 @@ def pause_record(row: Row[Any]) -> PauseRecord:
     m = row._mapping
     return PauseRecord(
         provider=m["provider"],
-        until=_must(m["paused_until"]),
+        until=aware_required(m["paused_until"]),
         reason=m["reason"],
-        paused_at=_must(m["paused_at"]),
+        paused_at=aware_required(m["paused_at"]),
         paused_by=m["paused_by"],
     )
 
@@ -221,4 +247,18 @@ def tally_record(row: Row[Any]) -> JobTally:
         duration_count=int(row[_TALLY["duration_count"]]),
         duration_sum=float(row[_TALLY["duration_sum"]]),
         duration_buckets=tuple([int(n) for n in row[_BUCKETS]]),
+    )
+
+
+def incident_record(row: Row[Any]) -> IncidentRecord:
+    m = row._mapping
+    return IncidentRecord(
+        id=m["id"],
+        job=m["job_key"],
+        kind=IncidentKind(m["kind"]),
+        opened_at=aware_required(m["opened_at"]),
+        resolved_at=aware(m["resolved_at"]),
+        reminded_at=aware(m["reminded_at"]),
+        run_id=m["run_id"],
+        details=dict(m["details"] or {}),
     )

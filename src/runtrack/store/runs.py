@@ -20,13 +20,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
 
+from runtrack.errors import RecordConflict
 from runtrack.models import (
     TERMINAL,
     RunBrief,
     RunRecord,
     RunStatus,
 )
-from runtrack.store.base import StoreBase
+from runtrack.store.base import Transactions
+from runtrack.store.carry import settle_ended
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -36,6 +38,7 @@ from runtrack.store.rows import (
 from runtrack.store.schema import (
     runs,
 )
+from runtrack.store.staleness import stale_ranges
 from runtrack.store.statements import (
     ACTIVE_NAMES,
     INSERT_RUN,
@@ -45,10 +48,8 @@ from runtrack.store.statements import (
     RUN_EFFECT,
     TALLY_ITEMS,
     Conn,
-    JobEffect,
-    LeaseTaken,
-    RunFilter,
-    StartedRun,
+    counts_given,
+    effect_of,
     job_change,
     recent_runs_union,
     start_at_watermark,
@@ -57,10 +58,14 @@ from runtrack.store.statements import (
     tally_upsert,
     update_run_stmt,
 )
+from runtrack.store.values import JobEffect, LeaseTaken, RunFilter, StartedRun
 
 
-class RunStore(StoreBase):
+class RunStore:
     """Run rows: creation, leases, guarded transitions and queries."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
 
     # -- runs: creation and transitions ----------------------------------
 
@@ -71,15 +76,17 @@ class RunStore(StoreBase):
         *,
         explicit_window: bool,
         explicit_end: bool = False,
+        history: bool = False,
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
         that also reads the job's watermark (the window's start unless
-        ``explicit_window``) and checkpoints."""
+        ``explicit_window``) and checkpoints (and, with ``history``, its
+        volume history)."""
         simple = len(slots) == 1 and not explicit_end and values.get("retry_of") is None
-        if simple and self.dialect in ("sqlite", "postgresql"):
+        if simple and self.tx.dialect in ("sqlite", "postgresql"):
             try:
-                started = self._insert_at_once(values, slots[0], explicit_window)
-            except IntegrityError:
+                started = self._insert_at_once(values, slots[0], explicit_window, history)
+            except RecordConflict:
                 return self._collided(values, slots)
             if started is not None:
                 return started
@@ -94,18 +101,24 @@ class RunStore(StoreBase):
             row["checkpoint"] = self._resume_checkpoint(conn, row, job)
             run_id = self._claim_slot(conn, row, slots)
             return StartedRun(
-                run_id, row["window_start"], job.checkpoint, row["checkpoint"], row["window_end"]
+                run_id,
+                row["window_start"],
+                job.checkpoint,
+                row["checkpoint"],
+                row["window_end"],
+                bool(job.owes),
+                job.volume_history,
             )
 
         try:
-            return self.write_prepared(work)
-        except (IntegrityError, LeaseTaken):
+            return self.tx.write_prepared(work)
+        except (RecordConflict, LeaseTaken):
             # Every slot's INSERT collided; the holders are read afterwards
             # (a query built per call does not run prepared).
             return self._collided(values, slots)
 
     def _insert_at_once(
-        self, values: dict[str, Any], slot: str, explicit_window: bool
+        self, values: dict[str, Any], slot: str, explicit_window: bool, history: bool
     ) -> StartedRun | None:
         """The common start as one statement that commits by itself: one round
         trip where the transaction takes four (see :func:`start_run_stmt`).
@@ -113,8 +126,8 @@ class RunStore(StoreBase):
         row = {**values, "lease_key": slot}
         if not explicit_window:
             row.pop("window_start", None)
-        stmt = start_run_stmt(tuple(row), explicit_window)
-        found = self._retried(lambda: raw_autocommit(self.engine, self._prepared, stmt, row))
+        stmt = start_run_stmt(tuple(row), explicit_window, history)
+        found = self.tx.retried(lambda: raw_autocommit(self.tx.engine, self.tx.prepared, stmt, row))
         inserted = found.first()
         if inserted is None:
             return None
@@ -124,6 +137,8 @@ class RunStore(StoreBase):
             inserted.job_checkpoint,
             inserted.checkpoint,
             inserted.window_end,
+            bool(inserted.owes),
+            inserted.volume_history if history else None,
         )
 
     def _claim_slot(self, conn: Conn, row: dict[str, Any], slots: Sequence[str]) -> int:
@@ -151,13 +166,19 @@ class RunStore(StoreBase):
         run did start. Otherwise raise :class:`LeaseTaken` with the holders."""
         columns = ("id", "status", "uid", "window_start", "window_end", "checkpoint")
         query = select(*(runs.c[name] for name in columns)).where(runs.c.lease_key.in_(slots))
-        holders = self.read(lambda c: c.execute(query).all())
+        holders = self.tx.read(lambda c: c.execute(query).all())
         job = {"p_job": values["job_key"]}
         for held in holders:
             if held.uid == values["uid"]:
-                checkpoint = self.read(lambda c: c.execute(JOB_FOR_START, job).one().checkpoint)
+                state = self.tx.read(lambda c: c.execute(JOB_FOR_START, job).one())
                 return StartedRun(
-                    held.id, held.window_start, checkpoint, held.checkpoint, held.window_end
+                    held.id,
+                    held.window_start,
+                    state.checkpoint,
+                    held.checkpoint,
+                    held.window_end,
+                    bool(state.owes),
+                    state.volume_history,
                 )
         raise LeaseTaken([(held.id, held.status) for held in holders])
 
@@ -193,11 +214,11 @@ class RunStore(StoreBase):
         knows. Returns whether this call made the change."""
 
         def work(conn: Connection) -> bool:
-            return self._transition(conn, run_id, target, allowed, values, uid, where, effect)
+            return self.transition_in(conn, run_id, target, allowed, values, uid, where, effect)
 
-        return self.write(work)
+        return self.tx.write(work)
 
-    def _transition(
+    def transition_in(
         self,
         conn: Conn,
         run_id: int,
@@ -209,23 +230,25 @@ class RunStore(StoreBase):
         effect: JobEffect | None = None,
     ) -> bool:
         if (
-            conn.execute(*self._run_change(run_id, target, allowed, values, uid, where)).rowcount
+            conn.execute(*self.run_change(run_id, target, allowed, values, uid, where)).rowcount
             != 1
         ):
             return False
         if target in TERMINAL:
             counted = values  # the item tallies, when the caller wrote them
-            if effect is None:
+            if effect is None or not counts_given(values):
                 row = conn.execute(RUN_EFFECT, {"p_id": run_id}).one()
-                effect = JobEffect(
-                    row.job_key, row.window_end, row.moves_watermark, row.checkpoint, row.started_at
-                )
                 counted = {**{c: getattr(row, c) for c in TALLY_ITEMS}, **values}
-            self._finalize(conn, run_id, target, values, effect, counted)
+                if effect is None:  # by id: no handle, no items still to write
+                    self.finalize_in(conn, run_id, target, values, effect_of(row), counted)
+                    assert isinstance(conn, Connection)  # by-id transitions use write()
+                    settle_ended(conn, [(run_id, target, row)], values["finished_at"])
+                    return True
+            self.finalize_in(conn, run_id, target, values, effect, counted)
         return True
 
     @staticmethod
-    def _run_change(
+    def run_change(
         run_id: int,
         target: RunStatus,
         allowed: Iterable[RunStatus],
@@ -239,10 +262,14 @@ class RunStore(StoreBase):
             params["lease_key"] = None
         if uid is not None:
             params["p_uid"] = uid
-        stmt = update_run_stmt(uid is not None, tuple(sorted(status.value for status in allowed)))
+        stmt = update_run_stmt(
+            uid is not None,
+            tuple(sorted(status.value for status in allowed)),
+            target in TERMINAL and not counts_given(values),
+        )
         return (stmt.where(*where) if where else stmt), params
 
-    def _finalize(
+    def finalize_in(
         self,
         conn: Conn,
         run_id: int,
@@ -255,7 +282,7 @@ class RunStore(StoreBase):
         strip, and add to its tallies, for a run that just became terminal
         (same transaction)."""
         finished = values["finished_at"]
-        conn.execute(*job_change(run_id, status, finished, effect))
+        conn.execute(*job_change(run_id, status, finished, effect, values))
         self._add_tally(conn, effect.job_key, status, effect.started_at, finished, counted)
 
     def request_cancel(
@@ -271,7 +298,7 @@ class RunStore(StoreBase):
             )
             .values(cancel_requested_at=naive(now), cancel_requested_by=by, cancel_reason=reason)
         )
-        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)
 
     def save_checkpoint(self, run_id: int, uid: str, checkpoint: Any) -> bool:
         stmt = (
@@ -279,12 +306,12 @@ class RunStore(StoreBase):
             .where(runs.c.id == run_id, runs.c.uid == uid, runs.c.status == RunStatus.RUNNING)
             .values(checkpoint=checkpoint)
         )
-        return bool(self.write(lambda c: c.execute(stmt).rowcount) == 1)
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)
 
     # -- runs: queries -----------------------------------------------------
 
     def get_run(self, run_id: int) -> RunRecord | None:
-        row = self.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
+        row = self.tx.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
         return run_record(row) if row else None
 
     def list_runs(
@@ -304,7 +331,7 @@ class RunStore(StoreBase):
             # page's ids from the index alone, then read only those rows.
             ids = page.subquery()
             query = select(runs).join(ids, runs.c.id == ids.c.id).order_by(runs.c.id.desc())
-        return [run_record(r) for r in self.read(lambda c: c.execute(query).all())]
+        return [run_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def count_runs(self, filters: RunFilter, at_most: int | None = None) -> int:
         """How many runs match, or ``at_most`` if at least that many do (an
@@ -315,7 +342,7 @@ class RunStore(StoreBase):
         else:
             stop = select(runs.c.id).where(*conditions).limit(at_most).subquery()
             query = select(func.count()).select_from(stop)
-        return int(self.read(lambda c: c.execute(query).scalar_one()))
+        return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
     @staticmethod
     def _run_conditions(f: RunFilter) -> list[ColumnElement[bool]]:
@@ -332,6 +359,10 @@ class RunStore(StoreBase):
             conditions.append(runs.c.created_at >= naive(f.since))
         if f.until is not None:
             conditions.append(runs.c.created_at < naive(f.until))
+        if f.job_contains is not None:
+            conditions.append(runs.c.job_key.icontains(f.job_contains, autoescape=True))
+        if f.error_contains is not None:
+            conditions.append(runs.c.error_message.icontains(f.error_contains, autoescape=True))
         return conditions
 
     def active_runs(self, job: str | None = None) -> list[RunRecord]:
@@ -339,7 +370,7 @@ class RunStore(StoreBase):
         whatever the filter: given a job too, planners walk the job's whole
         history by its (job_key, id) index, so the job is picked out here."""
         query = select(runs).where(runs.c.status.in_(ACTIVE_NAMES)).order_by(runs.c.id)
-        rows = self.read(lambda c: c.execute(query).all())
+        rows = self.tx.read(lambda c: c.execute(query).all())
         return [run_record(r) for r in rows if job is None or r.job_key == job]
 
     def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
@@ -352,7 +383,7 @@ class RunStore(StoreBase):
             chunk = keys[start : start + RECENT_CHUNK]
             query = recent_runs_union(len(chunk), limit)
             params = {f"k{i}": key for i, key in enumerate(chunk)}
-            for row in self.read(lambda c, q=query, p=params: c.execute(q, p).all()):  # type: ignore[misc]
+            for row in self.tx.read(lambda c, q=query, p=params: c.execute(q, p).all()):  # type: ignore[misc]
                 found[row.job_key].append(run_brief(row))
         for briefs in found.values():
             briefs.sort(key=lambda brief: brief.id, reverse=True)
@@ -361,21 +392,12 @@ class RunStore(StoreBase):
     def count_stale(self, heartbeat_cutoff: datetime) -> int:
         """How many active runs have been silent since before the cutoff (the
         heartbeat ranges of :meth:`stale_runs`, counted on the status indexes)."""
-        hb = naive(heartbeat_cutoff)
-        ranges = [
-            (runs.c.status == RunStatus.RUNNING, runs.c.heartbeat_at < hb),
-            (
-                runs.c.status == RunStatus.RUNNING,
-                runs.c.heartbeat_at.is_(None),
-                runs.c.started_at < hb,
-            ),
-            (runs.c.status == RunStatus.PENDING, runs.c.created_at < hb),
-        ]
+        ranges = [conditions for _, conditions in stale_ranges(heartbeat_cutoff)]
         counts = [
             select(func.count()).select_from(runs).where(*conditions).scalar_subquery()
             for conditions in ranges
         ]
-        row = self.read(lambda c: c.execute(select(*counts)).one())
+        row = self.tx.read(lambda c: c.execute(select(*counts)).one())
         return sum(int(n) for n in row)
 
     def active_counts(self) -> dict[str, int]:
@@ -386,7 +408,7 @@ class RunStore(StoreBase):
             .where(runs.c.status.in_(ACTIVE_NAMES))
             .group_by(runs.c.job_key)
         )
-        return {row[0]: int(row[1]) for row in self.read(lambda c: c.execute(query).all())}
+        return {row[0]: int(row[1]) for row in self.tx.read(lambda c: c.execute(query).all())}
 
     def count_started(self, status: RunStatus, since: datetime) -> int:
         """How many runs that started at or after ``since`` are in ``status``
@@ -396,7 +418,7 @@ class RunStore(StoreBase):
             .select_from(runs)
             .where(runs.c.status == status, runs.c.started_at >= naive(since))
         )
-        return int(self.read(lambda c: c.execute(query).scalar_one()))
+        return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
     # -- tallies (metrics without scanning runs) ---------------------------------
 

@@ -1,4 +1,4 @@
-"""Records and prebuilt statements shared by the parts of the store.
+"""Prebuilt statements shared by the parts of the store.
 
 Hot-path statements are built once and take their values as parameters, so
 SQLAlchemy's compiled cache is hit and nothing is built per run.
@@ -8,30 +8,34 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    ColumnElement,
+    Boolean,
     CompoundSelect,
     Select,
     bindparam,
     case,
+    exists,
     func,
     insert,
     literal_column,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
+from runtrack.failures import failure_note
 from runtrack.models import (
     ACTIVE,
     GOOD,
     TERMINAL,
+    CarryState,
+    ItemStatus,
     RunStatus,
 )
 from runtrack.store import dialects
@@ -43,11 +47,13 @@ from runtrack.store.rows import (
 from runtrack.store.schema import (
     DURATION_BOUNDS,
     RECENT_CHARS,
+    carried,
     job_tallies,
     jobs,
     run_items,
     runs,
 )
+from runtrack.store.values import JobEffect, WindowBeforeWatermark
 
 T = TypeVar("T")
 #: What the statements shared by the hot path and the others run on.
@@ -56,32 +62,7 @@ ACTIVE_NAMES = sorted(ACTIVE)
 #: Runs per heartbeat statement: keeps the bind parameters of one batched
 #: UPDATE (four per run) far below every driver's limit.
 BEAT_CHUNK = 500
-#: A run's status, cancel request time and cancel reason, as a tick reads them.
-RunState = tuple[str, datetime | None, str | None]
 TERMINAL_NAMES = sorted(TERMINAL)
-
-
-@dataclass(frozen=True, slots=True)
-class RunFilter:
-    """The filters every run listing understands."""
-
-    job: str | None = None
-    provider: str | None = None
-    statuses: tuple[RunStatus, ...] = ()
-    triggered_by: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StartedRun:
-    """What the store tells the ledger about a run it just inserted."""
-
-    id: int
-    window_start: datetime | None
-    job_checkpoint: Any
-    resume_checkpoint: Any
-    window_end: datetime | None = None
 
 
 def start_at_watermark(row: dict[str, Any], watermark: datetime | None, fixed_end: bool) -> None:
@@ -96,10 +77,11 @@ def start_at_watermark(row: dict[str, Any], watermark: datetime | None, fixed_en
 
 
 def prunable_query(cutoff: datetime, after_id: int, limit: int) -> Select[Any]:
-    keep = (
-        select(jobs.c.last_run_id)
-        .where(jobs.c.last_run_id.is_not(None))
-        .union(select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None)))
+    keep = union(
+        select(jobs.c.last_run_id).where(jobs.c.last_run_id.is_not(None)),
+        select(jobs.c.last_success_run_id).where(jobs.c.last_success_run_id.is_not(None)),
+        # The run each owed carried entry came from (guarantee 6; not given up).
+        select(carried.c.first_run_id).where(carried.c.state == CarryState.OWED.value),
     )
     return (
         select(runs.c.id)
@@ -118,31 +100,16 @@ def prunable_query(cutoff: datetime, after_id: int, limit: int) -> Select[Any]:
     )
 
 
-class WindowBeforeWatermark(Exception):
-    """Internal: a run's explicit window_end is before the job's watermark."""
-
-    def __init__(self, watermark: datetime) -> None:
-        self.watermark = watermark
-        super().__init__(watermark)
-
-
-class LeaseTaken(Exception):
-    """Internal: every lease slot of the job is held (holders listed)."""
-
-    def __init__(self, holders: list[tuple[int, str]]) -> None:
-        self.holders = holders  # (run id, status)
-        super().__init__(holders)
-
-
-@dataclass(frozen=True, slots=True)
-class JobEffect:
-    """What a terminal run changes on its job (naive UTC ``window_end``)."""
-
-    job_key: str
-    window_end: datetime | None
-    moves_watermark: bool
-    checkpoint: Any
-    started_at: datetime | None = None  # naive UTC; for the duration tally
+def effect_of(row: Any) -> JobEffect:
+    """The job effect of a run read back by RUN_EFFECT (no handle at hand)."""
+    return JobEffect(
+        row.job_key,
+        row.window_end,
+        row.moves_watermark,
+        row.checkpoint,
+        row.started_at,
+        hold=row.on_partial == "hold",
+    )
 
 
 # Hot-path statements are built once and take their values as parameters:
@@ -170,14 +137,17 @@ LOCK_RUNS = (
 
 
 @functools.cache
-def start_run_stmt(columns: tuple[str, ...], explicit_window: bool) -> Insert:
+def start_run_stmt(
+    columns: tuple[str, ...], explicit_window: bool, history: bool = False
+) -> Insert:
     """A run's start in one statement: ``INSERT ... SELECT`` from its job's
     row, whose watermark starts the window (unless ``explicit_window``) and
     bounds its end from below (see :func:`start_at_watermark`), with the
     checkpoint of the job's last run if it failed or was cancelled over the
     same window start (see ``RunStore._resume_checkpoint``). It returns the
-    window, that checkpoint and the job's own checkpoint. ``columns`` are the
-    given values, window start (if explicit) and end included."""
+    window, that checkpoint and the job's own checkpoint (and, with
+    ``history``, the job's volume history for its guard). ``columns`` are
+    the given values, window start (if explicit) and end included."""
     given = {name: bindparam(name, type_=runs.c[name].type) for name in columns}
     start: Any = given["window_start"] if explicit_window else jobs.c.watermark
     end: Any = given["window_end"]
@@ -208,21 +178,37 @@ def start_run_stmt(columns: tuple[str, ...], explicit_window: bool) -> Insert:
         '(SELECT jobs.checkpoint FROM jobs WHERE jobs."key" = runs.job_key)',
         type_=jobs.c.checkpoint.type,
     )
+    owes = literal_column(
+        "(EXISTS (SELECT 1 FROM carried WHERE carried.job_key = runs.job_key))", type_=Boolean()
+    )
+    returned = [
+        runs.c.id,
+        runs.c.window_start,
+        runs.c.window_end,
+        runs.c.checkpoint,
+        job_checkpoint.label("job_checkpoint"),
+        owes.label("owes"),
+    ]
+    if history:
+        volume = literal_column(
+            '(SELECT jobs.volume_history FROM jobs WHERE jobs."key" = runs.job_key)',
+            type_=jobs.c.volume_history.type,
+        )
+        returned.append(volume.label("volume_history"))
     return (
         insert(runs)
         .from_select([*names, *derived], source, include_defaults=False)
-        .returning(
-            runs.c.id,
-            runs.c.window_start,
-            runs.c.window_end,
-            runs.c.checkpoint,
-            job_checkpoint.label("job_checkpoint"),
-        )
+        .returning(*returned)
     )
 
 
 JOB_FOR_START = select(
-    jobs.c.watermark, jobs.c.checkpoint, jobs.c.last_run_id, jobs.c.last_status
+    jobs.c.watermark,
+    jobs.c.checkpoint,
+    jobs.c.last_run_id,
+    jobs.c.last_status,
+    exists().where(carried.c.job_key == jobs.c.key).label("owes"),
+    jobs.c.volume_history,
 ).where(jobs.c.key == bindparam("p_job"))
 RUN_EFFECT = select(
     runs.c.job_key,
@@ -234,23 +220,69 @@ RUN_EFFECT = select(
     runs.c.items_not_found,
     runs.c.items_skipped,
     runs.c.items_error,
+    runs.c.on_partial,
+    runs.c.max_carry_attempts,
 ).where(runs.c.id == bindparam("p_id"))
 
 
+def _counted_items() -> dict[str, Any]:
+    """A run's item tallies, counted from its stored item rows by subqueries
+    correlated with the run being updated (each a range of a run_items index)."""
+    mine = run_items.c.run_id == runs.c.id
+    success = run_items.c.status == ItemStatus.SUCCESS.value
+    values: dict[str, Any] = {
+        f"items_{status.value}": select(func.count())
+        .where(mine, run_items.c.status == status.value)
+        .scalar_subquery()
+        for status in ItemStatus
+    }
+    grouped = func.count(run_items.c.group_key) > 0  # NULL when no item had a group
+    seen = func.count(run_items.c.group_key.distinct())
+    found = func.count(case((success, run_items.c.group_key)).distinct())
+    for column, amount in (("groups_found", found), ("groups_missing", seen - found)):
+        values[column] = select(case((grouped, amount))).where(mine).scalar_subquery()
+    return values
+
+
+#: SET clauses of a run that ends without its owner (the reaper, a finish by
+#: id): only the owner holds the tallies in memory, so they are counted from
+#: the item rows stored, which is what the run's items will ever be (item
+#: writes are fenced: none lands once the run is terminal).
+COUNTED_ITEMS = _counted_items()
+
+
+def counts_given(values: Mapping[str, Any]) -> bool:
+    """Whether a terminal transition's values carry the item tallies (the
+    owner's finalization does; every other end counts the stored rows)."""
+    return "items_success" in values
+
+
 @functools.cache
-def update_run_stmt(with_uid: bool, allowed: tuple[str, ...]) -> Update:
+def update_run_stmt(with_uid: bool, allowed: tuple[str, ...], count_items: bool = False) -> Update:
     """``UPDATE runs SET <the parameters named like columns> WHERE id AND
-    status IN (allowed) [AND uid]``: the conditional transition."""
+    status IN (allowed) [AND uid]``: the conditional transition; with
+    ``count_items``, also the item tallies counted from the stored rows."""
     stmt = update(runs).where(
         runs.c.id == bindparam("p_id"),
         or_(*(runs.c.status == status for status in allowed)),
     )
+    if count_items:
+        stmt = stmt.values(COUNTED_ITEMS)
     return stmt.where(runs.c.uid == bindparam("p_uid")) if with_uid else stmt
 
 
 @functools.cache
-def job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Update:
-    """The job-state update of a terminal run, one statement per outcome kind."""
+def job_update(
+    status: RunStatus,
+    moves_watermark: bool,
+    checkpoint: bool,
+    counts: bool = True,
+    volume: bool = False,
+) -> Update:
+    """The job-state update of a terminal run, one statement per outcome kind.
+    ``counts``: a failure that counts toward the streak (not a retried or
+    rate-limited attempt, see :func:`runtrack.failures.failure_note`).
+    ``volume``: a guarded run's new volume history and anomaly (or none)."""
     run_id = bindparam("j_run_id", type_=jobs.c.last_run_id.type)
     finished = bindparam("j_finished", type_=jobs.c.last_finished_at.type)
     # A reaped old run must not overwrite the pointers of a newer one.
@@ -273,7 +305,7 @@ def job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Up
         cell + func.coalesce(jobs.c.recent_runs, ""), 1, RECENT_CHARS
     )
     streak = jobs.c.consecutive_failures
-    if status is RunStatus.FAILED:
+    if status is RunStatus.FAILED and counts:
         changes["consecutive_failures"] = latest(streak + 1, streak)
     elif status in GOOD:
         changes["consecutive_failures"] = latest(0, streak)
@@ -285,6 +317,9 @@ def job_update(status: RunStatus, moves_watermark: bool, checkpoint: bool) -> Up
         )
     if checkpoint:
         changes["checkpoint"] = bindparam("j_checkpoint", type_=jobs.c.checkpoint.type)
+    if volume:
+        changes["volume_history"] = bindparam("j_volume", type_=jobs.c.volume_history.type)
+        changes["volume_anomaly"] = bindparam("j_anomaly", type_=jobs.c.volume_anomaly.type)
     if status is RunStatus.SUCCESS:
         newer_success = or_(
             jobs.c.last_success_run_id.is_(None), jobs.c.last_success_run_id <= run_id
@@ -306,39 +341,48 @@ def tally_upsert(dialect: str) -> Insert:
 
 
 def group_alike(
-    changes: Sequence[
-        tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], list[ColumnElement[bool]]]
-    ],
+    changes: Sequence[tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Any, ...]]],
 ) -> list[tuple[tuple[int, ...], tuple[RunStatus, frozenset[RunStatus], dict[str, Any], Any]]]:
     """Changes grouped by what they do: target, allowed statuses, values and
-    guard (the same guard object, see :meth:`Store.heartbeat_older_than`), in
-    the order given. Groups may share runs (a busy job's holder is offered
-    each kind of change in turn): a list, not a dict keyed by the runs."""
+    guards (equal guards, see :mod:`runtrack.store.guards`), in the order
+    given. Groups may share runs (a busy job's holder is offered each kind of
+    change in turn): a list, not a dict keyed by the runs."""
     groups: dict[Any, tuple[list[int], Any]] = {}
     for run_id, target, allowed, values, where in changes:
-        key = (target, allowed, repr(sorted(values.items())), tuple(id(w) for w in where))
+        key = (target, allowed, repr(sorted(values.items())), where)
         groups.setdefault(key, ([], (target, allowed, values, where)))[0].append(run_id)
     return [(tuple(ids), change) for ids, change in groups.values()]
 
 
 def job_change(
-    run_id: int, status: RunStatus, finished: datetime, effect: JobEffect
+    run_id: int,
+    status: RunStatus,
+    finished: datetime,
+    effect: JobEffect,
+    values: Mapping[str, Any] | None = None,
 ) -> tuple[Update, dict[str, Any]]:
-    """The job update of a run that just became terminal, and its parameters."""
+    """The job update of a run that just became terminal (``values``: its
+    final values), and its parameters."""
+    given = values or {}
+    note = failure_note(status, given.get("error_type"), given.get("retried"))
     moves = effect.moves_watermark and effect.window_end is not None and status in GOOD
+    moves = moves and not (effect.hold and status is RunStatus.PARTIAL)
     checkpoint = effect.checkpoint is not None and status in GOOD
     params: dict[str, Any] = {
         "j_key": effect.job_key,
         "j_run_id": run_id,
         "j_status": status.value,
         "j_finished": finished,
-        "j_cell": strip_cell(run_id, status, effect.started_at, finished),
+        "j_cell": strip_cell(run_id, status, effect.started_at, finished, note),
     }
     if moves:
         params["j_end"] = naive(effect.window_end)
     if checkpoint:
         params["j_checkpoint"] = effect.checkpoint
-    return job_update(status, moves, checkpoint), params
+    volume = effect.volume if status in GOOD else None
+    if volume is not None:
+        params["j_volume"], params["j_anomaly"] = volume
+    return job_update(status, moves, checkpoint, note is None, volume is not None), params
 
 
 def tally_params(
@@ -355,20 +399,25 @@ def tally_params(
         "runs": 1,
         "duration_count": 0,
         "duration_sum": 0.0,
+        **_NO_DURATION,
     }
     for column in TALLY_ITEMS:
         params[column] = int(items.get(column) or 0)
-    for bound in DURATION_BOUNDS:
-        params[f"le_{bound}"] = 0
     start, end = naive(started), naive(finished)
     if start is not None and end is not None:
         seconds = max((end - start).total_seconds(), 0.0)
         params["duration_count"] = 1
         params["duration_sum"] = seconds
-        bucket = next((b for b in DURATION_BOUNDS if seconds <= b), None)
-        if bucket is not None:
-            params[f"le_{bucket}"] = 1
+        for bound, column in _BUCKETS:
+            if seconds <= bound:
+                params[column] = 1
+                break
     return params
+
+
+# Built once: every finalization binds them.
+_BUCKETS = tuple((bound, f"le_{bound}") for bound in DURATION_BOUNDS)
+_NO_DURATION = {column: 0 for _, column in _BUCKETS}
 
 
 RECENT_CHUNK = 100

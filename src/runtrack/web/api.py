@@ -18,18 +18,21 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from runtrack import inputs
 from runtrack.errors import InvalidInput
 from runtrack.ledger import Ledger
 from runtrack.models import ItemStatus, RunStatus
 from runtrack.web import auth
+from runtrack.web.carried import CarriedOut, ForgetOut
+from runtrack.web.incidents import IncidentList, IncidentOut
 from runtrack.web.problems import ProblemError, responses
+from runtrack.web.query import known_query
 from runtrack.web.schemas import (
     CancelRequest,
     GroupList,
     GroupOut,
     HealthOut,
     HealthProblem,
-    IsoDatetime,
     ItemOut,
     ItemPage,
     JobDetail,
@@ -47,7 +50,7 @@ from runtrack.web.schemas import (
     RunSummary,
 )
 
-__all__ = ["MAX_LIMIT", "LedgerCalls", "router"]
+__all__ = ["MAX_LIMIT", "Calls", "LedgerCalls", "read_route", "router", "write_route"]
 
 #: Largest page size; a larger ``limit`` answers 422 (it is not clamped, so a
 #: client never silently gets fewer rows than it asked for).
@@ -56,26 +59,27 @@ MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and drivers reject it
 #: Concurrent ledger calls when the engine's pool does not say its size.
 DEFAULT_CALLS = 5
 
-READ = responses(401, 422, 503)
+READ = responses(400, 401, 422, 503)
 WRITE = responses(400, 401, 403, 422, 503)
 
 #: Everything under /api, in one flat router (each level of included routers
 #: costs every request a pass of route matching). Health is open (load
 #: balancers send no token); reads need the read token if one is configured;
-#: writes need the API token, checked before the request body is read.
+#: writes need the API token. :mod:`runtrack.web.guard` checks both before
+#: routing and before the request body is read; here they are declared.
 router = APIRouter()
 _Route = TypeVar("_Route", bound=Callable[..., Any])
 
 
-def _read(path: str, **options: Any) -> Callable[[_Route], _Route]:
+def read_route(path: str, **options: Any) -> Callable[[_Route], _Route]:
     extra = options.pop("responses", {})
-    needs = [Depends(auth.require_read)]
+    needs = [Depends(auth.bearer), Depends(known_query)]
     return router.get(path, dependencies=needs, responses={**READ, **extra}, **options)
 
 
-def _write(path: str, **options: Any) -> Callable[[_Route], _Route]:
+def write_route(path: str, **options: Any) -> Callable[[_Route], _Route]:
     extra = options.pop("responses", {})
-    needs = [Depends(auth.require_write)]
+    needs = [Depends(auth.bearer), Depends(known_query)]
     return router.post(path, dependencies=needs, responses={**WRITE, **extra}, **options)
 
 
@@ -118,12 +122,16 @@ Cursor = Annotated[
     Query(max_length=200, description="The next_cursor of the previous page (opaque)."),
 ]
 Name = Annotated[str | None, Query(max_length=255)]
+JobKey = Annotated[str, Path(min_length=1, max_length=255, description="The job's key.")]
+_TIME = "ISO 8601 (2026-01-31T08:00:00Z) or an age with a unit (30m, 24h, 7d), as in the CLI"
+Since = Annotated[str | None, Query(max_length=64, description=f"created_at >= since: {_TIME}")]
+Until = Annotated[str | None, Query(max_length=64, description=f"created_at < until: {_TIME}")]
 
 
 # -- runs ------------------------------------------------------------------
 
 
-@_read(
+@read_route(
     "/runs",
     response_model=RunPage | NumberedRunPage,
     responses=responses(400),
@@ -135,8 +143,8 @@ async def list_runs(
     provider: Name = None,
     status: Annotated[list[RunStatus] | None, Query(description="Repeatable.")] = None,
     triggered_by: Name = None,
-    since: Annotated[IsoDatetime | None, Query(description="created_at >= since, ISO 8601")] = None,
-    until: Annotated[IsoDatetime | None, Query(description="created_at < until, ISO 8601")] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 20,
     cursor: Cursor = None,
     page: Annotated[
@@ -156,12 +164,12 @@ async def list_runs(
         "provider": provider,
         "status": status,
         "triggered_by": triggered_by,
-        "since": since,
-        "until": until,
     }
 
     def work(ledger: Ledger) -> RunPage | NumberedRunPage:
         now = ledger.now()
+        filters["since"] = since and inputs.time_or_age("since", since, now)
+        filters["until"] = until and inputs.time_or_age("until", until, now)
         if page is not None:
             return NumberedRunPage.of(ledger.list_runs_by_page(page, limit=limit, **filters), now)
         result = ledger.list_runs(limit=limit, cursor=cursor, **filters)
@@ -170,7 +178,7 @@ async def list_runs(
     return await calls.json(work)
 
 
-@_read("/runs/recent", response_model=RunList, summary="The latest runs")
+@read_route("/runs/recent", response_model=RunList, summary="The latest runs")
 async def recent_runs(
     calls: Calls, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 5
 ) -> Response:
@@ -181,7 +189,7 @@ async def recent_runs(
     return await calls.json(work)
 
 
-@_read(
+@read_route(
     "/runs/status/{status}",
     response_model=RunPage,
     responses=responses(400),
@@ -197,12 +205,27 @@ async def runs_in_status(
     return await calls.json(work)
 
 
-@_read("/runs/{run_id}", response_model=RunDetail, responses=responses(404), summary="A run")
-async def get_run(calls: Calls, run_id: RunId) -> Response:
-    return await calls.json(lambda ledger: RunDetail.of(ledger.get_run(run_id), ledger.now()))
+def _private(request: Request) -> bool:
+    """Whether a run's stack and error details may be shown: to signed-in
+    callers, or to all with RUNTRACK_PUBLIC_ERRORS=true (they can hold secrets)."""
+    settings: Any = request.app.state.settings
+    return bool(settings.public_errors) or auth.signed_in(request)
 
 
-@_read(
+@read_route(
+    "/runs/{run_id}",
+    response_model=RunDetail,
+    responses=responses(404),
+    summary="A run (its error's stack and details only for signed-in callers)",
+)
+async def get_run(calls: Calls, run_id: RunId, request: Request) -> Response:
+    private = _private(request)
+    return await calls.json(
+        lambda ledger: RunDetail.of(ledger.get_run(run_id), ledger.now(), private=private)
+    )
+
+
+@read_route(
     "/runs/{run_id}/items",
     response_model=ItemPage,
     responses=responses(400, 404),
@@ -223,7 +246,7 @@ async def run_items(
     return await calls.json(work)
 
 
-@_read(
+@read_route(
     "/runs/{run_id}/groups",
     response_model=GroupList,
     responses=responses(404),
@@ -237,7 +260,7 @@ async def run_groups(calls: Calls, run_id: RunId) -> Response:
     return await calls.json(work)
 
 
-@_write(
+@write_route(
     "/runs/{run_id}/cancel",
     response_model=RunDetail,
     responses=responses(404, 409),
@@ -259,14 +282,41 @@ async def cancel_run(
 # -- jobs ------------------------------------------------------------------
 
 
-@_read("/jobs", response_model=JobList, summary="Every job's state")
+@read_route("/jobs", response_model=JobList, summary="Every job's state")
 async def list_jobs(calls: Calls, provider: Name = None) -> Response:
     return await calls.json(
         lambda ledger: JobList(data=[JobOut.of(s) for s in ledger.job_states(provider)])
     )
 
 
-@_read(
+# Before "/jobs/{key:path}", which would take ".../carried" as part of a key.
+@read_route(
+    "/jobs/{key:path}/carried",
+    response_model=CarriedOut,
+    responses=responses(404),
+    summary="What a job owes: failed items and slices carried to its next runs, and those given up",
+)
+async def job_carried(calls: Calls, key: JobKey) -> Response:
+    return await calls.json(lambda ledger: CarriedOut.of(key, ledger.carried(key)))
+
+
+@write_route(
+    "/jobs/{key:path}/carried/{entry_id}/forget",
+    response_model=ForgetOut,
+    responses=responses(404),
+    summary="Drop one entry a job owes (an operator fixed it by hand)",
+)
+async def forget_carried(
+    calls: Calls, key: JobKey, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Response:
+    def work(ledger: Ledger) -> ForgetOut:
+        ledger.forget_carried(key, entry_id, by="api")
+        return ForgetOut(job=key, forgotten=entry_id)
+
+    return await calls.json(work)
+
+
+@read_route(
     "/jobs/{key:path}",
     response_model=JobDetail,
     responses=responses(404),
@@ -289,22 +339,28 @@ async def get_job(
 # -- providers ---------------------------------------------------------------
 
 
-@_read("/providers", response_model=ProviderList, summary="Providers and their pauses")
+@read_route("/providers", response_model=ProviderList, summary="Providers and their pauses")
 async def list_providers(calls: Calls) -> Response:
     return await calls.json(
         lambda ledger: ProviderList(data=[ProviderOut.of(p) for p in ledger.providers()])
     )
 
 
-@_write(
+@write_route(
     "/providers/{name:path}/pause",
     response_model=PauseOut,
+    responses=responses(404),
     summary="Pause a provider: the runner skips its jobs until the pause ends",
 )
 async def pause_provider(calls: Calls, name: str, body: PauseRequest) -> Response:
     def work(ledger: Ledger) -> PauseOut:
         pause = ledger.pause(
-            name, until=body.until, for_=body.duration, reason=body.reason, by="api"
+            name,
+            until=body.until,
+            for_=body.for_,
+            reason=body.reason,
+            by="api",
+            create=body.create,
         )
         out = PauseOut.of(pause)
         assert out is not None
@@ -313,7 +369,7 @@ async def pause_provider(calls: Calls, name: str, body: PauseRequest) -> Respons
     return await calls.json(work)
 
 
-@_write(
+@write_route(
     "/providers/{name:path}/resume",
     response_model=ResumeOut,
     summary="End a provider's pause (idempotent)",
@@ -343,3 +399,20 @@ def _healthy(ledger: Ledger) -> HealthOut:
         )
         raise ProblemError(503, result.detail, slug="unhealthy", extra=fields)
     return result
+
+
+# -- issue 18: incidents -------------------------------------------------------
+
+
+@read_route("/incidents", response_model=IncidentList, summary="Incidents, newest first")
+async def list_incidents(
+    calls: Calls,
+    job: Annotated[str | None, Query(max_length=255, description="Only this job's.")] = None,
+    open: Annotated[bool, Query(description="Only the open ones.")] = False,
+    limit: Limit = 100,
+) -> Response:
+    return await calls.json(
+        lambda ledger: IncidentList(
+            data=[IncidentOut.of(i) for i in ledger.incidents(job, open_only=open, limit=limit)]
+        )
+    )

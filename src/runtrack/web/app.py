@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from runtrack import __version__
 from runtrack.config import Settings
 from runtrack.ledger import Ledger
-from runtrack.web import api, dashboard, metrics, problems
+from runtrack.web import api, dashboard, docs, metrics, problems
+
+# Issue 17's routes join api.router when imported (one flat router for /api).
+from runtrack.web import backfills as backfill_routes  # noqa: F401
+from runtrack.web import queue as queue_routes  # noqa: F401
+from runtrack.web import workers as worker_routes  # noqa: F401
+from runtrack.web.checks import BackgroundChecks
+from runtrack.web.guard import Guard
+from runtrack.web.pages.overview import OverviewCache
 
 __all__ = ["create_app"]
 
@@ -22,12 +30,21 @@ def create_app(
     settings: Settings | None = None,
     *,
     metrics_ttl: float = 5.0,
+    overview_ttl: float = 3.0,
+    checks: bool = False,
 ) -> FastAPI:
     """Build the app on ``ledger``, configured by ``settings`` (default: the
     ``RUNTRACK_*`` environment).
 
+    ``/metrics`` reads the ledger at most once per ``metrics_ttl`` seconds,
+    the overview for visitors without a session once per ``overview_ttl``.
+
     Without a ledger, one is opened from the settings when the app starts and
     closed when it stops; a ledger given by the caller is left open.
+
+    With ``checks`` (``runtrack serve``), the app checks expectations in the
+    background every ``settings.check_every`` seconds while it runs (see
+    :mod:`runtrack.web.checks`).
     """
     settings = settings or Settings.from_env()
     owned: list[Ledger] = []
@@ -38,9 +55,15 @@ def create_app(
             opened = Ledger.from_settings(settings)
             owned.append(opened)
             _attach(app, opened, metrics_ttl)
+        background = None
+        if checks and settings.check_every > 0:
+            background = BackgroundChecks(app.state.ledger, settings.check_every)
+            background.start()
         try:
             yield
         finally:
+            if background is not None:
+                await background.stop()  # before the ledger closes under it
             while owned:
                 owned.pop().close()
 
@@ -49,16 +72,21 @@ def create_app(
         version=__version__,
         summary="The run ledger for data-ingestion jobs: runs, jobs, providers, health.",
         lifespan=lifespan,
+        docs_url=None,  # served by docs.install, offline
+        redoc_url=None,  # ReDoc only loads from a CDN
     )
     app.state.settings = settings
     app.state.ledger = None
+    app.state.overview_cache = OverviewCache(overview_ttl)
     if ledger is not None:
         _attach(app, ledger, metrics_ttl)
     problems.install(app)
+    app.add_middleware(Guard)
     app.include_router(api.router, prefix="/api")
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
+    docs.install(app)
     _finish_openapi(app, reads_open=settings.read_token is None)
     return app
 

@@ -11,13 +11,23 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from runtrack.web.pages import jobs, overview, providers, run_detail, runs, signin
+from runtrack.web.pages import (
+    jobs,
+    overview,
+    providers,
+    queue,
+    run_detail,
+    runs,
+    signin,
+    workers,
+)
 from runtrack.web.pages.templating import STATIC_DIR
 
 __all__ = ["mount_static", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _pages in (overview, runs, run_detail, jobs, providers, signin):
+# The queue's POST routes (issue 17) come before the job page's catch-all path.
+for _pages in (overview, runs, run_detail, queue, jobs, providers, workers, signin):
     router.include_router(_pages.router)
 
 

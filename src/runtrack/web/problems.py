@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtrack.errors import (
+    BackfillNotFound,
+    CarriedNotFound,
     ConfigurationError,
     DatabaseUnavailable,
     InvalidCursor,
@@ -28,9 +30,13 @@ from runtrack.errors import (
     JobBusy,
     JobNotFound,
     LeaseLost,
+    ProviderBusy,
+    ProviderNotFound,
+    RecordConflict,
     RunNotCancellable,
     RunNotFound,
     RuntrackError,
+    UnknownParameter,
 )
 
 __all__ = [
@@ -53,12 +59,18 @@ TYPE_PREFIX = "urn:runtrack:problem:"
 #: Domain error -> HTTP status. The most specific class of the error wins.
 STATUS_OF: dict[type[BaseException], int] = {
     InvalidCursor: 400,
+    UnknownParameter: 400,
     InvalidInput: 422,
     RunNotFound: 404,
     JobNotFound: 404,
+    BackfillNotFound: 404,
+    CarriedNotFound: 404,
+    ProviderNotFound: 404,
     RunNotCancellable: 409,
     InvalidTransition: 409,
     JobBusy: 409,
+    ProviderBusy: 409,
+    RecordConflict: 409,
     LeaseLost: 409,
     DatabaseUnavailable: 503,
     ConfigurationError: 500,
@@ -223,7 +235,8 @@ def install(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    400: "Bad request: an invalid cursor, or a body that is not JSON",
+    400: "Bad request: an invalid cursor, a query parameter the route does not take, "
+    "or a body that is not JSON",
     401: "Missing or wrong bearer token",
     403: "Forbidden: no API token is configured for this route",
     404: "Not found",

@@ -1,8 +1,9 @@
 """Request and response models of the HTTP API (they make /openapi.json).
 
-Each response model has a ``of(...)`` constructor from the ledger's records;
-it only reshapes data (the ledger computes everything, including progress
-percent and ETA).
+Each response model has a ``of(...)`` constructor from the ledger's records:
+it validates the shape :mod:`runtrack.vocabulary` gives the record, the one
+the CLI's ``--json`` prints too (the ledger computes everything, including
+progress percent and ETA). Every name is snake_case.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from runtrack import inputs
+from runtrack import inputs, vocabulary
 from runtrack.models import (
     GroupSummary,
     Health,
@@ -95,6 +96,11 @@ class ItemTallies(BaseModel):
     error: int
 
 
+class ErrorSummaryOut(BaseModel):
+    type: str | None = Field(description="The exception class, or heartbeat_timeout, shutdown...")
+    message: str | None
+
+
 class RunSummary(BaseModel):
     """A run in a listing."""
 
@@ -111,48 +117,24 @@ class RunSummary(BaseModel):
     heartbeat_at: datetime | None
     duration_seconds: float | None = Field(description="finished_at - started_at")
     progress: ProgressOut
+    counters: dict[str, int | float]
     items: ItemTallies
-    error_type: str | None
-    error_message: str | None
+    error: ErrorSummaryOut | None = Field(description="Why the run failed; null if it did not.")
 
     @classmethod
     def fields_of(cls, run: RunRecord, now: datetime) -> dict[str, Any]:
-        return {
-            "id": run.id,
-            "uid": run.uid,
-            "job": run.job,
-            "provider": run.provider,
-            "status": run.status,
-            "attempt": run.attempt,
-            "triggered_by": run.triggered_by,
-            "created_at": run.created_at,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "heartbeat_at": run.heartbeat_at,
-            "duration_seconds": _seconds(run.duration),
-            # Plain dicts, validated into the nested models with the rest: a
-            # page of runs is then one validation call, not three per run.
-            "progress": {
-                "done": run.progress_done,
-                "total": run.progress_total,
-                "percent": run.percent,
-                "eta_seconds": _seconds(run.eta(now)),
-            },
-            "items": run.items,
-            "error_type": run.error_type,
-            "error_message": run.error_message,
-        }
+        # Plain dicts, validated into the nested models with the rest: a
+        # page of runs is then one validation call, not three per run.
+        return vocabulary.run_summary(run, now)
 
     @classmethod
     def of(cls, run: RunRecord, now: datetime) -> RunSummary:
-        return cls(**cls.fields_of(run, now))
+        return cls.model_validate(cls.fields_of(run, now))
 
 
-class ErrorOut(BaseModel):
-    type: str | None
-    message: str | None
-    stack: str | None
-    details: dict[str, Any] | None
+class ErrorOut(ErrorSummaryOut):
+    stack: str | None = Field(description="Shown to signed-in users (or RUNTRACK_PUBLIC_ERRORS).")
+    details: dict[str, Any] | None = Field(description="Shown as the stack is.")
 
 
 class CancelOut(BaseModel):
@@ -169,51 +151,25 @@ class GroupsOut(BaseModel):
 class RunDetail(RunSummary):
     """One run with everything recorded about it."""
 
+    error: ErrorOut | None = Field(description="Why the run failed; null if it did not.")
     retry_of: int | None
+    rerun_of: int | None = Field(None, description="The run this one re-runs.")
+    backfill_id: int | None = Field(None, description="The backfill this run is a window of.")
     params: dict[str, Any] | None
     host: str | None
     pid: int | None
     worker_id: str | None
-    counters: dict[str, int | float]
     window: WindowOut
+    moves_watermark: bool = Field(description="Whether ending well moves the job's watermark.")
     checkpoint: Any = Field(description="The JSON cursor the run saved last.")
-    error: ErrorOut | None
     cancel: CancelOut | None
     groups: GroupsOut
     notes: list[str]
+    retry_policy: dict[str, Any] | None = Field(description="The runner's policy of the attempt.")
 
     @classmethod
-    def of(cls, run: RunRecord, now: datetime) -> RunDetail:
-        error = None
-        if run.error_type or run.error_message:
-            error = ErrorOut(
-                type=run.error_type,
-                message=run.error_message,
-                stack=run.error_stack,
-                details=run.error_details,
-            )
-        cancel = None
-        if run.cancel_requested_at is not None:
-            cancel = CancelOut(
-                requested_at=run.cancel_requested_at,
-                requested_by=run.cancel_requested_by,
-                reason=run.cancel_reason,
-            )
-        return cls(
-            **cls.fields_of(run, now),
-            retry_of=run.retry_of,
-            params=run.params,
-            host=run.host,
-            pid=run.pid,
-            worker_id=run.worker_id,
-            counters=run.counters,
-            window=WindowOut(start=run.window_start, end=run.window_end),
-            checkpoint=run.checkpoint,
-            error=error,
-            cancel=cancel,
-            groups=GroupsOut(found=run.groups_found, missing=run.groups_missing),
-            notes=run.notes,
-        )
+    def of(cls, run: RunRecord, now: datetime, *, private: bool = True) -> RunDetail:
+        return cls.model_validate(vocabulary.run_detail(run, now, private=private))
 
 
 class RunPage(BaseModel):
@@ -224,16 +180,16 @@ class RunPage(BaseModel):
 
     @classmethod
     def of(cls, page: Page[RunRecord], now: datetime) -> RunPage:
-        data = [RunSummary.fields_of(r, now) for r in page.items]
-        return cls.model_validate({"data": data, "next_cursor": page.next_cursor})
+        data = (vocabulary.run_summary(r, now) for r in page.items)
+        return cls.model_validate(vocabulary.cursor_page(data, page.next_cursor))
 
 
 class Pagination(BaseModel):
     page: int
     limit: int
     total: int = Field(description="Matching runs, counted up to the first 10,000")
-    totalPages: int  # the name callers of page-numbered APIs expect
-    totalExact: bool = Field(
+    total_pages: int
+    total_exact: bool = Field(
         description="False when more than `total` runs match: page numbers reach the "
         "first 10,000; next_cursor (without page=) goes further"
     )
@@ -247,16 +203,8 @@ class NumberedRunPage(BaseModel):
 
     @classmethod
     def of(cls, page: NumberedPage[RunRecord], now: datetime) -> NumberedRunPage:
-        return cls(
-            data=[RunSummary.of(r, now) for r in page.items],
-            pagination=Pagination(
-                page=page.page,
-                limit=page.limit,
-                total=page.total,
-                totalPages=page.total_pages,
-                totalExact=page.total_exact,
-            ),
-        )
+        data = (vocabulary.run_summary(r, now) for r in page.items)
+        return cls.model_validate(vocabulary.numbered_page(data, page))
 
 
 class RunList(BaseModel):
@@ -278,7 +226,7 @@ class ItemOut(BaseModel):
 
     @classmethod
     def of(cls, item: ItemRecord) -> ItemOut:
-        return cls.model_validate(item, from_attributes=True)
+        return cls.model_validate(vocabulary.item(item))
 
 
 class ItemPage(BaseModel):
@@ -296,7 +244,7 @@ class GroupOut(BaseModel):
 
     @classmethod
     def of(cls, group: GroupSummary) -> GroupOut:
-        return cls.model_validate(group, from_attributes=True)
+        return cls.model_validate(vocabulary.group(group))
 
 
 class GroupList(BaseModel):
@@ -314,18 +262,16 @@ class PauseOut(BaseModel):
 
     @classmethod
     def of(cls, pause: PauseRecord | None) -> PauseOut | None:
-        return None if pause is None else cls.model_validate(pause, from_attributes=True)
+        shape = vocabulary.pause(pause)
+        return None if shape is None else cls.model_validate(shape)
 
 
-class LastRunOut(BaseModel):
-    id: int
+class RunPointerOut(BaseModel):
+    """A job's last run, or its last successful run."""
+
+    run_id: int
     status: RunStatus | None
     finished_at: datetime | None
-
-
-class LastSuccessOut(BaseModel):
-    run_id: int
-    at: datetime | None
 
 
 class JobOut(BaseModel):
@@ -334,40 +280,25 @@ class JobOut(BaseModel):
     key: str
     provider: str | None
     created_at: datetime
-    last_run: LastRunOut | None
-    last_success: LastSuccessOut | None
+    last_run: RunPointerOut | None
+    last_success: RunPointerOut | None
     consecutive_failures: int = Field(description="Failed runs in a row (the failure streak).")
     watermark: datetime | None = Field(description="Where the next run's window starts.")
     checkpoint: Any
+    next_due_at: datetime | None = Field(description="The runner's next scheduled tick.")
+    schedule: str | None = Field(description="The schedule its runners registered.")
+    schedule_tz: str | None = Field(description="The schedule's IANA zone (null: UTC).")
+    next_due_local: str | None = Field(description="next_due_at on the schedule's zone clock.")
     active_runs: int
     paused: PauseOut | None = Field(description="The pause of the job's provider, if any.")
 
     @classmethod
     def fields_of(cls, state: JobState) -> dict[str, Any]:
-        job = state.job
-        last_run = last_success = None
-        if job.last_run_id is not None:
-            last_run = LastRunOut(
-                id=job.last_run_id, status=job.last_status, finished_at=job.last_finished_at
-            )
-        if job.last_success_run_id is not None:
-            last_success = LastSuccessOut(run_id=job.last_success_run_id, at=job.last_success_at)
-        return {
-            "key": job.key,
-            "provider": job.provider,
-            "created_at": job.created_at,
-            "last_run": last_run,
-            "last_success": last_success,
-            "consecutive_failures": job.consecutive_failures,
-            "watermark": job.watermark,
-            "checkpoint": job.checkpoint,
-            "active_runs": state.active_runs,
-            "paused": PauseOut.of(state.pause),
-        }
+        return vocabulary.job(state)
 
     @classmethod
     def of(cls, state: JobState) -> JobOut:
-        return cls(**cls.fields_of(state))
+        return cls.model_validate(cls.fields_of(state))
 
 
 class JobList(BaseModel):
@@ -387,7 +318,7 @@ class ProviderOut(BaseModel):
 
     @classmethod
     def of(cls, p: ProviderState) -> ProviderOut:
-        return cls(name=p.name, jobs=p.jobs, paused=PauseOut.of(p.pause))
+        return cls.model_validate(vocabulary.provider(p))
 
 
 class ProviderList(BaseModel):
@@ -403,27 +334,34 @@ class CancelRequest(BaseModel):
 
 
 class PauseRequest(BaseModel):
-    """Body of POST /providers/{name}/pause: exactly one of duration or until."""
+    """Body of POST /providers/{name}/pause: exactly one of ``for`` or ``until``
+    (``for``, as in the CLI's ``--for`` and the library's ``for_``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
-    duration: str | None = Field(
-        None, max_length=32, description='How long: "90s", "15m", "2h", "1d", or seconds.'
+    for_: str | None = Field(
+        None,
+        alias="for",
+        max_length=32,
+        description='How long, with a unit: "90s", "15m", "2h", "1d".',
     )
     until: IsoDatetime | None = Field(None, description="When the pause ends (ISO 8601).")
     reason: str = Field(min_length=1, max_length=MAX_TEXT, description="Why, for the operators.")
+    create: bool = Field(
+        False, description="Pause a provider that no job uses yet (otherwise a 404)."
+    )
 
-    @field_validator("duration")
+    @field_validator("for_")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            inputs.duration("duration", value)  # InvalidInput is a ValueError: a 422
+            inputs.duration("for", value)  # InvalidInput is a ValueError: a 422
         return value
 
     @model_validator(mode="after")
     def _one_end(self) -> PauseRequest:
-        if (self.duration is None) == (self.until is None):
-            raise ValueError("give exactly one of duration or until")
+        if (self.for_ is None) == (self.until is None):
+            raise ValueError("give exactly one of for or until")
         return self
 
 

@@ -1,5 +1,6 @@
-"""One job (``/jobs/{key}``): its state, watermark and checkpoint, and charts
-of its recent runs' durations and outcomes (server-drawn SVG)."""
+"""One job (``/jobs/{key}``): its state, watermark and checkpoint, what it
+owes (carried items and slices), and charts of its recent runs' durations and
+outcomes (server-drawn SVG)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,36 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from runtrack.errors import InvalidInput, JobNotFound
-from runtrack.models import ACTIVE, JobState
+from runtrack.models import ACTIVE, Carried, CarriedItem, CarriedSlice, CarryState, JobState
+from runtrack.notify.config import redact
 from runtrack.web.pages.charts import duration_chart, outcome_chart
 from runtrack.web.pages.overview import job_row
-from runtrack.web.pages.signin import deny_reader
-from runtrack.web.pages.templating import ledger_of, render
+from runtrack.web.pages.templating import ledger_of, live_seconds, render
+from runtrack.web.pages.waiting import queue_of
+from runtrack.workers import on_wall_clock
 
-__all__ = ["router"]
+__all__ = ["job_page_with", "router"]
 
 router = APIRouter(include_in_schema=False)
 
 #: Runs drawn in the charts: one index range of (job_key, id) with a LIMIT.
 CHARTED = 200
 LATEST = 20
+#: Entries a job owes listed on its page (``runtrack carried JOB`` lists all).
+OWED_SHOWN = 100
 
 
 @router.get("/jobs/{key:path}", name="dashboard_job")
 def job_page(request: Request, key: str) -> Response:
     """A job's state and history."""
+    return job_page_with(request, key, ledger_of(request).now())
+
+
+def job_page_with(
+    request: Request, key: str, now: datetime, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    """The job's page, with an error above it (a refused form of it)."""
     ledger = ledger_of(request)
-    now = ledger.now()
-    if (denied := deny_reader(request, now)) is not None:
-        return denied
     try:
         state = ledger.job_state(key)
     except (InvalidInput, JobNotFound):
@@ -41,22 +50,68 @@ def job_page(request: Request, key: str) -> Response:
             "message": f"No job has key {key!r}. A job appears with its first run.",
         }
         return render(request, "not_found.html", context, now=now, status_code=404)
-    return _page(request, state, now)
+    return _page(request, state, now, error, status_code)
 
 
-def _page(request: Request, state: JobState, now: datetime) -> Response:
+def _owed(carried: Carried) -> dict[str, Any]:
+    """What the job owes, for its page: owed and given-up entries, oldest first."""
+    entries: list[CarriedItem | CarriedSlice] = [*carried.items, *carried.slices]
+    entries.sort(key=lambda entry: entry.id)
+    owed = [e for e in entries if e.state is CarryState.OWED]
+    given_up = [e for e in entries if e.state is CarryState.GIVEN_UP]
+    return {
+        "owed": owed[:OWED_SHOWN],
+        "owed_count": len(owed),
+        "given_up": given_up[:OWED_SHOWN],
+        "given_up_count": len(given_up),
+    }
+
+
+INCIDENTS_SHOWN = 20
+BACKFILLS_SHOWN = 10
+
+
+def _local(instant: datetime | None, tz: str | None) -> str:
+    local = on_wall_clock(instant, tz)
+    return "" if local is None else local.strftime(f"%Y-%m-%d %H:%M %Z ({tz or 'UTC'})")
+
+
+def _page(
+    request: Request, state: JobState, now: datetime, error: str | None, status_code: int
+) -> Response:
     ledger, job = ledger_of(request), state.job
     recent = ledger.recent_runs_of_jobs([job.key], limit=CHARTED)[job.key]
     active = ledger.active_runs(job.key)
+    expect = ledger.expectations(job.key).get(job.key)
+    incidents = ledger.incidents(job.key, limit=INCIDENTS_SHOWN)
     context: dict[str, Any] = {
         "title": job.key,
         "nav": "overview",
-        "row": job_row(state, ledger.recent_outcomes([job.key]).get(job.key, []), active, now),
+        "row": job_row(
+            state,
+            ledger.recent_outcomes([job.key]).get(job.key, []),
+            active,
+            now,
+            expect.success_within if expect else None,
+        ),
+        # Issue 18: what the job promises, and its incidents.
+        "expect": expect,
+        "incidents": incidents,
+        "deliveries": ledger.deliveries([i.id for i in incidents]) if incidents else [],
+        "redact": redact,
+        # Issue 17: the next tick on the schedule's zone clock.
+        "next_due_local": _local(job.next_due_at, job.schedule_tz),
         "active": active,
         "latest": ledger.list_runs(job=job.key, limit=LATEST).items,
         "duration_chart": duration_chart(recent),
         "outcome_chart": outcome_chart(recent, now),
         "charted": len(recent),
-        "live": any(run.status in ACTIVE for run in active),
+        "live": True,
+        "live_seconds": live_seconds(any(run.status in ACTIVE for run in active)),
+        **_owed(ledger.carried(job.key)),
+        # Issue 17: the forms (run now, backfill), the queue and the backfills.
+        "error": error,
+        "queue": queue_of(ledger, job.key, job.provider, now),
+        "backfills": ledger.backfills(job=job.key, limit=BACKFILLS_SHOWN),
     }
-    return render(request, "job.html", context, now=now)
+    return render(request, "job.html", context, now=now, status_code=status_code)

@@ -9,20 +9,36 @@ reads the runs table's history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from runtrack.alerts import IncidentRecord
+from runtrack.errors import RunNotFound
+from runtrack.expectations import Expect
+from runtrack.health import JobHealth, judge, outcome_label
+from runtrack.ledger import Ledger
 from runtrack.models import JobRecord, JobState, PauseRecord, RunOutcome, RunRecord, RunStatus
 from runtrack.web.pages.formatting import ago, span
-from runtrack.web.pages.signin import deny_reader
-from runtrack.web.pages.templating import ledger_of, render
+from runtrack.web.pages.session import session_of
+from runtrack.web.pages.templating import ledger_of, live_seconds, render, settings_of
 
-__all__ = ["JobRow", "active_by_job", "cadence", "job_row", "router", "strip_label"]
+__all__ = [
+    "JobRow",
+    "OverviewCache",
+    "active_by_job",
+    "cadence",
+    "job_row",
+    "router",
+    "strip_label",
+]
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,6 +60,8 @@ class JobRow:
     late_reason: str
     active: str | None  # "running" or "pending" while the job has active runs
     cells: tuple[tuple[int, str, str], ...]  # the strip: (run id, status, label)
+    #: Issue 18: the job's health (healthy, running, retrying, failing, late, paused).
+    health: JobHealth | None = None
 
 
 def cadence(finished: Sequence[RunOutcome]) -> timedelta | None:
@@ -61,6 +79,7 @@ def job_row(
     finished: Sequence[RunOutcome],
     active: Sequence[RunRecord],
     now: datetime,
+    success_within: timedelta | None = None,
 ) -> JobRow:
     """Judge a job from its state, its strip of finished runs (newest first)
     and its active runs (oldest first)."""
@@ -77,8 +96,23 @@ def job_row(
     shown = (RunStatus.RUNNING, RunStatus.PENDING)
     badge = next((s.value for s in shown if s in statuses), None)
     strip: tuple[RunOutcome | RunRecord, ...] = (*reversed(finished), *active)
-    cells = tuple((run.id, run.status.value, strip_label(run, now)) for run in strip)
-    return JobRow(job, strip, state.pause, every, late, reason, badge, cells)
+    cells = tuple((run.id, _cell_class(run), strip_label(run, now)) for run in strip)
+    health = judge(
+        job,
+        finished,
+        active=len(active),
+        pause=state.pause,
+        now=now,
+        success_within=success_within,
+    )
+    return JobRow(job, strip, state.pause, every, late, reason, badge, cells, health)
+
+
+def _cell_class(run: RunOutcome | RunRecord) -> str:
+    """A strip cell's class: its status, or ``retried`` / ``rate_limited``
+    for a failed attempt that is not a failure for good (issue 18)."""
+    note = run.note if isinstance(run, RunOutcome) else None
+    return note or run.status.value
 
 
 def strip_label(run: RunOutcome | RunRecord, now: datetime) -> str:
@@ -87,7 +121,8 @@ def strip_label(run: RunOutcome | RunRecord, now: datetime) -> str:
     if isinstance(run, RunRecord):
         return f"run {run.id}: {run.status.value} for {span(now - run.created_at)}"
     took = f", took {span(run.duration)}" if run.duration is not None else ""
-    return f"run {run.id}: {run.status.value}, finished {ago(run.finished_at, now)}{took}"
+    what = outcome_label(run.status, run.note)
+    return f"run {run.id}: {what}, finished {ago(run.finished_at, now)}{took}"
 
 
 def active_by_job(active: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -98,18 +133,55 @@ def active_by_job(active: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
     return found
 
 
+class OverviewCache:
+    """The overview's data for visitors without a session, built at most once
+    per ``ttl`` seconds however many of them refresh it (a wall screen or an
+    open tab refreshes every few seconds, and the page reads every job)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._cached: tuple[float, datetime, dict[str, Any]] | None = None
+
+    def get(
+        self, build: Callable[[], tuple[datetime, dict[str, Any]]]
+    ) -> tuple[datetime, dict[str, Any]]:
+        """The cached ``(now, context)``, or a fresh one from ``build()``."""
+        with self._lock:
+            cached = self._cached
+            if cached is not None and time.monotonic() - cached[0] < self.ttl:
+                return cached[1], cached[2]
+            now, context = build()
+            self._cached = (time.monotonic(), now, context)
+            return now, context
+
+
 @router.get("/", name="dashboard_overview")
 def overview(request: Request) -> Response:
     """Every job with its health, the counts that need action, the latest failures."""
     ledger = ledger_of(request)
+    if session_of(request, settings_of(request), ledger, ledger.now()) is None:
+        cache: OverviewCache = request.app.state.overview_cache
+        now, context = cache.get(lambda: _context(ledger))
+    else:
+        now, context = _context(ledger)
+    return render(request, "overview.html", context, now=now)
+
+
+def _context(ledger: Ledger) -> tuple[datetime, dict[str, Any]]:
     now = ledger.now()
-    if (denied := deny_reader(request, now)) is not None:
-        return denied
     states = ledger.job_states()
     strips = ledger.recent_outcomes()
     active = active_by_job(ledger.active_runs())
+    expects = ledger.expectations()  # issue 18: "late" by the job's expectation
     rows = [
-        job_row(state, strips.get(state.job.key, []), active.get(state.job.key, []), now)
+        job_row(
+            state,
+            strips.get(state.job.key, []),
+            active.get(state.job.key, []),
+            now,
+            _within(expects.get(state.job.key)),
+        )
         for state in states
     ]
     since = now - timedelta(hours=24)
@@ -120,7 +192,9 @@ def overview(request: Request) -> Response:
         "stale": ledger.count_stale(),
         "failed_24h": ledger.count_started(RunStatus.FAILED, since=since),
     }
-    context = {
+    # Issue 18: "failed for good" apart from "failed, retried" (and rate limits).
+    counts["failed_for_good"], counts["failed_retried"] = ledger.count_failed(since)
+    return now, {
         "title": "Overview",
         "nav": "overview",
         "rows": rows,
@@ -129,6 +203,29 @@ def overview(request: Request) -> Response:
         "counts": counts,
         "since_24h": since,
         "failures": ledger.list_runs(status=RunStatus.FAILED, limit=RECENT_FAILURES).items,
-        "live": counts["running"] + counts["pending"] > 0,
+        "incidents": open_incidents(ledger),
+        "live": True,
+        "live_seconds": live_seconds(counts["running"] + counts["pending"] > 0),
     }
-    return render(request, "overview.html", context, now=now)
+
+
+def _within(expect: Expect | None) -> timedelta | None:
+    return expect.success_within if expect is not None else None
+
+
+def open_incidents(ledger: Ledger) -> list[tuple[IncidentRecord, RunRecord | None]]:
+    """Open incidents, oldest first, each with the run that broke it (else
+    its job's last run), for the last error: what the overview shows first
+    (issue 18)."""
+    found = sorted(ledger.incidents(open_only=True, limit=500), key=lambda i: i.id)
+    last = {s.job.key: s.job.last_run_id for s in ledger.job_states()} if found else {}
+    return [(i, _run_or_none(ledger, i.run_id or last.get(i.job))) for i in found]
+
+
+def _run_or_none(ledger: Ledger, run_id: int | None) -> RunRecord | None:
+    if run_id is None:
+        return None
+    try:
+        return ledger.get_run(run_id)
+    except RunNotFound:  # pruned since
+        return None

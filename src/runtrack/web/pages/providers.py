@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from runtrack.errors import InvalidInput
 from runtrack.web.pages import session
 from runtrack.web.pages.formatting import quoted
-from runtrack.web.pages.signin import deny_reader
+from runtrack.web.pages.signin import refused
 from runtrack.web.pages.templating import ledger_of, render, settings_of
 
 __all__ = ["router"]
@@ -44,8 +44,6 @@ def _page(
 def providers_page(request: Request) -> Response:
     """Every provider with its pause, if any."""
     now = ledger_of(request).now()
-    if (denied := deny_reader(request, now)) is not None:
-        return denied
     resumed = request.query_params.get("resumed")
     return _page(
         request, now, notice=f"Resumed {resumed}: its jobs run again." if resumed else None
@@ -57,14 +55,14 @@ def resume(request: Request, name: str) -> Response:
     """End a provider's pause now."""
     ledger = ledger_of(request)
     now = ledger.now()
-    refused = session.refusal(request, settings_of(request), now, "Not resumed")
-    if refused is not None:
-        return _page(request, now, error=refused, status_code=403)
+    base = request.scope.get("root_path", "").rstrip("/")
+    why = session.refusal(request, settings_of(request), ledger, now, "Not resumed")
+    if why is not None:
+        return refused(request, now, why, back=f"{base}/providers")
     try:
         ended = ledger.resume(name)
     except InvalidInput as exc:
         return _page(request, now, error=f"Not resumed: {exc}", status_code=400)
     if not ended:
         return _page(request, now, error=f"Not resumed: {name!r} was not paused.", status_code=409)
-    base = request.scope.get("root_path", "").rstrip("/")
     return RedirectResponse(f"{base}/providers?resumed={quoted(name)}", status_code=303)

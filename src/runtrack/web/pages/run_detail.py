@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from runtrack.errors import InvalidInput, RunNotCancellable, RunNotFound
 from runtrack.models import ItemStatus, RunRecord, RunStatus
 from runtrack.web.pages import session
-from runtrack.web.pages.signin import deny_reader
+from runtrack.web.pages.signin import refused
 from runtrack.web.pages.templating import ledger_of, render, settings_of
 
 __all__ = ["router"]
@@ -29,11 +29,15 @@ GROUPS_SHOWN = 100
 NOTICES = {
     "cancel-requested": "Cancel requested: the worker stops at its next heartbeat.",
     "cancelled": "Run cancelled.",
+    "queued": "Queued: a worker serving this job picks it up.",  # issue 17
 }
 
 
 def _run_id(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
+    # ASCII only: "²".isdigit() is true and int() refuses it; at most 19 digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    return int(text) if 0 < int(text) < 2**63 else None
 
 
 def _not_found(request: Request, now: datetime, text: str) -> Response:
@@ -95,6 +99,8 @@ def _page(
         "live": run.is_active,
         **_items(request, run),
     }
+    if context["items_error"] is not None and status_code == 200:
+        status_code = 400  # a bad item filter or cursor, explained above the table
     return render(request, "run.html", context, now=now, status_code=status_code)
 
 
@@ -103,8 +109,6 @@ def run_page(request: Request, run_id: str) -> Response:
     """Everything recorded about one run."""
     ledger = ledger_of(request)
     now = ledger.now()
-    if (denied := deny_reader(request, now)) is not None:
-        return denied
     number = _run_id(run_id)
     try:
         run = ledger.get_run(number) if number is not None else None
@@ -124,6 +128,10 @@ def cancel(request: Request, run_id: str, reason: Annotated[str, Form()] = "") -
     """Cancel a pending run, or ask a running one to stop."""
     ledger = ledger_of(request)
     now = ledger.now()
+    # Refuse before looking the run up: a refusal must not say whether it exists.
+    why = session.refusal(request, settings_of(request), ledger, now, "Not cancelled")
+    if why is not None:
+        return refused(request, now, why, back=request.url.path.rsplit("/", 1)[0])
     number = _run_id(run_id)
     try:
         run = ledger.get_run(number) if number is not None else None
@@ -131,9 +139,6 @@ def cancel(request: Request, run_id: str, reason: Annotated[str, Form()] = "") -
         run = None
     if run is None:
         return _not_found(request, now, run_id)
-    refused = session.refusal(request, settings_of(request), now, "Not cancelled")
-    if refused is not None:
-        return _page(request, run, now, error=refused, status_code=403)
     try:
         after = ledger.cancel(run.id, by="dashboard", reason=reason.strip() or None)
     except RunNotCancellable as exc:

@@ -17,8 +17,7 @@ from starlette.datastructures import QueryParams
 from runtrack.clock import utc
 from runtrack.errors import InvalidInput
 from runtrack.models import ACTIVE, RunRecord, RunStatus
-from runtrack.web.pages.signin import deny_reader
-from runtrack.web.pages.templating import ledger_of, render
+from runtrack.web.pages.templating import ledger_of, live_seconds, render
 
 __all__ = ["RunQuery", "parse_time", "router"]
 
@@ -33,7 +32,8 @@ MAX_PAGE_SIZE = 200
 class RunQuery:
     """The run list's filters as the form sent them (strings, unvalidated)."""
 
-    job: str = ""
+    job: str = ""  # a part of the job key
+    error: str = ""  # a part of the error message
     provider: str = ""
     statuses: tuple[str, ...] = ()
     since: str = ""
@@ -48,13 +48,14 @@ class RunQuery:
         page, limit = params.get("page", "1"), params.get("limit", "")
         return cls(
             job=params.get("job", "").strip(),
+            error=params.get("q", "").strip(),
             provider=params.get("provider", "").strip(),
             statuses=tuple(s for s in params.getlist("status") if s),
             since=params.get("since", "").strip(),
             until=params.get("until", "").strip(),
             cursor=params.get("cursor", "").strip(),
-            page=int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1,
-            limit=int(limit) if limit.isdigit() and 0 < int(limit) <= MAX_PAGE_SIZE else PAGE_SIZE,
+            page=_number(page, 999_999) or 1,
+            limit=_number(limit, MAX_PAGE_SIZE) or PAGE_SIZE,
         )
 
     def href(self, base: str, **changes: object) -> str:
@@ -64,6 +65,7 @@ class RunQuery:
             (name, value)
             for name, value in (
                 ("job", query.job),
+                ("q", query.error),
                 ("provider", query.provider),
                 ("since", query.since),
                 ("until", query.until),
@@ -81,7 +83,17 @@ class RunQuery:
     @property
     def filtered(self) -> bool:
         """Whether any filter narrows the list."""
-        return bool(self.job or self.provider or self.statuses or self.since or self.until)
+        return bool(
+            self.job or self.error or self.provider or self.statuses or self.since or self.until
+        )
+
+
+def _number(text: str, most: int) -> int | None:
+    """A page number or size from a query string, if it is one from 1 to ``most``
+    (ASCII digits only: ``"²".isdigit()`` is true and ``int()`` refuses it)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(most))):
+        return None
+    return int(text) if 0 < int(text) <= most else None
 
 
 def parse_time(field: str, text: str) -> datetime | None:
@@ -106,7 +118,8 @@ def _valid_time(text: str) -> bool:
 
 def _fetch(request: Request, query: RunQuery) -> tuple[list[RunRecord], str | None]:
     page = ledger_of(request).list_runs(
-        job=query.job or None,
+        job_contains=query.job or None,
+        error_contains=query.error or None,
         provider=query.provider or None,
         status=list(query.statuses) or None,
         since=parse_time("since", query.since),
@@ -122,8 +135,6 @@ def runs_page(request: Request) -> Response:
     """Runs newest first, filtered, one keyset page at a time."""
     ledger = ledger_of(request)
     now = ledger.now()
-    if (denied := deny_reader(request, now)) is not None:
-        return denied
     query = RunQuery.parse(request.query_params)
     base = request.scope.get("root_path", "").rstrip("/")
     error: str | None = None
@@ -153,6 +164,7 @@ def runs_page(request: Request) -> Response:
         # A date-time input cannot show text it does not parse: echo only valid ones.
         "since_value": query.since if _valid_time(query.since) else "",
         "until_value": query.until if _valid_time(query.until) else "",
-        "live": active and error is None,
+        "live": error is None,
+        "live_seconds": live_seconds(active),
     }
     return render(request, "runs.html", context, now=now, status_code=400 if error else 200)

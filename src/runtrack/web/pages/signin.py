@@ -1,4 +1,5 @@
-"""Sign in with a token once (``/session``), sign out, and the read gate.
+"""Sign in with a token once (``/session``), sign out, and the sign-in page
+that answers a visitor without a session when reads need a token.
 
 The token travels only in the body of the sign-in POST; it is never put in
 a URL, a page, a cookie or a log line.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -15,31 +17,49 @@ from fastapi.responses import RedirectResponse, Response
 from runtrack.web.pages import session
 from runtrack.web.pages.templating import ledger_of, render, settings_of
 
-__all__ = ["deny_reader", "router", "safe_next"]
+__all__ = ["refused", "router", "safe_next", "sign_in_required"]
 
 router = APIRouter(include_in_schema=False)
 
+#: Longest ``next`` kept; a longer one is not a page of this dashboard.
+MAX_NEXT = 2000
+
 
 def safe_next(target: str | None) -> str:
-    """A local path to go back to after signing in (never another site)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """A local path to go back to after signing in (never another site).
+
+    Browsers strip tabs and newlines from URLs and read a backslash as a
+    slash, so ``/\\t/evil.example`` would become ``//evil.example``: anything
+    with control characters, whitespace or backslashes is refused, and so is
+    anything that parses with a scheme or a host.
+    """
+    if not target or len(target) > MAX_NEXT or not target.startswith("/"):
+        return "/"
+    if any(c.isspace() or c == "\\" or ord(c) < 32 or 127 <= ord(c) < 160 for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
         return "/"
     return target
 
 
-def deny_reader(request: Request, now: datetime) -> Response | None:
-    """With ``RUNTRACK_READ_TOKEN`` set, pages need a session: the sign-in
-    page (401) for a visitor without one, ``None`` for everyone allowed."""
-    settings = settings_of(request)
-    if settings.read_token is None or session.role_of(request, settings, now) is not None:
-        return None
+def sign_in_required(request: Request, now: datetime) -> Response:
+    """The sign-in page (401) for a visitor without a session on a server
+    whose reads need a token; it shows nothing of the ledger."""
     return _page(
         request,
         now,
-        next_path=request.url.path,
+        next_path=request.url.path if request.method == "GET" else "/",
         status_code=401,
         error="This server requires a token to read the dashboard. Sign in below.",
     )
+
+
+def refused(request: Request, now: datetime, message: str, *, back: str) -> Response:
+    """The 403 page of a button that may not act: why, and a way back; it
+    shows nothing of the ledger (not even whether the run exists)."""
+    context = {"title": "Refused", "message": message, "back": safe_next(back)}
+    return render(request, "refused.html", context, now=now, status_code=403)
 
 
 def _page(
@@ -87,19 +107,22 @@ def sign_in(
             error = "That token is not valid here. Check RUNTRACK_API_TOKEN and try again."
         return _page(request, now, next_path=next_path, status_code=403, error=error)
     response = RedirectResponse(next_path, status_code=303)
-    session.set_cookie(response, request, role, token, now)
+    session.set_cookie(response, request, settings, (role, token), now)
     return response
 
 
 @router.post("/session/end", name="dashboard_sign_out")
 def sign_out(request: Request) -> Response:
-    """Forget the session cookie (only for the dashboard's own sign-out button)."""
+    """Sign out: the session is revoked on every server process, and the
+    cookie forgotten (only for the dashboard's own sign-out button)."""
+    ledger = ledger_of(request)
+    now = ledger.now()
     if not session.same_origin(request):
-        return _page(
-            request, ledger_of(request).now(), next_path="/", status_code=403, error=_CROSS_SITE
-        )
+        return _page(request, now, next_path="/", status_code=403, error=_CROSS_SITE)
+    settings = settings_of(request)
+    session.sign_out(request, settings, ledger, now)
     response = RedirectResponse("/", status_code=303)
-    session.clear_cookie(response, request)
+    session.clear_cookie(response, request, settings)
     return response
 
 

@@ -18,12 +18,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from runtrack.config import Settings
+from runtrack.health import failure_text
 from runtrack.ledger import Ledger
 from runtrack.models import ACTIVE, RunStatus
 from runtrack.web.pages import formatting
 from runtrack.web.pages.session import role_of
 
-__all__ = ["STATIC_DIR", "TEMPLATE_DIR", "ledger_of", "render", "settings_of"]
+__all__ = ["STATIC_DIR", "TEMPLATE_DIR", "ledger_of", "live_seconds", "render", "settings_of"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = WEB_DIR / "templates"
@@ -31,6 +32,9 @@ STATIC_DIR = WEB_DIR / "static"
 
 #: Seconds between live refreshes of a page that shows active runs.
 REFRESH_SECONDS = 3
+#: ... and of one that shows none (a wall screen between hourly runs must
+#: still show the next failure).
+IDLE_REFRESH_SECONDS = 15
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -75,11 +79,17 @@ def _environment() -> Environment:
         active_statuses=ACTIVE,
         glyphs=STATUS_GLYPHS,
         refresh_seconds=REFRESH_SECONDS,
+        failure_text=failure_text,  # issue 18: a rate limit reads as a provider pause
     )
     return env
 
 
 templates = Jinja2Templates(env=_environment())
+
+
+def live_seconds(active: bool) -> int:
+    """How often a live page refreshes: often while runs are active."""
+    return REFRESH_SECONDS if active else IDLE_REFRESH_SECONDS
 
 
 def ledger_of(request: Request) -> Ledger:
@@ -109,11 +119,13 @@ def render(
         "request": request,
         "now": now,
         "ago": lambda value: formatting.ago(value, now),
-        "role": role_of(request, settings_of(request), now),
+        "role": role_of(request, settings_of(request), ledger_of(request), now),
         "base": base,
         "write_enabled": settings_of(request).api_token is not None,
+        "public_errors": settings_of(request).public_errors,
         "stale_after": ledger_of(request).stale_after,
         "live": False,
+        "live_seconds": REFRESH_SECONDS,
         "nav": "",
         "notice": None,
         "error": None,

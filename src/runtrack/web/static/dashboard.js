@@ -1,6 +1,8 @@
 /* runtrack dashboard: live refresh, nothing else. Pages are complete without
-   this file; with it, the element #live of a page that shows active runs is
-   re-fetched every few seconds and swapped in place, until nothing is active. */
+   this file; with it, the element #live of a page is re-fetched every
+   data-live seconds (short while runs are active, longer when idle, as the
+   server says each time) and swapped in place. A hidden tab does not fetch;
+   it refreshes as soon as it is shown again. */
 "use strict";
 
 (function () {
@@ -12,18 +14,24 @@
 
   function follow(region) {
     var seconds = parseFloat(region.getAttribute("data-live")) || 3;
+    var timer = null;
+    var missed = false;  // a refresh fell due while the tab was hidden
 
     function schedule() {
-      window.setTimeout(refresh, seconds * 1000);
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, seconds * 1000);
     }
 
     function swap(html) {
       var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
       if (!fresh) {
+        schedule();
         return;
       }
       region.innerHTML = fresh.innerHTML;
       if (fresh.hasAttribute("data-live")) {
+        seconds = parseFloat(fresh.getAttribute("data-live")) || seconds;
+        region.setAttribute("data-live", String(seconds));
         schedule();
       } else {
         region.removeAttribute("data-live");
@@ -31,7 +39,11 @@
     }
 
     function refresh() {
-      if (document.hidden || userIsTyping(region)) {
+      if (document.hidden) {
+        missed = true;
+        return;
+      }
+      if (userIsTyping(region)) {
         schedule();
         return;
       }
@@ -44,6 +56,12 @@
       }).then(swap, schedule);
     }
 
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && missed) {
+        missed = false;
+        refresh();
+      }
+    });
     schedule();
   }
 

@@ -11,6 +11,7 @@ on stderr; ``--debug`` adds the traceback, which never shows local variables
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -20,12 +21,18 @@ import typer
 from typer.core import TyperGroup
 
 from runtrack import __version__
-from runtrack.cli import maintenance, providers, runs, serving
+from runtrack.cli import backfills as backfills_cli
+from runtrack.cli import carried, items, maintenance, providers, runs, serving
+from runtrack.cli import exec as exec_cli
+from runtrack.cli import incidents as incidents_cli
+from runtrack.cli import queue as queue_cli
+from runtrack.cli import workers as workers_cli
 from runtrack.cli.logs import LogFormat, setup_logging
 from runtrack.cli.state import State
 from runtrack.errors import ConfigurationError, InvalidInput, RuntrackError
+from runtrack.terminal import visible
 
-__all__ = ["EXIT_CODES", "app", "exit_code_for", "main"]
+__all__ = ["EXIT_CODES", "app", "exit_code_for", "main", "plain_words"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -53,6 +60,46 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 _CHATTY = {"worker", "serve"}
 
 
+def _flags_as_flags() -> None:
+    """Typer's help gives on/off flags a type column (``--debug <bool>``) as if
+    they took a value; show them as the plain flags they are."""
+    option = typer.core.TyperOption
+    shown = option.display_type_rich
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_as_flags()
+
+#: Validation-library phrases in click's messages, and how a person says them.
+_PLAIN_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"Value error, ", ""),
+        (r"Input should be greater than or equal to (\S+)", r"must be at least \1"),
+        (r"Input should be less than or equal to (\S+)", r"must be at most \1"),
+        (r"Input should be greater than (\S+)", r"must be more than \1"),
+        (r"Input should be less than (\S+)", r"must be less than \1"),
+        (
+            r"Input should be a valid integer, unable to parse string as an integer",
+            "must be a whole number",
+        ),
+        (r"Input should be a valid number, unable to parse string as a number", "must be a number"),
+        (r"Input should be ", "must be "),
+    )
+)
+
+
+def plain_words(message: str) -> str:
+    """``message`` without the validation library's wording."""
+    for pattern, words in _PLAIN_WORDS:
+        message = pattern.sub(words, message)
+    return message
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The exit code for an exception that ended a command."""
     for kind, code in EXIT_CODES:
@@ -65,7 +112,8 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, UsageError):
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "runtrack"
-        text = f"{command}: {exc.format_message()} (see '{command} --help')"  # type: ignore[attr-defined]
+        message = plain_words(exc.format_message())  # type: ignore[attr-defined]
+        text = f"{command}: {message} (see '{command} --help')"
     elif isinstance(exc, ClickException):
         text = f"runtrack: {exc.format_message()}"  # type: ignore[attr-defined]
     elif isinstance(exc, RuntrackError):
@@ -74,7 +122,33 @@ def _one_line(exc: BaseException) -> str:
         text = "runtrack: interrupted"
     else:
         text = f"runtrack: unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
-    return " ".join(text.split())
+    return visible(" ".join(text.split()))
+
+
+#: Global options that may also follow the command (``runtrack demo --database-url ...``).
+_MOVABLE = ("--database-url",)
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """``args`` with the movable global options placed before the command,
+    where click expects them; nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            rest += [token, *tokens]
+            break
+        name = token.partition("=")[0]
+        if name in _MOVABLE:
+            front.append(token)
+            if "=" not in token:
+                value = next(tokens, None)
+                if value is not None:
+                    front.append(value)
+        else:
+            rest.append(token)
+    return front + rest
 
 
 class RuntrackGroup(TyperGroup):
@@ -89,7 +163,10 @@ class RuntrackGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         state = State()
-        code = self._run(args, prog_name or "runtrack", complete_var, state, extra)
+        given = list(sys.argv[1:] if args is None else args)
+        code = self._run(
+            _global_options_first(given), prog_name or "runtrack", complete_var, state, extra
+        )
         if not standalone_mode:
             return code
         sys.exit(code)
@@ -108,7 +185,7 @@ class RuntrackGroup(TyperGroup):
             )
         except (Exception, KeyboardInterrupt) as exc:
             if state.debug and not isinstance(exc, UsageError):
-                traceback.print_exception(exc, file=sys.stderr)
+                sys.stderr.write(visible("".join(traceback.format_exception(exc))))
             typer.echo(_one_line(exc), err=True)
             return exit_code_for(exc)
         return result if isinstance(result, int) else EXIT_OK
@@ -142,7 +219,8 @@ def root(
             envvar="RUNTRACK_DATABASE_URL",
             show_envvar=True,
             metavar="URL",
-            help="The ledger's database (default sqlite:///runtrack.db).",
+            help="The ledger's database (default sqlite:///runtrack.db); "
+            "also accepted after the command.",
         ),
     ] = None,
     debug: Annotated[
@@ -156,7 +234,8 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Global options; they go before the command: ``runtrack --debug runs``."""
+    """Global options; they go before the command (``runtrack --debug runs``);
+    --database-url may also follow it (``runtrack demo --database-url URL``)."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
@@ -170,9 +249,16 @@ def root(
 
 
 runs.register(app)
+items.register(app)
 providers.register(app)
+carried.register(app)
 maintenance.register(app)
 serving.register(app)
+exec_cli.register(app)
+incidents_cli.register(app)  # issue 18
+queue_cli.register(app)  # issue 17
+workers_cli.register(app)  # issue 17
+backfills_cli.register(app)  # issue 17
 
 
 def main() -> None:

@@ -136,38 +136,66 @@ def test_a_job_is_late_after_one_and_a_half_usual_gaps() -> None:
     assert labels[-1] == "run 10: success, finished just now, took 1 min"
 
 
-def request_with(cookie: str | None = None, **headers: str) -> Request:
+def request_with(cookie: str | None = None, *, scheme: str = "http", **headers: str) -> Request:
     raw = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
     raw.append((b"host", b"dash.example"))
     if cookie is not None:
         raw.append((b"cookie", f"{session.COOKIE}={cookie}".encode()))
-    scope = {"type": "http", "method": "POST", "headers": raw, "scheme": "http", "path": "/"}
+    scope = {"type": "http", "method": "POST", "headers": raw, "scheme": scheme, "path": "/"}
     return Request(scope)
 
 
-def issued(role: session.Role, token: str, now: datetime) -> str:
+def issued(role: session.Role, token: str, now: datetime, settings: Settings) -> str:
     response = Response()
-    session.set_cookie(response, request_with(), role, token, now)
+    session.set_cookie(response, request_with(), settings, (role, token), now)
     header = response.headers["set-cookie"]
     assert "httponly" in header.lower() and "samesite=strict" in header.lower()
     assert token not in header
     return header.split(";")[0].split("=", 1)[1]
 
 
+def role(value: str, settings: Settings, now: datetime = NOW) -> str | None:
+    found = session.parse(value, settings, now)
+    return found.role if found else None
+
+
 def test_session_cookie_is_signed_and_expires() -> None:
     settings = Settings(api_token=TOKEN).validated()
-    value = issued("write", TOKEN, NOW)
-    assert session.role_of(request_with(value), settings, NOW) == "write"
-    assert session.role_of(request_with(value), settings, NOW + timedelta(hours=13)) is None
+    value = issued("write", TOKEN, NOW, settings)
+    assert role(value, settings) == "write"
+    assert role(value, settings, NOW + timedelta(hours=13)) is None
     rotated = Settings(api_token="another-token-0123456789").validated()
-    assert session.role_of(request_with(value), rotated, NOW) is None
+    assert role(value, rotated) is None
     forged = value.replace(".write.", ".read.")
-    assert session.role_of(request_with(forged), settings, NOW) is None
+    assert role(forged, settings) is None
     tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
-    assert session.role_of(request_with(tampered), settings, NOW) is None
-    assert session.role_of(request_with("garbage"), settings, NOW) is None
+    assert role(tampered, settings) is None
+    assert role("garbage", settings) is None
+    assert role(value.replace(".", ".9" * 40 + ".", 1), settings) is None
     assert session.token_role(TOKEN, settings) == "write"
     assert session.token_role(TOKEN[:-1], settings) is None
+    other = issued("write", TOKEN, NOW, settings)
+    assert session.parse(other, settings, NOW).nonce != session.parse(value, settings, NOW).nonce  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("secure_cookies", "scheme", "name", "secure"),
+    [
+        (False, "http", "runtrack_session", False),
+        (False, "https", "__Host-runtrack_session", True),
+        (True, "http", "__Host-runtrack_session", True),
+    ],
+)
+def test_cookie_is_secure_and_host_prefixed_over_https_or_when_forced(
+    secure_cookies: bool, scheme: str, name: str, secure: bool
+) -> None:
+    settings = Settings(api_token=TOKEN, secure_cookies=secure_cookies).validated()
+    response = Response()
+    session.set_cookie(response, request_with(scheme=scheme), settings, ("write", TOKEN), NOW)
+    header = response.headers["set-cookie"]
+    assert header.startswith(f"{name}=")
+    assert ("; secure" in header.lower()) is secure
+    assert "path=/" in header.lower() and "domain" not in header.lower()
 
 
 def test_same_origin_checks() -> None:
@@ -187,6 +215,17 @@ def test_same_origin_checks() -> None:
         ("/\\evil.example", "/"),
         ("https://evil.example", "/"),
         ("", "/"),
+        ("/\t/evil.example/x", "/"),  # browsers drop the tab: //evil.example/x
+        ("/%09/evil.example/x", "/%09/evil.example/x"),  # still encoded: a local path
+        ("/\n/evil.example", "/"),
+        ("/ /evil.example", "/"),
+        ("/runs\\x", "/"),
+        ("/\x1b[2J", "/"),
+        ("/\x85/evil.example", "/"),
+        ("/runs?job=a b", "/"),
+        ("/runs?job=a%20b", "/runs?job=a%20b"),
+        ("runs/4", "/"),
+        ("/" + "x" * 3000, "/"),
     ],
 )
 def test_safe_next(target: str, safe: str) -> None:

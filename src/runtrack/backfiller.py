@@ -1,0 +1,263 @@
+"""Backfills, the ledger's part (issue 17): ``backfill``, ``resume_backfill``,
+``cancel_backfill`` and their reads.
+
+A backfill queues one ``pending`` run per window of ``[start, end)`` (see
+:mod:`runtrack.backfills`), at the queue's lowest priority, so manual
+triggers and schedule ticks go first. Its runs never move the job's
+watermark: they cover the past, and the live window goes on from where it
+is. Every check runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from runtrack import inputs
+from runtrack.backfills import (
+    MAX_WINDOWS,
+    BackfillProgress,
+    BackfillRecord,
+    BackfillWindow,
+    WindowState,
+    count_windows,
+    tile,
+)
+from runtrack.clock import Clock
+from runtrack.errors import BackfillNotFound, InvalidInput, JobNotFound
+from runtrack.models import RunStatus
+from runtrack.queue import PRIORITY_BACKFILL
+from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
+from runtrack.store.guards import Guard
+from runtrack.store.rows import aware_required, naive
+from runtrack.store.sql import Store
+
+__all__ = ["Backfiller"]
+
+Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
+#: Backfills listed at most at once.
+MAX_LIST = 500
+#: Statuses of a window's latest run that ``resume_backfill`` queues again.
+RESUMABLE = frozenset({WindowState.FAILED, WindowState.MISSING})
+
+
+class Backfiller:
+    """The part of the :class:`~runtrack.ledger.Ledger` behind backfills."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._backfills = BackfillStore(store.tx)
+        self._clock = clock
+
+    def backfill(
+        self,
+        job: str,
+        start: datetime,
+        end: datetime,
+        *,
+        every: timedelta | float | str = "1d",
+        by: str = "user",
+        max_parallel: int | None = None,
+    ) -> BackfillRecord:
+        """Record a backfill of ``job`` over ``[start, end)`` and queue one run
+        per window of ``every`` (the last clipped at ``end``) for the workers
+        serving the job, behind manual triggers and ticks; at most
+        ``max_parallel`` of them run at once (``None``: the job's
+        ``concurrency`` decides). Its runs never move the watermark. Refused
+        before any write: an unknown job, ``end <= start``, a step that is not
+        whole seconds, more than 10,000 windows."""
+        inputs.key("job", job)
+        inputs.key("by", by)
+        first = _time("start", start)
+        last = _time("end", end)
+        if last <= first:
+            raise InvalidInput("end", f"{last.isoformat()} is not after start", "start < end")
+        step = _step(every)
+        windows = count_windows(first, last, step)
+        if windows > MAX_WINDOWS:
+            raise InvalidInput(
+                "every",
+                f"{windows} windows of {step} in [{first.isoformat()}, {last.isoformat()})",
+                f"at most {MAX_WINDOWS:,} windows: a longer step or a shorter range",
+            )
+        if max_parallel is not None:
+            max_parallel = inputs.positive_int("max_parallel", max_parallel, limit=10_000)
+        record = self._store.get_job(job)
+        if record is None:
+            raise JobNotFound(job)
+        now = _naive_now(self._clock)
+        row = {
+            "job_key": job,
+            "range_start": naive(first),
+            "range_end": naive(last),
+            "step_seconds": int(step.total_seconds()),
+            "windows": windows,
+            "max_parallel": max_parallel,
+            "triggered_by": by,
+            "created_at": now,
+            "state": "active",
+        }
+        children = [
+            self._child(job, record.provider, by, s, e, now) for s, e in tile(first, last, step)
+        ]
+        backfill_id = self._backfills.create(row, children)
+        if backfill_id is None:
+            raise JobNotFound(job)
+        return self.get_backfill(backfill_id)
+
+    def resume_backfill(self, backfill_id: int, *, by: str | None = None) -> BackfillRecord:
+        """Queue again the windows whose latest run failed, was cancelled or
+        expired, and those with no run left; queued, running and done
+        windows are left alone. A cancelled backfill becomes active again."""
+        found = self._found(backfill_id)
+        if by is not None:
+            inputs.key("by", by)
+
+        def children(current: BackfillRow) -> list[dict[str, Any]]:
+            row = current.row
+            now = _naive_now(self._clock)
+            provider = self._provider(row.job_key)
+            who = by or row.triggered_by
+            return [
+                self._child(row.job_key, provider, who, s, e, now) for s, e in _resumable(current)
+            ]
+
+        self._backfills.requeue(found.row.id, children)
+        return self.get_backfill(found.row.id)
+
+    def cancel_backfill(self, backfill_id: int, *, by: str | None = None) -> BackfillRecord:
+        """Cancel the backfill's queued runs (running ones finish) and mark
+        it cancelled; :meth:`resume_backfill` queues them again."""
+        found = self._found(backfill_id)
+        inputs.key("by", by, optional=True)
+        pending = self._backfills.mark_cancelled(found.row.id)
+        values: dict[str, Any] = {
+            "finished_at": naive(self._clock.now()),
+            "cancel_requested_by": by,
+            "error_type": "cancelled",
+            "error_message": f"backfill {found.row.id} cancelled",
+        }
+        allowed = frozenset({RunStatus.PENDING})
+        changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, values, ()) for i in pending]
+        for chunk in range(0, len(changes), 500):
+            self._store.transition_many(changes[chunk : chunk + 500])
+        return self.get_backfill(found.row.id)
+
+    def get_backfill(self, backfill_id: int) -> BackfillRecord:
+        """The backfill with this id and its progress, or :class:`BackfillNotFound`."""
+        return _record(self._found(backfill_id))
+
+    def backfills(self, *, job: str | None = None, limit: int = 50) -> list[BackfillRecord]:
+        """Backfills, newest first (of ``job`` if given)."""
+        if job is not None:
+            inputs.key("job", job)
+        limit = inputs.positive_int("limit", limit, limit=MAX_LIST)
+        return [_record(row) for row in self._backfills.recent(job, limit)]
+
+    def backfill_windows(self, backfill_id: int) -> list[BackfillWindow]:
+        """Every window of the backfill in order, with its latest run."""
+        found = self._found(backfill_id)
+        latest = {r.window_start: r for r in found.latest}
+        start, end = found.row.range_start, found.row.range_end
+        step = timedelta(seconds=found.row.step_seconds)
+        return [_window(s, e, latest.get(s)) for s, e in tile(start, end, step)]
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _found(self, backfill_id: int) -> BackfillRow:
+        found = self._backfills.get(inputs.positive_int("backfill_id", backfill_id))
+        if found is None:
+            raise BackfillNotFound(backfill_id)
+        return found
+
+    def _provider(self, job: str) -> str | None:
+        record = self._store.get_job(job)
+        return record.provider if record is not None else None
+
+    @staticmethod
+    def _child(
+        job: str, provider: str | None, by: str, start: datetime, end: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """The row of one window's queued run (naive UTC times)."""
+        return {
+            "uid": str(uuid.uuid4()),
+            "job_key": job,
+            "provider": provider,
+            "status": RunStatus.PENDING.value,
+            "attempt": 1,
+            "priority": PRIORITY_BACKFILL,
+            "triggered_by": by,
+            "created_at": now,
+            "counters": {},
+            "progress_done": 0,
+            "window_start": naive(start),
+            "window_end": naive(end),
+            "moves_watermark": False,  # the past never moves the live watermark
+            "items_success": 0,
+            "items_not_found": 0,
+            "items_skipped": 0,
+            "items_error": 0,
+        }
+
+
+def _naive_now(clock: Clock) -> datetime:
+    now = naive(clock.now())
+    assert now is not None
+    return now
+
+
+def _time(field: str, value: object) -> datetime:
+    result = inputs.timestamp(field, value, optional=False)
+    assert result is not None
+    return result
+
+
+def _step(every: object) -> timedelta:
+    step = inputs.duration("every", every, limit=inputs.MAX_DURATION)
+    if step.total_seconds() != int(step.total_seconds()):
+        raise InvalidInput("every", f"{step} is not whole seconds", "1s, 15m, 1h, 1d, 1w")
+    return step
+
+
+def _resumable(current: BackfillRow) -> list[tuple[datetime, datetime]]:
+    row = current.row
+    latest = {r.window_start: r for r in current.latest}
+    step = timedelta(seconds=row.step_seconds)
+    return [
+        (s, e)
+        for s, e in tile(row.range_start, row.range_end, step)
+        if WindowState.of(latest[s].status if s in latest else None) in RESUMABLE
+    ]
+
+
+def _window(start: datetime, end: datetime, latest: LatestRun | None) -> BackfillWindow:
+    return BackfillWindow(
+        aware_required(start),
+        aware_required(end),
+        latest.run_id if latest else None,
+        latest.status if latest else None,
+        latest.runs if latest else 0,
+    )
+
+
+def _record(found: BackfillRow) -> BackfillRecord:
+    row = found.row
+    states = {r.window_start: WindowState.of(r.status) for r in found.latest}
+    progress = BackfillProgress.of(states.values())
+    missing = max(0, row.windows - len(states))
+    return BackfillRecord(
+        id=int(row.id),
+        job=row.job_key,
+        start=aware_required(row.range_start),
+        end=aware_required(row.range_end),
+        every=timedelta(seconds=row.step_seconds),
+        windows=int(row.windows),
+        max_parallel=row.max_parallel,
+        triggered_by=row.triggered_by,
+        created_at=aware_required(row.created_at),
+        cancelled=row.state == "cancelled",
+        progress=BackfillProgress(
+            progress.done, progress.failed, progress.queued, progress.running, missing
+        ),
+    )

@@ -1,0 +1,123 @@
+"""``runtrack trigger``, ``rerun`` and ``limit`` (issue 17): queue a run for
+the workers, re-run one, cap a provider's running runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from runtrack import vocabulary
+from runtrack.cli.render import jsonable
+from runtrack.cli.state import err_console, print_json, state_of, user_name
+from runtrack.ledger import Ledger
+from runtrack.models import GOOD, RunRecord
+
+__all__ = ["register"]
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")]
+WaitFlag = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Follow the run until it ends: exit 0 on success or partial, 1 otherwise.",
+    ),
+]
+By = Annotated[str | None, typer.Option(help="Who asks (default: user:<your user name>).")]
+FOLLOW_EVERY = 0.2  # seconds between two reads of a followed run
+
+
+def parse_param(value: str) -> tuple[str, Any]:
+    """``k=v``: ``v`` as JSON if it is JSON (``2``, ``true``, ``[1,2]``), else text."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"{value!r} is not k=v", param_hint="--param")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+def trigger(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The job's key.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A param k=v (repeat it); v is JSON or text."),
+    ] = None,
+    by: By = None,
+    wait: WaitFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a run of JOB now; a worker serving the job runs it.
+
+    A pending run of JOB with the same params is reused (a double trigger
+    queues one run)."""
+    params = dict(parse_param(p) for p in param or []) or None
+    with state_of(ctx).ledger() as ledger:
+        run = ledger.trigger(job, params=params, by=by or f"user:{user_name()}")
+        _report(ledger, run, "queued", wait, as_json)
+
+
+def rerun(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(min=1, help="The run to run again.")],
+    by: By = None,
+    wait: WaitFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a run of the same job with the same params and window as RUN_ID."""
+    with state_of(ctx).ledger() as ledger:
+        run = ledger.rerun(run_id, by=by or f"user:{user_name()}")
+        _report(ledger, run, f"queued (re-run of {run_id})", wait, as_json)
+
+
+def limit(
+    ctx: typer.Context,
+    provider: Annotated[str, typer.Argument(help="The provider.")],
+    max_running: Annotated[
+        int | None,
+        typer.Argument(min=1, help="Most running runs at once, every worker together."),
+    ] = None,
+    lift: Annotated[bool, typer.Option("--lift", help="Remove the provider's limit.")] = False,
+) -> None:
+    """Cap PROVIDER's running runs across every worker (checked when a
+    queued run is claimed), or lift the cap with --lift."""
+    if (max_running is None) != lift:
+        raise typer.BadParameter("give MAX_RUNNING, or --lift", param_hint="MAX_RUNNING")
+    with state_of(ctx).ledger() as ledger:
+        ledger.limit_provider(provider, None if lift else max_running)
+    said = "lifted" if lift else f"at most {max_running} running run(s)"
+    err_console().print(f"provider {provider}: {said}")
+
+
+def _report(ledger: Ledger, run: RunRecord, what: str, wait: bool, as_json: bool) -> None:
+    if not as_json:
+        err_console().print(f"run {run.id} of {run.job}: {what}")
+    if wait:
+        run = _follow(ledger, run)
+    if as_json:
+        print_json(jsonable(vocabulary.run_detail(run, ledger.now())))
+    elif wait:
+        err_console().print(f"run {run.id} of {run.job}: {run.status.value}")
+    if wait and run.status not in GOOD:
+        raise typer.Exit(1)
+
+
+def _follow(ledger: Ledger, run: RunRecord) -> RunRecord:
+    shown = run.status
+    while run.is_active:
+        time.sleep(FOLLOW_EVERY)
+        run = ledger.get_run(run.id)
+        if run.status is not shown and run.is_active:
+            err_console().print(f"run {run.id}: {run.status.value} on {run.worker_id}")
+            shown = run.status
+    return run
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trigger")(trigger)
+    app.command("rerun")(rerun)
+    app.command("limit")(limit)

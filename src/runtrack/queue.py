@@ -1,0 +1,216 @@
+"""The queue (issue 17): triggers, re-runs and claims of pending runs.
+
+The runs table is the queue. ``trigger`` and ``rerun`` insert a ``pending``
+run that holds no lease; any worker serving its job claims it (one
+conditional ``pending -> running`` update that takes the lease, see
+:mod:`runtrack.store.queue`), by priority (manual, then schedule, then
+backfill) and then age. A pending run nobody claims expires after the
+ledger's ``pending_ttl`` (the reaper ends it ``cancelled`` / ``expired``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from runtrack import inputs
+from runtrack.clock import Clock
+from runtrack.errors import InvalidInput, JobNotFound, describe
+from runtrack.lifecycle import Lifecycle
+from runtrack.models import RunRecord
+from runtrack.queries import Queries
+from runtrack.run import Run
+from runtrack.start import StartRequest
+from runtrack.store.rows import naive
+from runtrack.store.sql import Store
+
+__all__ = ["PRIORITY_BACKFILL", "PRIORITY_MANUAL", "PRIORITY_SCHEDULE", "Queue"]
+
+#: The queue's priorities: lower is claimed first (then older first).
+PRIORITY_MANUAL = 0
+PRIORITY_SCHEDULE = 1
+PRIORITY_BACKFILL = 2
+
+
+class Queue:
+    """Queued runs: the part of the :class:`~runtrack.ledger.Ledger` behind
+    ``trigger``, ``rerun``, ``create_run`` and the runner's claims."""
+
+    def __init__(self, store: Store, clock: Clock, lifecycle: Lifecycle, queries: Queries) -> None:
+        self._store = store
+        self._clock = clock
+        self._lifecycle = lifecycle
+        self._queries = queries
+
+    def trigger(
+        self,
+        job: str,
+        *,
+        params: dict[str, Any] | None = None,
+        by: str = "user",
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+    ) -> RunRecord:
+        """Queue a run of ``job`` (``pending``, ``triggered_by=by``) for any
+        worker serving the job, and return it. Without a window the run covers
+        the job's live window when it starts (from the watermark to then);
+        with one (both ends, end after start) it covers exactly that, and
+        moves the watermark only if it starts at it. A pending run of the job
+        with the same params and window is returned instead of a second one."""
+        request = self._checked(job, params, by, window_start, window_end)
+        return self._enqueue(request, dedupe=True)
+
+    def rerun(self, run_id: int, *, by: str = "user") -> RunRecord:
+        """Queue a run of the same job with the same params and window as
+        run ``run_id`` (its ``rerun_of``)."""
+        original = self._queries.get_run(inputs.positive_int("run_id", run_id))
+        inputs.key("by", by)
+        start, end = original.window_start, original.window_end
+        if start is None or end is None or end <= start:
+            start = end = None  # an empty or open window: re-run the live one
+        request = StartRequest(
+            original.job,
+            provider=original.provider,
+            params=original.params,
+            triggered_by=by,
+            window_start=start,
+            window_end=end,
+            on_partial=original.on_partial,
+            max_carry_attempts=original.max_carry_attempts,
+        )
+        # A re-run of a backfill's window stays a window of that backfill.
+        return self._enqueue(
+            request, dedupe=False, rerun_of=original.id, backfill_id=original.backfill_id
+        )
+
+    def create(self, request: StartRequest) -> RunRecord:
+        """``create_run``: a pending run with the options of ``ledger.run``."""
+        if self._store.get_job(request.job) is None:
+            self._store.ensure_job(request.job, request.provider, self._clock.now())
+        return self._enqueue(request, dedupe=False)
+
+    def claim(self, concurrency: Mapping[str, int], paused: Sequence[str] = ()) -> Run | None:
+        """Claim the next pending run of these jobs (job -> its concurrency)
+        whose provider is not in ``paused`` nor at its limit; its handle,
+        heartbeating, or ``None`` if there is none to claim now."""
+        if not isinstance(concurrency, Mapping):
+            raise InvalidInput(
+                "concurrency", f"got {describe(concurrency)}", "a mapping of job key to slots"
+            )
+        served = {
+            inputs.key("job", job): inputs.positive_int("concurrency", n, limit=1000)
+            for job, n in concurrency.items()
+        }
+        skip = inputs.keys("paused", paused)
+        if not served:
+            return None
+        now = self._clock.now()
+        claim = self._store.claim_next(served, skip, self._lifecycle.stamp(), now)
+        if claim is None or claim.run is None:
+            return None
+        return self._lifecycle.adopt(claim, now)
+
+    def limit_provider(self, provider: str, max_running: int | None) -> None:
+        """Cap the running runs of ``provider`` across every worker (``None``
+        lifts the limit); checked atomically whenever a queued run is claimed."""
+        inputs.key("provider", provider)
+        if max_running is not None:
+            inputs.positive_int("max_running", max_running, limit=100_000)
+        self._store.set_provider_limit(provider, max_running, self._clock.now())
+
+    def provider_limits(self) -> dict[str, int]:
+        """Every provider limit: provider -> max running runs."""
+        return self._store.provider_limits()
+
+    def pending_count(self, jobs: Sequence[str]) -> int:
+        """How many runs of these jobs are queued."""
+        keys = inputs.keys("jobs", jobs)
+        return self._store.pending_of(keys) if keys else 0
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _checked(
+        self,
+        job: str,
+        params: dict[str, Any] | None,
+        by: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+    ) -> StartRequest:
+        """Every check of a trigger, before anything is written."""
+        inputs.key("job", job)
+        inputs.key("by", by)
+        if params is not None:
+            inputs.json_value("params", params, mapping=True)
+        if (window_start is None) != (window_end is None):
+            raise InvalidInput(
+                "window_start/window_end",
+                "give both ends of a window, or neither (the live window)",
+                "window_start < window_end",
+            )
+        start = inputs.timestamp("window_start", window_start)
+        end = inputs.timestamp("window_end", window_end)
+        if start is not None and end is not None and end <= start:
+            raise InvalidInput(
+                "window_end",
+                f"{end.isoformat()} is not after window_start {start.isoformat()}",
+                "window_start < window_end",
+            )
+        record = self._store.get_job(job)
+        if record is None:
+            raise JobNotFound(job)
+        return StartRequest(
+            job,
+            provider=record.provider,
+            params=params,
+            triggered_by=by,
+            window_start=start,
+            window_end=end,
+        )
+
+    def _enqueue(
+        self,
+        r: StartRequest,
+        *,
+        dedupe: bool,
+        rerun_of: int | None = None,
+        backfill_id: int | None = None,
+    ) -> RunRecord:
+        fixed = r.window_start is not None
+        moves = (not fixed) if r.advance_watermark is None else r.advance_watermark
+        if rerun_of is not None or dedupe:
+            moves = True  # a fixed window moves it only if it starts at it (see claims)
+        if backfill_id is not None:
+            moves = False  # a backfill never moves the watermark
+        values: dict[str, Any] = {
+            "uid": str(uuid.uuid4()),
+            "job_key": r.job,
+            "provider": r.provider,
+            "status": "pending",
+            "attempt": r.attempt,
+            "retry_of": r.retry_of,
+            "rerun_of": rerun_of,
+            "backfill_id": backfill_id,
+            "priority": PRIORITY_MANUAL,
+            "triggered_by": r.triggered_by,
+            "params": r.params,
+            "created_at": naive(self._clock.now()),
+            "counters": {},
+            "progress_done": 0,
+            "window_start": naive(r.window_start),
+            "window_end": naive(r.window_end),
+            "moves_watermark": moves,
+            "retry_policy": r.retry_policy,
+            "on_partial": str(r.on_partial),
+            "max_carry_attempts": r.max_carry_attempts,
+            "items_success": 0,
+            "items_not_found": 0,
+            "items_skipped": 0,
+            "items_error": 0,
+        }
+        queued = self._store.enqueue(values, dedupe=dedupe)
+        if queued is None:
+            raise JobNotFound(r.job)
+        return self._queries.get_run(queued[0])

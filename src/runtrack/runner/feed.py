@@ -1,0 +1,179 @@
+"""The queue as a runner sees it (issue 17): claims of pending runs of the
+jobs it registered, side-by-side executions, and the wait between cycles.
+
+An idle runner wakes within a second of a trigger: on PostgreSQL it LISTENs
+on the queue's channel (a trigger NOTIFYs when it commits); elsewhere, and
+as a safety net for a lost notification, it polls every ``poll_interval``
+(one range of the queue index). Up to ``concurrency`` attempts run at once,
+each supervised by its own thread (see :mod:`runtrack.runner.execution`),
+their outcomes handed back to the runner's main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from runtrack.failures import capped, message
+from runtrack.ledger import Ledger
+from runtrack.runner.execution import Attempt, Outcome, Stopper
+from runtrack.runner.registry import JobSpec, Registry
+from runtrack.store.queue import CHANNEL
+
+__all__ = ["Feed", "Pool", "pause_provider"]
+
+log = logging.getLogger("runtrack.runner")
+SLICE = 0.05  # seconds between the checks of a wait
+
+
+class Feed:
+    """Claims queued runs of a runner's jobs and waits for new ones."""
+
+    def __init__(self, ledger: Ledger, registry: Registry, poll_interval: float) -> None:
+        self._ledger = ledger
+        self._registry = registry
+        self.poll_interval = poll_interval
+        self._listener: Any = None
+        self._listen_failed = False
+
+    def claim(self, paused: Collection[str]) -> Attempt | None:
+        """Claim the next queued run this runner serves (``None``: none now)."""
+        served = {spec.key: spec.concurrency for spec in self._registry}
+        run = self._ledger.claim(served, paused=sorted(paused))
+        if run is None:
+            return None
+        return Attempt(self._registry[run.job], due=run.started_at, tick=None, queued=run)
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def wait(self, seconds: float, stopper: Stopper, woken: threading.Event) -> None:
+        """Sleep ``seconds`` (at most ``poll_interval``), or until a stop is
+        requested, an execution ends (``woken``) or a run is queued."""
+        end = time.monotonic() + min(seconds, self.poll_interval)
+        listener = self._listen()
+        while not stopper.requested and not woken.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if listener is None:
+                woken.wait(min(left, SLICE))
+            elif self._notified(listener, min(left, SLICE)):
+                return
+        woken.clear()
+
+    def _listen(self) -> Any:
+        """The PostgreSQL connection that LISTENs (``None`` elsewhere, or
+        while it cannot connect: the poll still finds every run)."""
+        engine = self._ledger.engine
+        if self._listener is not None or engine.dialect.name != "postgresql":
+            return self._listener
+        import psycopg  # PostgreSQL runners only
+
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            if not self._listen_failed:
+                log.warning("cannot LISTEN for queued runs (polling instead): %s", exc)
+            self._listen_failed = True
+            return None
+        self._listener = conn
+        return conn
+
+    def _notified(self, listener: Any, timeout: float) -> bool:
+        try:
+            return any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
+        except Exception as exc:  # the connection dropped: reconnect on the next wait
+            log.warning("LISTEN connection lost (%s); reconnecting", exc)
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+
+
+class Pool:
+    """Up to ``size`` attempts running at once, each in its own supervising
+    thread; their outcomes wait in :meth:`finished` for the main thread."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.woken = threading.Event()
+        self._threads: set[threading.Thread] = set()
+        self._done: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+
+    def free(self) -> int:
+        with self._lock:
+            return self.size - len(self._threads)
+
+    def submit(self, attempt: Attempt, execute: Callable[[Attempt], Outcome]) -> None:
+        def work() -> None:
+            try:
+                outcome = execute(attempt)
+            except BaseException as exc:  # the run could not even start
+                outcome = Outcome(None, None, exc)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+            self._done.put((attempt, outcome))
+            self.woken.set()
+
+        thread = threading.Thread(target=work, name=f"runtrack-slot:{attempt.spec.key}")
+        thread.daemon = True
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def finished(self) -> list[tuple[Attempt, Outcome]]:
+        done: list[tuple[Attempt, Outcome]] = []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                return done
+
+    def join(self) -> None:
+        """Wait for every attempt (each applies the runner's grace itself)."""
+        while True:
+            with self._lock:
+                threads = list(self._threads)
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
+
+
+def pause_provider(
+    ledger: Ledger,
+    spec: JobSpec,
+    run_id: int,
+    delay: timedelta,
+    error: BaseException,
+    paused: dict[str, datetime],
+) -> None:
+    """Pause the provider of a rate-limited run for ``delay`` (a longer pause,
+    an operator's, stands) and note its end in ``paused``."""
+    current = ledger.paused(spec.provider)
+    if current is not None and current.until >= ledger.now() + delay:
+        paused[spec.provider] = current.until
+        return
+    record = ledger.pause(
+        spec.provider,
+        for_=delay,
+        # The job's exception describes itself: it may refuse (failures.message).
+        reason=f"rate limited (job {spec.key}, run {run_id}): {capped(message(error), 900)}",
+        by=ledger.worker_id,
+    )
+    paused[spec.provider] = record.until
+    log.warning("provider %s paused until %s", spec.provider, record.until.isoformat())

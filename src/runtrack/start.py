@@ -1,0 +1,94 @@
+"""How to start one run: the options of ``ledger.run(...)`` as one frozen value.
+
+The ledger builds a :class:`StartRequest` from the caller's options and checks
+it once (:meth:`StartRequest.checked`), before anything is written; the
+lifecycle reads its fields. Adding a start option is one field here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from runtrack import inputs
+from runtrack.carry import check_options
+from runtrack.errors import InvalidInput
+from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial
+
+__all__ = ["StartRequest"]
+
+
+class StartRequest(NamedTuple):
+    """The options of :meth:`runtrack.Ledger.run` (see there), for one run.
+    Immutable; a tuple rather than a frozen dataclass because one is built
+    for every run and a tuple is built in one step."""
+
+    job: str
+    provider: str | None = None
+    params: dict[str, Any] | None = None
+    triggered_by: str = "system"
+    concurrency: int = 1
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    advance_watermark: bool | None = None
+    attempt: int = 1
+    retry_of: int | None = None
+    retry_policy: dict[str, Any] | None = None
+    on_partial: OnPartial | str = OnPartial.CARRY
+    max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS
+
+    @classmethod
+    def of(cls, job: str, options: dict[str, Any]) -> StartRequest:
+        """A checked request from keyword options (``start_run``, ``create_run``,
+        ``tracked``); an option this type does not have is refused, after the
+        others were checked."""
+        known = {name: value for name, value in options.items() if name in OPTIONS}
+        request = cls(job, **known).checked()
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise InvalidInput(
+                ", ".join(sorted(unknown)), "unknown option", ", ".join(sorted(OPTIONS))
+            )
+        return request
+
+    def checked(self) -> StartRequest:
+        """This request if every option is valid (its window in UTC), else
+        :class:`InvalidInput` naming the first bad one."""
+        # The defaults, which most starts pass, cost no call.
+        inputs.key("job", self.job)
+        if self.provider is not None:
+            inputs.key("provider", self.provider)
+        if self.params is not None:
+            inputs.json_value("params", self.params, mapping=True)
+        if self.triggered_by != "system" or type(self.triggered_by) is not str:
+            inputs.key("triggered_by", self.triggered_by)
+        if self.concurrency != 1 or type(self.concurrency) is not int:
+            inputs.positive_int("concurrency", self.concurrency, limit=1000)
+        if self.attempt != 1 or type(self.attempt) is not int:
+            inputs.positive_int("attempt", self.attempt)
+        if self.retry_of is not None:
+            inputs.positive_int("retry_of", self.retry_of)
+        if self.retry_policy is not None:
+            inputs.json_value("retry_policy", self.retry_policy, mapping=True)
+        if self.advance_watermark is not None:
+            inputs.flag("advance_watermark", self.advance_watermark)
+        attempts = self.max_carry_attempts
+        default = type(attempts) is int and attempts == DEFAULT
+        if self.on_partial is not OnPartial.CARRY or not default:
+            check_options(self.on_partial, attempts)
+        if self.window_start is None and self.window_end is None:
+            return self  # the common start: nothing to convert
+        start = inputs.timestamp("window_start", self.window_start)
+        end = inputs.timestamp("window_end", self.window_end)
+        if start is not None and end is not None and start > end:
+            raise InvalidInput(
+                "window_start",
+                f"{start.isoformat()} is after window_end {end.isoformat()}",
+                "window_start <= window_end",
+            )
+        return self._replace(window_start=start, window_end=end)
+
+
+DEFAULT = DEFAULT_MAX_CARRY_ATTEMPTS
+#: Every option's name (``job`` included, as the error for an unknown one lists).
+OPTIONS = frozenset(StartRequest._fields)

@@ -1,0 +1,179 @@
+"""Backfills in the database (issue 17): the ``backfills`` table and the runs
+that carry its id (``runs.backfill_id``, index ``ix_runs_backfill``).
+
+A backfill and all its windows' runs are written in one transaction, so a
+backfill is queued whole or not at all. Its progress is read from its runs:
+the latest run of each window (by id) says where that window stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, select, text, update
+
+from runtrack.models import RunStatus
+from runtrack.store.base import Transactions
+from runtrack.store.schema import backfills, jobs, runs
+from runtrack.store.statements import INSERT_RUN
+
+__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun", "room_for"]
+
+T = TypeVar("T")
+#: The PostgreSQL channel of queued runs (the one :mod:`runtrack.store.queue`
+#: notifies on; kept here too so that this module does not import that one).
+CHANNEL = "runtrack_queue"
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRun:
+    """The latest run of one window of a backfill (naive UTC window)."""
+
+    window_start: datetime
+    window_end: datetime
+    run_id: int
+    status: RunStatus
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRow:
+    """A backfill's row and the latest run of each of its windows."""
+
+    row: Any
+    latest: list[LatestRun]
+
+
+class BackfillStore:
+    """Create, read, cancel and resume backfills."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    def create(self, backfill: dict[str, Any], children: list[dict[str, Any]]) -> int | None:
+        """Insert the backfill and its pending runs in one transaction; its
+        id, or ``None`` if the job has no row."""
+
+        def work(conn: Connection) -> int | None:
+            if not self._lock_job(conn, backfill["job_key"]):
+                return None
+            key = conn.execute(backfills.insert().values(**backfill)).inserted_primary_key
+            assert key is not None
+            backfill_id = int(key[0])
+            self._insert_runs(conn, backfill_id, children)
+            return backfill_id
+
+        return self.tx.write(work, read_committed=True)
+
+    def requeue(
+        self, backfill_id: int, children: Callable[[BackfillRow], list[dict[str, Any]]]
+    ) -> int:
+        """Resume: under the backfill's lock, read where its windows stand,
+        insert the runs ``children`` makes of that, mark it active again;
+        how many runs were queued."""
+
+        def work(conn: Connection) -> int:
+            found = self._read(conn, backfill_id, lock=True)
+            assert found is not None  # the caller checked it exists
+            values = children(found)
+            self._insert_runs(conn, backfill_id, values)
+            conn.execute(
+                update(backfills).where(backfills.c.id == backfill_id).values(state="active")
+            )
+            return len(values)
+
+        return self.tx.write(work, read_committed=True)
+
+    def mark_cancelled(self, backfill_id: int) -> list[int]:
+        """Mark the backfill cancelled; the ids of its pending runs then (the
+        caller cancels them with guarded transitions)."""
+
+        def work(conn: Connection) -> list[int]:
+            conn.execute(
+                update(backfills).where(backfills.c.id == backfill_id).values(state="cancelled")
+            )
+            pending = select(runs.c.id).where(
+                runs.c.backfill_id == backfill_id, runs.c.status == RunStatus.PENDING
+            )
+            return [int(i) for i in conn.execute(pending.order_by(runs.c.id)).scalars()]
+
+        return self.tx.write(work, read_committed=True)
+
+    def get(self, backfill_id: int) -> BackfillRow | None:
+        return self.tx.read(lambda conn: self._read(conn, backfill_id, lock=False))
+
+    def recent(self, job: str | None, limit: int) -> list[BackfillRow]:
+        """The newest backfills first (of one job if given)."""
+        query = select(backfills.c.id).order_by(backfills.c.id.desc()).limit(limit)
+        if job is not None:
+            query = query.where(backfills.c.job_key == job)
+
+        def work(conn: Connection) -> list[BackfillRow]:
+            ids = [int(i) for i in conn.execute(query).scalars()]
+            return [row for i in ids if (row := self._read(conn, i, lock=False)) is not None]
+
+        return self.tx.read(work)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _lock_job(self, conn: Connection, job: str) -> bool:
+        lock = select(jobs.c.key).where(jobs.c.key == job)
+        if self.tx.dialect != "sqlite":
+            lock = lock.with_for_update()
+        return conn.execute(lock).first() is not None
+
+    def _insert_runs(
+        self, conn: Connection, backfill_id: int, values: list[dict[str, Any]]
+    ) -> None:
+        if not values:
+            return
+        conn.execute(INSERT_RUN, [dict(v, backfill_id=backfill_id) for v in values])
+        if self.tx.dialect == "postgresql":  # wake idle workers at commit
+            job = values[0]["job_key"]
+            conn.execute(text("SELECT pg_notify(:channel, :job)"), {"channel": CHANNEL, "job": job})
+
+    def _read(self, conn: Connection, backfill_id: int, *, lock: bool) -> BackfillRow | None:
+        query = select(backfills).where(backfills.c.id == backfill_id)
+        if lock and self.tx.dialect != "sqlite":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            return None
+        children = (
+            select(runs.c.id, runs.c.window_start, runs.c.window_end, runs.c.status)
+            .where(runs.c.backfill_id == backfill_id)
+            .order_by(runs.c.id)
+        )
+        latest: dict[datetime, LatestRun] = {}
+        for child in conn.execute(children):
+            before = latest.get(child.window_start)
+            latest[child.window_start] = LatestRun(
+                child.window_start,
+                child.window_end,
+                int(child.id),
+                RunStatus(child.status),
+                before.runs + 1 if before else 1,
+            )
+        return BackfillRow(row, sorted(latest.values(), key=lambda r: r.window_start))
+
+
+def room_for(conn: Connection, backfill_id: int, dialect: str) -> bool:
+    """Whether one more run of this backfill may start (its ``max_parallel``),
+    inside a claim's transaction: a backfill without a cap costs one primary
+    key read; with one, its row is locked (so two claimers count in turn)
+    and its running runs counted on ``ix_runs_backfill``."""
+    cap = select(backfills.c.max_parallel).where(backfills.c.id == backfill_id)
+    limit = conn.execute(cap).scalar()
+    if limit is None:
+        return True
+    if dialect != "sqlite":
+        conn.execute(cap.with_for_update()).scalar()
+    running = conn.execute(
+        select(func.count())
+        .select_from(runs)
+        .where(runs.c.backfill_id == backfill_id, runs.c.status == RunStatus.RUNNING)
+    ).scalar_one()
+    return bool(running < limit)

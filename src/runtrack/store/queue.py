@@ -1,0 +1,358 @@
+"""The queue in the store (issue 17): pending runs, claimed by workers.
+
+A pending run holds no lease. A worker claims one with one conditional
+``pending -> running`` update that also takes a lease slot of its job (the
+unique ``lease_key`` keeps a job within its concurrency, whoever starts it)
+and, for a provider with a limit, counts the provider's running runs while
+holding its limit row, so that two claimers on two hosts cannot both take the
+last place. Candidates are read ``FOR UPDATE SKIP LOCKED`` where the database
+has it, so claimers pass each other instead of queueing on one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, delete, func, literal_column, or_, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from runtrack.models import RunRecord, RunStatus
+from runtrack.store.backfills import room_for
+from runtrack.store.base import Transactions
+from runtrack.store.rows import naive, run_record
+from runtrack.store.schema import jobs, provider_limits, runs
+from runtrack.store.statements import INSERT_RUN, JOB_FOR_START, RUN_CHECKPOINT
+
+__all__ = ["CHANNEL", "Claim", "QueueStore"]
+
+T = TypeVar("T")
+#: The PostgreSQL channel a new pending run is announced on (its job key).
+CHANNEL = "runtrack_queue"
+#: Candidates read per claim: enough to step over busy jobs and paused providers.
+BATCH = 32
+#: Batches read per claim at most, each without what blocked the ones before.
+PASSES = 3
+# A literal, not a bound parameter: only then do PostgreSQL and SQLite see
+# that the query fits the partial queue index.
+PENDING = runs.c.status == literal_column("'pending'")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a claim found. ``run`` is set when this call claimed it; else
+    ``why`` says what stood in the way (``not_pending``, ``busy``,
+    ``provider_limit``, ``paused``) with the job's lease holders or the limit."""
+
+    run: RunRecord | None
+    job_checkpoint: Any = None
+    owes: bool = False
+    why: str | None = None
+    status: RunStatus | None = None
+    holders: tuple[int, ...] = ()
+    limit: int = 0
+
+
+class QueueStore:
+    """Pending runs: enqueue (deduplicated), claim, provider limits, expiry."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    # -- enqueue -------------------------------------------------------------------
+
+    def enqueue(self, values: dict[str, Any], *, dedupe: bool) -> tuple[int, bool] | None:
+        """Insert the pending run ``values`` (naive UTC); with ``dedupe``, a
+        pending run of the job with the same params and window is returned
+        instead. (id, inserted), or ``None`` if the job has no row."""
+        job = values["job_key"]
+
+        def work(conn: Connection) -> tuple[int, bool] | None:
+            # The job's row serializes the triggers of one job (SQLite: BEGIN
+            # IMMEDIATE serializes every writer already).
+            lock = select(jobs.c.key).where(jobs.c.key == job)
+            if self.tx.dialect != "sqlite":
+                lock = lock.with_for_update()
+            if conn.execute(lock).first() is None:
+                return None
+            if dedupe:
+                same = self._same_pending(conn, values)
+                if same is not None:
+                    return same, False
+            key = conn.execute(INSERT_RUN, values).inserted_primary_key
+            assert key is not None
+            self._announce(conn, job)
+            return int(key[0]), True
+
+        return self.tx.write(work, read_committed=True)
+
+    @staticmethod
+    def _same_pending(conn: Connection, values: dict[str, Any]) -> int | None:
+        query = (
+            select(runs.c.id, runs.c.params, runs.c.window_start, runs.c.window_end)
+            .where(runs.c.job_key == values["job_key"], runs.c.status == RunStatus.PENDING)
+            .order_by(runs.c.id)
+        )
+        for row in conn.execute(query):
+            window = (row.window_start, row.window_end)
+            if (row.params or None) == (values["params"] or None) and window == (
+                values["window_start"],
+                values["window_end"],
+            ):
+                return int(row.id)
+        return None
+
+    def _announce(self, conn: Connection, job: str) -> None:
+        """Wake idle PostgreSQL workers when the transaction commits."""
+        if self.tx.dialect == "postgresql":
+            conn.execute(text("SELECT pg_notify(:channel, :job)"), {"channel": CHANNEL, "job": job})
+
+    # -- claim ---------------------------------------------------------------------
+
+    def claim_next(
+        self,
+        concurrency: Mapping[str, int],
+        paused: Sequence[str],
+        stamp: dict[str, Any],
+        now: datetime,
+    ) -> Claim | None:
+        """Claim the first pending run (priority, then age) of the jobs in
+        ``concurrency`` (job -> its lease slots) whose job has a free slot and
+        whose provider is neither paused nor at its limit; ``None`` if none."""
+        query = (
+            select(runs.c.id, runs.c.job_key, runs.c.provider, runs.c.backfill_id)
+            .where(PENDING, runs.c.job_key.in_(sorted(concurrency)))
+            .order_by(runs.c.priority, runs.c.id)
+            .limit(BATCH)
+        )
+        if self.tx.dialect != "sqlite":
+            query = query.with_for_update(skip_locked=True)
+        skip = set(paused)
+        at = _naive(now)
+        dialect = self.tx.dialect
+
+        def work(conn: Connection) -> Claim | None:
+            full: set[str] = set()
+            capped: set[int] = set()  # backfills at their max_parallel
+            # A batch whose every run is blocked (a capped backfill's windows,
+            # a busy job's queue) must not hide the runs behind it: the next
+            # pass leaves out what blocked this one.
+            for _ in range(PASSES):
+                rows = conn.execute(_narrowed(query, full, skip, capped)).all()
+                for row in rows:
+                    if row.provider in skip or row.job_key in full or row.backfill_id in capped:
+                        continue
+                    if row.backfill_id is not None and not room_for(conn, row.backfill_id, dialect):
+                        capped.add(row.backfill_id)
+                        continue
+                    slots = _slots(row.job_key, concurrency[row.job_key])
+                    claim = self._take(conn, row.id, row.job_key, row.provider, slots, stamp, at)
+                    if claim.run is not None:
+                        return claim
+                    if claim.why == "provider_limit":
+                        skip.add(row.provider)
+                    else:
+                        full.add(row.job_key)
+                if len(rows) < BATCH:
+                    return None  # every pending run of these jobs was seen
+            return None
+
+        return self.tx.write(work, read_committed=True)
+
+    def start_now(
+        self, values: dict[str, Any], slots: list[str], stamp: dict[str, Any], now: datetime
+    ) -> Claim:
+        """Insert the run ``values`` and claim it in one transaction: a direct
+        start of a job whose provider has a limit. Nothing is written unless
+        the job has a free slot and the provider room."""
+        at = _naive(now)
+
+        def work(conn: Connection) -> Claim:
+            key = conn.execute(INSERT_RUN, values).inserted_primary_key
+            assert key is not None
+            job, provider = values["job_key"], values["provider"]
+            claim = self._take(conn, int(key[0]), job, provider, slots, stamp, at)
+            if claim.run is None:
+                raise _Refused(claim)  # rolls the insert back
+            return claim
+
+        try:
+            return self.tx.write(work, read_committed=True)
+        except _Refused as refused:
+            return refused.claim
+
+    def claim_run(
+        self, run_id: int, concurrency: int, stamp: dict[str, Any], now: datetime
+    ) -> Claim:
+        """Claim the pending run ``run_id`` (``start_run(run_id=...)``)."""
+
+        def work(conn: Connection) -> Claim:
+            query = select(runs.c.job_key, runs.c.provider, runs.c.status).where(
+                runs.c.id == run_id
+            )
+            if self.tx.dialect != "sqlite":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None or row.status != RunStatus.PENDING:
+                status = RunStatus(row.status) if row is not None else None
+                return Claim(None, why="not_pending", status=status)
+            slots = _slots(row.job_key, concurrency)
+            return self._take(conn, run_id, row.job_key, row.provider, slots, stamp, _naive(now))
+
+        return self.tx.write(work, read_committed=True)
+
+    def _take(
+        self,
+        conn: Connection,
+        run_id: int,
+        job: str,
+        provider: str | None,
+        slots: list[str],
+        stamp: dict[str, Any],
+        now: datetime,
+    ) -> Claim:
+        """Move the run to running in a free slot of its job, if its provider
+        has room: the claim's one conditional update."""
+        held = conn.execute(
+            select(runs.c.lease_key, runs.c.id).where(runs.c.lease_key.in_(slots))
+        ).all()
+        taken = {lease for lease, _ in held}
+        free = [slot for slot in slots if slot not in taken]
+        if not free:
+            return Claim(None, why="busy", holders=tuple(i for _, i in held))
+        limit = self._provider_room(conn, provider)
+        if limit is not None:
+            return Claim(None, why="provider_limit", limit=limit)
+        state = conn.execute(JOB_FOR_START, {"p_job": job}).one()
+        current = conn.execute(
+            select(
+                runs.c.window_start, runs.c.window_end, runs.c.moves_watermark, runs.c.retry_of
+            ).where(runs.c.id == run_id)
+        ).one()
+        values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
+        if current.window_start is None:  # a live window: from the watermark to now
+            values["window_start"] = state.watermark
+            end = current.window_end if current.window_end is not None else now
+            if state.watermark is not None and end < state.watermark:
+                end = state.watermark  # never an inverted window (clock skew)
+            values["window_end"] = end
+        else:  # a fixed window moves the watermark only if it starts there
+            values["moves_watermark"] = bool(
+                current.moves_watermark and current.window_start == state.watermark
+            )
+        values["checkpoint"] = _resume(conn, current, values, state)
+        for slot in free:
+            try:
+                with conn.begin_nested():
+                    changed = conn.execute(
+                        update(runs)
+                        .where(runs.c.id == run_id, runs.c.status == RunStatus.PENDING)
+                        .values(lease_key=slot, **values)
+                    ).rowcount
+            except IntegrityError:
+                continue  # another claimer took this slot first
+            if changed != 1:
+                return Claim(None, why="not_pending")
+            record = run_record(conn.execute(select(runs).where(runs.c.id == run_id)).one())
+            return Claim(record, state.checkpoint, bool(state.owes))
+        return Claim(None, why="busy")
+
+    def _provider_room(self, conn: Connection, provider: str | None) -> int | None:
+        """``None`` if the provider may start one more run, else its limit
+        (its limit row stays locked until the claim commits)."""
+        if provider is None:
+            return None
+        lock = select(provider_limits.c.max_running).where(provider_limits.c.provider == provider)
+        if self.tx.dialect != "sqlite":
+            lock = lock.with_for_update()
+        limit = conn.execute(lock).scalar()
+        if limit is None:
+            return None
+        running = conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.status == RunStatus.RUNNING, runs.c.provider == provider)
+        ).scalar_one()
+        return int(limit) if running >= limit else None
+
+    # -- provider limits -----------------------------------------------------------
+
+    def set_provider_limit(self, provider: str, max_running: int | None, now: datetime) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(delete(provider_limits).where(provider_limits.c.provider == provider))
+            if max_running is not None:
+                conn.execute(
+                    provider_limits.insert().values(
+                        provider=provider, max_running=max_running, updated_at=_naive(now)
+                    )
+                )
+
+        self.tx.write(work, read_committed=True)
+
+    def provider_limits(self) -> dict[str, int]:
+        query = select(provider_limits.c.provider, provider_limits.c.max_running)
+        return {p: int(n) for p, n in self.tx.read(lambda c: c.execute(query).all())}
+
+    def running_of_provider(self, provider: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.status == RunStatus.RUNNING, runs.c.provider == provider)
+        )
+        return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
+
+    def pending_of(self, job_keys: Sequence[str]) -> int:
+        """How many pending runs these jobs have (the queue index)."""
+        query = select(func.count()).select_from(runs).where(PENDING, runs.c.job_key.in_(job_keys))
+        return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
+
+
+class _Refused(Exception):
+    """A start that may not happen: its transaction is rolled back."""
+
+    def __init__(self, claim: Claim) -> None:
+        super().__init__(claim.why)
+        self.claim = claim
+
+
+def _naive(now: datetime) -> datetime:
+    at = naive(now)
+    assert at is not None
+    return at
+
+
+def _narrowed(query: Select[Any], full: set[str], skip: set[Any], capped: set[int]) -> Select[Any]:
+    """The claim's candidates without the jobs, providers and backfills that
+    blocked an earlier pass (NULL provider and backfill stay in)."""
+    if full:
+        query = query.where(runs.c.job_key.not_in(sorted(full)))
+    providers = sorted(p for p in skip if p is not None)
+    if providers:
+        query = query.where(or_(runs.c.provider.is_(None), runs.c.provider.not_in(providers)))
+    if capped:
+        query = query.where(
+            or_(runs.c.backfill_id.is_(None), runs.c.backfill_id.not_in(sorted(capped)))
+        )
+    return query
+
+
+def _slots(job: str, concurrency: int) -> list[str]:
+    return [f"{job}#{i}" for i in range(concurrency)]
+
+
+def _resume(conn: Connection, current: Any, values: dict[str, Any], job: Any) -> Any:
+    """The checkpoint the claimed run resumes from: the run it retries, else
+    the job's last run if it failed or was cancelled over the same window
+    start (as a run started directly does, see ``RunStore.insert_run``)."""
+    if current.retry_of is not None:
+        return conn.execute(RUN_CHECKPOINT, {"p_id": current.retry_of}).scalar()
+    if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+        return None
+    last = conn.execute(RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()
+    start = values.get("window_start", current.window_start)
+    if last is None or last.window_start != start:
+        return None
+    return last.checkpoint

@@ -1,0 +1,108 @@
+"""Worker rows in the store (issue 17): registration, heartbeats, graceful
+stops, listings with what each worker runs, and their retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, select, update
+from sqlalchemy.engine import Connection
+
+from runtrack.models import RunStatus
+from runtrack.store import dialects
+from runtrack.store.base import Transactions
+from runtrack.store.rows import naive
+from runtrack.store.schema import jobs, runs, workers
+
+__all__ = ["WorkerStore"]
+
+# A re-registration under the same id (a restarted worker that names itself)
+# starts afresh: every column but the id.
+_REGISTERED = ["host", "pid", "version", "concurrency", "jobs", "started_at", "last_seen_at",
+               "stopped_at"]  # fmt: skip
+
+
+class WorkerStore:
+    """The ``workers`` table, and the schedules its rows register on ``jobs``."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    def register(self, values: dict[str, Any], providers: dict[str, str], now: datetime) -> None:
+        """Insert (or restart) the worker's row and record each served job's
+        schedule on its job row (creating the job if it is new), in one
+        transaction."""
+        row = {**values, "started_at": naive(now), "last_seen_at": naive(now), "stopped_at": None}
+        served: Sequence[dict[str, Any]] = values["jobs"]
+
+        def work(conn: Connection) -> None:
+            conn.execute(dialects.upsert(conn, workers, row, _REGISTERED))
+            for job in served:
+                new = {
+                    "key": job["key"],
+                    "provider": providers.get(job["key"]),
+                    "created_at": naive(now),
+                    "consecutive_failures": 0,
+                }
+                conn.execute(dialects.insert_ignore(conn, jobs, new))
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.key == job["key"])
+                    .values(schedule=job["schedule"], schedule_tz=job["tz"])
+                )
+
+        self.tx.write(work)
+
+    def seen(self, worker_id: str, now: datetime) -> bool:
+        """Heartbeat the row; ``False`` if there is none (pruned: register again)."""
+        query = (
+            update(workers)
+            .where(workers.c.id == worker_id)
+            .values(last_seen_at=naive(now), stopped_at=None)
+        )
+        return self.tx.write(lambda c: c.execute(query).rowcount) > 0
+
+    def stopped(self, worker_id: str, now: datetime) -> None:
+        query = (
+            update(workers)
+            .where(workers.c.id == worker_id)
+            .values(last_seen_at=naive(now), stopped_at=naive(now))
+        )
+        self.tx.write(lambda c: c.execute(query))
+
+    def listing(self, seen_since: datetime | None) -> list[Row[Any]]:
+        """Worker rows last seen at or after ``seen_since`` (all if ``None``),
+        most recently started first."""
+        query = select(workers).order_by(workers.c.started_at.desc(), workers.c.id)
+        if seen_since is not None:
+            query = query.where(workers.c.last_seen_at >= naive(seen_since))
+        found: list[Row[Any]] = self.tx.read(lambda c: list(c.execute(query).all()))
+        return found
+
+    def running(self, worker_ids: Sequence[str]) -> list[Any]:
+        """The running runs of these workers, oldest first (running runs are
+        few: the ``(status, id)`` index finds them)."""
+        if not worker_ids:
+            return []
+        query = (
+            select(
+                runs.c.id,
+                runs.c.job_key,
+                runs.c.status,
+                runs.c.started_at,
+                runs.c.heartbeat_at,
+                runs.c.worker_id,
+            )
+            .where(runs.c.status == RunStatus.RUNNING.value)
+            .where(runs.c.worker_id.in_(list(worker_ids)))
+            .order_by(runs.c.id)
+        )
+        found: list[Any] = self.tx.read(lambda c: list(c.execute(query).all()))
+        return found
+
+    def prune(self, seen_before: datetime) -> int:
+        """Delete the rows of workers last seen before ``seen_before``."""
+        query = delete(workers).where(workers.c.last_seen_at < naive(seen_before))
+        return int(self.tx.write(lambda c: c.execute(query).rowcount))

@@ -1,0 +1,86 @@
+"""A job's queue as its page shows it (issue 17): each pending run and why it
+waits. The reasons are those a claim checks, in its order: the provider's
+pause, the job's running runs (its lease slots), the provider's limit, a
+backfill's ``max_parallel``, the runs queued before it; past them, only a
+worker serving the job is missing (none has claimed it yet). Each pending
+run also says when it expires (``pending_ttl`` after it was queued).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from runtrack.backfills import BackfillRecord
+from runtrack.errors import BackfillNotFound
+from runtrack.ledger import Ledger
+from runtrack.models import RunRecord, RunStatus
+from runtrack.web.pages.formatting import span
+
+__all__ = ["QUEUE_SHOWN", "Waiting", "queue_of"]
+
+#: Pending runs listed on a job's page.
+QUEUE_SHOWN = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """One queued run, why it waits, and when it expires unclaimed."""
+
+    run: RunRecord
+    why: str
+    expires_at: datetime
+
+
+def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> list[Waiting]:
+    """The job's pending runs in claim order (priority, then age), each with
+    the first thing a claim would stop at."""
+    listed = ledger.list_runs(job=job, status=[RunStatus.PENDING], limit=QUEUE_SHOWN).items
+    if not listed:
+        return []
+    # Claim order: manual first, backfill windows last (runs.priority), then age.
+    pending = sorted(listed, key=lambda r: (r.backfill_id is not None, r.id))
+    running = ledger.count_runs(job=job, status=[RunStatus.RUNNING])
+    pause = ledger.paused(provider) if provider else None
+    limit = ledger.provider_limits().get(provider or "")
+    at_limit = (
+        limit is not None
+        and ledger.count_runs(provider=provider, status=[RunStatus.RUNNING]) >= limit
+    )
+    backfills: dict[int, BackfillRecord | None] = {}
+    found: list[Waiting] = []
+    for ahead, run in enumerate(pending):
+        if pause is not None:
+            why = f"provider {provider} is paused for {span(pause.until - now)} more"
+        elif at_limit:
+            why = f"provider {provider} is at its limit of {limit} running run(s)"
+        elif (capped := _capped(ledger, run, backfills)) is not None:
+            why = capped
+        elif ahead:
+            why = f"behind {ahead} queued run(s) of this job"
+        elif running:
+            why = f"the job is busy: {running} run(s) running hold its slots"
+        else:
+            why = (
+                f"no worker serving this job has claimed it (queued {span(now - run.created_at)} "
+                "ago): is a runner with this job registered running?"
+            )
+        found.append(Waiting(run, why, run.created_at + ledger.pending_ttl))
+    return found
+
+
+def _capped(ledger: Ledger, run: RunRecord, seen: dict[int, BackfillRecord | None]) -> str | None:
+    """Why a backfill's window waits for its backfill's ``max_parallel``."""
+    if run.backfill_id is None:
+        return None
+    if run.backfill_id not in seen:
+        try:
+            seen[run.backfill_id] = ledger.get_backfill(run.backfill_id)
+        except BackfillNotFound:
+            seen[run.backfill_id] = None
+    record = seen[run.backfill_id]
+    if record is None or record.max_parallel is None:
+        return None
+    if record.progress.running < record.max_parallel:
+        return None
+    return f"backfill {record.id} has {record.progress.running} of its max_parallel running"
