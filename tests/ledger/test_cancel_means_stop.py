@@ -196,7 +196,7 @@ def test_stuck_worker_is_cancelled_by_the_reaper_and_fenced(db_url: str, ledger:
 
     thread, out = run_in_thread(stuck)
     assert started.wait(10)
-    grace = timedelta(seconds=0.3)
+    grace = timedelta(seconds=2)  # the first reap falls within it even on a loaded machine
     with Ledger(db_url, heartbeat_interval=INTERVAL, cancel_grace=grace, migrate=False) as ops:
         run_id = out["run"].id
         requested = ops.cancel(run_id, reason="taking too long").cancel_requested_at

@@ -16,7 +16,10 @@ from runtrack import DatabaseClock, LeaseLost, Ledger, OffsetClock, RunStatus, S
 
 SKEW = timedelta(minutes=5)
 INTERVAL = 0.05
-STALE = 0.3
+# Far below the skew, so a clock misread still reaps, and far above any stall
+# of a heartbeat thread on a loaded two-core CI machine (0.3 s was not).
+STALE = 5.0
+SWEEPING = 2.0
 
 
 def skewed(db_url: str, skew: timedelta, **options: Any) -> Ledger:
@@ -51,7 +54,7 @@ def test_skewed_workers_neither_get_reaped_nor_reap_others(db_url: str, ledger: 
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + 10 * STALE
+        deadline = time.monotonic() + SWEEPING
         sweeps = 0
         while time.monotonic() < deadline:  # everyone reaps everyone, again and again
             for reaper in (slow, fast, ledger):
