@@ -5,8 +5,10 @@ pause; a double trigger queues one run; an unclaimed run expires."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -219,3 +221,86 @@ def test_direct_starts_count_against_a_provider_limit(queue: Ledger) -> None:
     queue.finish_run(first)
     assert queue.count_runs(job="q:a", status="running") == 0
     assert queue.count_runs(job="q:a", status="success") == 1
+
+
+def test_claims_and_direct_starts_racing_for_slots(queue: Ledger) -> None:
+    # Claimers of one job take its slots in turn (its row is locked) and
+    # direct starts wait for them: no error, no run claimed twice or left.
+    job, slots, rounds = "q:race", 2, 40
+    queue.ensure_job(job, provider="acme")
+    queued = {queue.trigger(job, params={"n": n}).id for n in range(rounds)}
+    claimed: list[int] = []
+    errors: list[BaseException] = []
+
+    def claimer() -> None:
+        while len(claimed) < rounds and not errors:
+            try:
+                run = queue.claim({job: slots})
+                if run is not None:
+                    claimed.append(run.id)
+                    queue.finish_run(run)
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+    def starter() -> None:
+        while len(claimed) < rounds and not errors:
+            try:
+                queue.finish_run(queue.start_run(job, concurrency=slots))
+            except JobBusy:
+                pass
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+    threads = [threading.Thread(target=f) for f in (claimer, claimer, claimer, starter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(claimed) == sorted(queued)
+    assert queue.count_runs(job=job, status="pending") == 0
+    assert queue.count_runs(job=job, status="running") == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])  # SQLite: one writer at a time
+def test_a_direct_start_racing_a_claim_for_its_slot(
+    db_url: str, queue: Ledger, clock: ManualClock
+) -> None:
+    # A direct start arrives between the claim's read of the job's slots and
+    # its update. PostgreSQL lets the start commit the slot (the claim is
+    # retried and finds the job busy); MariaDB holds the start on the job's
+    # row until the claim commits (the start finds the job busy). Either way
+    # one of them runs, and neither errs.
+    queued = queue.trigger("q:a")
+    other = Ledger(db_url, clock=clock, heartbeat_interval=60, migrate=False)
+    outcome: list[BaseException | int] = []
+
+    def direct_start() -> None:
+        try:
+            outcome.append(other.start_run("q:a", provider="acme").id)
+        except BaseException as error:  # reported below
+            outcome.append(error)
+
+    starter = threading.Thread(target=direct_start)
+
+    def interleave(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE runs SET") and not starter.is_alive() and not outcome:
+            starter.start()
+            starter.join(0.5)  # long enough to commit, unless held
+
+    sa.event.listen(queue.engine, "before_cursor_execute", interleave)
+    try:
+        claimed = queue.claim({"q:a": 1})
+    finally:
+        sa.event.remove(queue.engine, "before_cursor_execute", interleave)
+    starter.join(20)
+    other.close()
+    assert len(outcome) == 1
+    if claimed is None:
+        assert isinstance(outcome[0], int)
+        assert queue.get_run(queued.id).status is RunStatus.PENDING
+        queue.finish_run(outcome[0])
+    else:
+        assert claimed.id == queued.id and isinstance(outcome[0], JobBusy)
+        queue.finish_run(claimed)
+    assert queue.count_runs(job="q:a", status="running") == 0

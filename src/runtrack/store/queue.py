@@ -11,15 +11,16 @@ has it, so claimers pass each other instead of queueing on one row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
+from runtrack.errors import RecordConflict
 from runtrack.models import RunRecord, RunStatus
 from runtrack.store.backfills import room_for
 from runtrack.store.base import Transactions
@@ -39,6 +40,27 @@ PASSES = 3
 # A literal, not a bound parameter: only then do PostgreSQL and SQLite see
 # that the query fits the partial queue index.
 PENDING = runs.c.status == literal_column("'pending'")
+#: Transactions a claim tries before it calls the job busy, when direct starts
+#: keep taking the slot it chose.
+CLAIM_ATTEMPTS = 3
+#: What a claim reads of a candidate: enough to claim it without reading it
+#: again, and its provider's limit (``None``: the provider has none).
+CANDIDATE = (
+    runs.c.id,
+    runs.c.job_key,
+    runs.c.provider,
+    runs.c.backfill_id,
+    runs.c.window_start,
+    runs.c.window_end,
+    runs.c.moves_watermark,
+    runs.c.retry_of,
+    select(provider_limits.c.max_running)
+    .where(provider_limits.c.provider == runs.c.provider)
+    .scalar_subquery()
+    .label("max_running"),
+)
+#: A limit not read yet (a direct start's candidate): looked up under lock.
+UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +76,21 @@ class Claim:
     status: RunStatus | None = None
     holders: tuple[int, ...] = ()
     limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A run inserted by the claim's own transaction (a direct start)."""
+
+    id: int
+    job_key: str
+    provider: str | None
+    backfill_id: int | None
+    window_start: datetime | None
+    window_end: datetime | None
+    moves_watermark: bool
+    retry_of: int | None
+    max_running: Any = UNKNOWN
 
 
 class QueueStore:
@@ -123,13 +160,13 @@ class QueueStore:
         ``concurrency`` (job -> its lease slots) whose job has a free slot and
         whose provider is neither paused nor at its limit; ``None`` if none."""
         query = (
-            select(runs.c.id, runs.c.job_key, runs.c.provider, runs.c.backfill_id)
+            select(*CANDIDATE)
             .where(PENDING, runs.c.job_key.in_(sorted(concurrency)))
             .order_by(runs.c.priority, runs.c.id)
             .limit(BATCH)
         )
         if self.tx.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=runs)
         skip = set(paused)
         at = _naive(now)
         dialect = self.tx.dialect
@@ -149,7 +186,7 @@ class QueueStore:
                         capped.add(row.backfill_id)
                         continue
                     slots = _slots(row.job_key, concurrency[row.job_key])
-                    claim = self._take(conn, row.id, row.job_key, row.provider, slots, stamp, at)
+                    claim = self._take(conn, row, slots, stamp, at)
                     if claim.run is not None:
                         return claim
                     if claim.why == "provider_limit":
@@ -160,7 +197,7 @@ class QueueStore:
                     return None  # every pending run of these jobs was seen
             return None
 
-        return self.tx.write(work, read_committed=True)
+        return self._claiming(work, None)
 
     def start_now(
         self, values: dict[str, Any], slots: list[str], stamp: dict[str, Any], now: datetime
@@ -173,14 +210,23 @@ class QueueStore:
         def work(conn: Connection) -> Claim:
             key = conn.execute(INSERT_RUN, values).inserted_primary_key
             assert key is not None
-            job, provider = values["job_key"], values["provider"]
-            claim = self._take(conn, int(key[0]), job, provider, slots, stamp, at)
+            row = _Candidate(
+                int(key[0]),
+                values["job_key"],
+                values["provider"],
+                values.get("backfill_id"),
+                values["window_start"],
+                values["window_end"],
+                values["moves_watermark"],
+                values["retry_of"],
+            )
+            claim = self._take(conn, row, slots, stamp, at)
             if claim.run is None:
                 raise _Refused(claim)  # rolls the insert back
             return claim
 
         try:
-            return self.tx.write(work, read_committed=True)
+            return self._claiming(work, Claim(None, why="busy"))
         except _Refused as refused:
             return refused.claim
 
@@ -188,34 +234,41 @@ class QueueStore:
         self, run_id: int, concurrency: int, stamp: dict[str, Any], now: datetime
     ) -> Claim:
         """Claim the pending run ``run_id`` (``start_run(run_id=...)``)."""
+        query = select(*CANDIDATE, runs.c.status).where(runs.c.id == run_id)
+        if self.tx.dialect != "sqlite":
+            query = query.with_for_update(of=runs)
 
         def work(conn: Connection) -> Claim:
-            query = select(runs.c.job_key, runs.c.provider, runs.c.status).where(
-                runs.c.id == run_id
-            )
-            if self.tx.dialect != "sqlite":
-                query = query.with_for_update()
             row = conn.execute(query).first()
             if row is None or row.status != RunStatus.PENDING:
                 status = RunStatus(row.status) if row is not None else None
                 return Claim(None, why="not_pending", status=status)
-            slots = _slots(row.job_key, concurrency)
-            return self._take(conn, run_id, row.job_key, row.provider, slots, stamp, _naive(now))
+            return self._take(conn, row, _slots(row.job_key, concurrency), stamp, _naive(now))
 
-        return self.tx.write(work, read_committed=True)
+        return self._claiming(work, Claim(None, why="busy"))
+
+    def _claiming(self, work: Callable[[Connection], T], busy: T) -> T:
+        """Run a claim's transaction, again if a direct start committed the
+        slot it chose in between (a direct start does not wait for the job's
+        row; the unique lease key refuses the claim's update, and on
+        PostgreSQL that aborts the transaction: nothing of it was written).
+        ``busy`` once every attempt met a direct start."""
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                return self.tx.write(work, read_committed=True)
+            except RecordConflict:
+                continue
+        return busy
 
     def _take(
-        self,
-        conn: Connection,
-        run_id: int,
-        job: str,
-        provider: str | None,
-        slots: list[str],
-        stamp: dict[str, Any],
-        now: datetime,
+        self, conn: Connection, row: Any, slots: list[str], stamp: dict[str, Any], now: datetime
     ) -> Claim:
-        """Move the run to running in a free slot of its job, if its provider
-        has room: the claim's one conditional update."""
+        """Move the candidate ``row`` to running in a free slot of its job, if
+        its provider has room: the claim's one conditional update. The job's
+        row is locked first, so claimers of one job take its slots in turn
+        (no two pick the same free slot, no savepoint is needed) and its
+        watermark cannot move under the claim."""
+        state = conn.execute(self._job_locked, {"p_job": row.job_key}).one()
         held = conn.execute(
             select(runs.c.lease_key, runs.c.id).where(runs.c.lease_key.in_(slots))
         ).all()
@@ -223,47 +276,59 @@ class QueueStore:
         free = [slot for slot in slots if slot not in taken]
         if not free:
             return Claim(None, why="busy", holders=tuple(i for _, i in held))
-        limit = self._provider_room(conn, provider)
+        limit = self._provider_room(conn, row.provider, row.max_running)
         if limit is not None:
             return Claim(None, why="provider_limit", limit=limit)
-        state = conn.execute(JOB_FOR_START, {"p_job": job}).one()
-        current = conn.execute(
-            select(
-                runs.c.window_start, runs.c.window_end, runs.c.moves_watermark, runs.c.retry_of
-            ).where(runs.c.id == run_id)
-        ).one()
         values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
-        if current.window_start is None:  # a live window: from the watermark to now
+        if row.window_start is None:  # a live window: from the watermark to now
             values["window_start"] = state.watermark
-            end = current.window_end if current.window_end is not None else now
+            end = row.window_end if row.window_end is not None else now
             if state.watermark is not None and end < state.watermark:
                 end = state.watermark  # never an inverted window (clock skew)
             values["window_end"] = end
         else:  # a fixed window moves the watermark only if it starts there
             values["moves_watermark"] = bool(
-                current.moves_watermark and current.window_start == state.watermark
+                row.moves_watermark and row.window_start == state.watermark
             )
-        values["checkpoint"] = _resume(conn, current, values, state)
-        for slot in free:
-            try:
-                with conn.begin_nested():
-                    changed = conn.execute(
-                        update(runs)
-                        .where(runs.c.id == run_id, runs.c.status == RunStatus.PENDING)
-                        .values(lease_key=slot, **values)
-                    ).rowcount
-            except IntegrityError:
-                continue  # another claimer took this slot first
-            if changed != 1:
-                return Claim(None, why="not_pending")
-            record = run_record(conn.execute(select(runs).where(runs.c.id == run_id)).one())
-            return Claim(record, state.checkpoint, bool(state.owes))
-        return Claim(None, why="busy")
+        values["checkpoint"] = _resume(conn, row, values, state)
+        claimed = (
+            update(runs)
+            .where(runs.c.id == row.id, runs.c.status == RunStatus.PENDING)
+            .values(lease_key=free[0], **values)
+        )
+        if self._returning:
+            record = conn.execute(claimed.returning(*runs.c)).first()
+        elif conn.execute(claimed).rowcount == 1:
+            record = conn.execute(select(runs).where(runs.c.id == row.id)).one()
+        else:
+            record = None
+        if record is None:
+            return Claim(None, why="not_pending")
+        return Claim(run_record(record), state.checkpoint, bool(state.owes))
 
-    def _provider_room(self, conn: Connection, provider: str | None) -> int | None:
+    @functools.cached_property
+    def _job_locked(self) -> Select[Any]:
+        """The job's state for a claim, its row locked (on SQLite, BEGIN
+        IMMEDIATE holds every other writer off already). On PostgreSQL FOR NO
+        KEY UPDATE: a FOR UPDATE would also hold off the foreign-key check of
+        a direct start's insert, which has written its lease key already and
+        so would deadlock with this claim's update (1 s to detect)."""
+        if self.tx.dialect == "sqlite":
+            return JOB_FOR_START
+        return JOB_FOR_START.with_for_update(of=jobs, key_share=True)
+
+    @functools.cached_property
+    def _returning(self) -> bool:
+        """UPDATE ... RETURNING (PostgreSQL, SQLite; not MariaDB): the claimed
+        row comes back with the update instead of a read after it."""
+        return bool(self.tx.engine.dialect.update_returning)
+
+    def _provider_room(self, conn: Connection, provider: str | None, known: Any) -> int | None:
         """``None`` if the provider may start one more run, else its limit
-        (its limit row stays locked until the claim commits)."""
-        if provider is None:
+        (its limit row stays locked until the claim commits). ``known`` is the
+        limit the candidate read (``None``: the provider has none), or
+        ``UNKNOWN`` to look it up here."""
+        if provider is None or known is None:
             return None
         lock = select(provider_limits.c.max_running).where(provider_limits.c.provider == provider)
         if self.tx.dialect != "sqlite":
