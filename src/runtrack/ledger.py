@@ -352,8 +352,8 @@ class Ledger:
     def create_run(self, job: str, **options: Any) -> RunRecord:
         """Record a run as requested (``pending``, queued like a trigger): it
         holds no lease until started (by :meth:`start_run` with its id, or a
-        runner serving the job); unstarted, it expires after ``pending_ttl``.
-        Same options as :meth:`run`."""
+        runner serving the job); unstarted, it expires after ``pending_ttl``
+        unless a live worker serves its job. Same options as :meth:`run`."""
         return self._queue.create(StartRequest.of(job, options))
 
     def start_run(

@@ -5,7 +5,8 @@ run that holds no lease; any worker serving its job claims it (one
 conditional ``pending -> running`` update that takes the lease, see
 :mod:`runtrack.store.queue`), by priority (manual, then schedule, then
 backfill) and then age. A pending run nobody claims expires after the
-ledger's ``pending_ttl`` (the reaper ends it ``cancelled`` / ``expired``).
+ledger's ``pending_ttl`` once no live worker serves its job (the reaper ends
+it ``cancelled`` / ``expired``).
 """
 
 from __future__ import annotations

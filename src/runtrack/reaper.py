@@ -5,10 +5,11 @@ is older than the stale threshold: it ends ``failed`` with ``heartbeat_timeout``
 or ``cancelled`` if a cancel was pending (someone wanted it stopped, and it
 stopped). A running run whose cancel request is older than the cancel grace is
 stuck: it ends ``cancelled`` with ``cancel_timeout``. A pending run that no
-worker claimed within the pending TTL ends ``cancelled`` with ``expired``. Each is finalized with a
-guarded update that re-checks the deadline, so a run that heartbeats between
-the scan and the update is left alone, and many reapers racing finalize each
-run once.
+worker claimed within the pending TTL ends ``cancelled`` with ``expired``, once
+no live worker serves its job (a busy one keeps it queued). Each is finalized
+with a guarded update that re-checks the deadline (and that no live worker
+serves the job), so a run that heartbeats between the scan and the update is
+left alone, and many reapers racing finalize each run once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from runtrack.store.guards import (
 )
 from runtrack.store.rows import naive
 from runtrack.store.sql import Store
+from runtrack.workers import live_since
 
 __all__ = ["EXPIRED", "Reaper"]
 
@@ -52,10 +54,12 @@ class Reaper:
         """Finalize every stale or stuck run; returns the ids this call finalized."""
         hb_cutoff = now - (stale_after or self.stale_after)
         cancel_cutoff = now - self.cancel_grace
-        pending_cutoff = now - self.pending_ttl
-        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending_cutoff)
+        # Expired: queued for the pending TTL and no live worker serves the
+        # job (live as the Workers page says, on the ledger's threshold).
+        pending = QueuedBefore(now - self.pending_ttl, live_since(now, self.stale_after))
+        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending)
         changes = [
-            self._expire(run_id, now, pending_cutoff)
+            self._expire(run_id, now, pending)
             if reason == "expired"
             else self._change(run_id, reason, now, hb_cutoff, cancel_cutoff)
             for run_id, reason, _ in found
@@ -96,13 +100,14 @@ class Reaper:
         ]
         return self.store.transition_many(changes)
 
-    def _expire(self, run_id: int, now: datetime, cutoff: datetime) -> _Change:
+    def _expire(self, run_id: int, now: datetime, pending: QueuedBefore) -> _Change:
         values: dict[str, Any] = {
             "finished_at": naive(now),
             "error_type": EXPIRED,
-            "error_message": f"no worker claimed it within the pending TTL ({self.pending_ttl})",
+            "error_message": f"no worker claimed it within the pending TTL ({self.pending_ttl})"
+            " and no live worker serves its job",
         }
-        guards: tuple[Guard, ...] = (QueuedBefore(cutoff),)
+        guards: tuple[Guard, ...] = (pending,)
         return run_id, RunStatus.CANCELLED, frozenset({RunStatus.PENDING}), values, guards
 
     @staticmethod

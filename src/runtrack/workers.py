@@ -2,7 +2,9 @@
 host, pid, version, concurrency, the jobs it serves with their schedules) and
 heartbeats its row while it lives; a graceful stop marks it stopped, and a
 worker not seen for ``stale_after`` (the threshold that reaps its runs) is
-dead. What a worker is running is read from ``runs.worker_id``.
+dead. Each job a live worker serves is marked served (``jobs.served_at``): its
+pending runs wait for that worker instead of expiring. What a worker is
+running is read from ``runs.worker_id``.
 
 Worker rows are history of a kind: retention deletes the rows of workers gone
 for :data:`KEEP_GONE` (and at least a day), however long runs are kept.
@@ -36,6 +38,7 @@ __all__ = [
     "WorkerState",
     "Workers",
     "forget_gone_workers",
+    "live_since",
     "on_wall_clock",
 ]
 
@@ -52,6 +55,14 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+
+def live_since(now: datetime, stale_after: timedelta) -> datetime:
+    """The one definition of a live worker: not stopped, and last seen at or
+    after this instant (``stale_after`` ago). The Workers page, the queue's
+    waiting reasons and the pending TTL (a run whose job a live worker serves
+    does not expire, ``jobs.served_at``) all read it."""
+    return now - stale_after
 
 
 class WorkerState(StrEnum):
@@ -166,7 +177,7 @@ class Workers:
         stopped = aware(row.stopped_at)
         if stopped is not None:
             state = WorkerState.STOPPED
-        elif now - last_seen > self.stale_after:
+        elif last_seen < live_since(now, self.stale_after):
             state = WorkerState.DEAD
         else:
             state = WorkerState.LIVE

@@ -17,6 +17,7 @@ from runtrack import Ledger, RunStatus
 from runtrack.api import create_app
 from runtrack.config import Settings
 from runtrack.web.pages.queue import parse_params
+from runtrack.workers import WorkerJob
 
 TOKEN = "t" * 32
 JOB = "boards:search"
@@ -80,7 +81,17 @@ def test_run_now_queues_a_run_and_the_job_page_says_why_it_waits(
         in dashboard.get(done.headers["location"]).text
     )
     page = dashboard.get(job_path).text
-    assert f'href="/runs/{run_id}"' in page and "no worker serving this job has claimed it" in page
+    assert f'href="/runs/{run_id}"' in page and "no live worker serves this job" in page
+    expires = (run.created_at + ledger.pending_ttl).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert expires in page
+    # A live worker serving the job: the run waits for its free slot, and
+    # does not expire meanwhile (the reaper agrees, see test_pending_expiry).
+    ledger.register_worker("board-worker", [WorkerJob(JOB, "every 1:00:00")])
+    page = dashboard.get(job_path).text
+    assert "waiting for a free slot of a live worker serving this job" in page
+    assert "not while a live worker serves the job" in page and expires not in page
+    ledger.worker_stopped("board-worker")
+    assert "no live worker serves this job" in dashboard.get(job_path).text
     ledger.pause("boards", for_="1h", reason="429")
     assert "provider boards is paused for" in dashboard.get(job_path).text
 

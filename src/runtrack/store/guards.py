@@ -40,9 +40,11 @@ class CancelPending:
 @dataclass(frozen=True, slots=True)
 class QueuedBefore:
     """The run is still pending and was queued before ``cutoff`` (issue 17:
-    its pending TTL is over)."""
+    its pending TTL is over), and no live worker serves its job: none was
+    seen serving it at or after ``served_since``."""
 
     cutoff: datetime
+    served_since: datetime
 
 
 Guard = StaleBefore | CancelRequestedBefore | CancelPending | QueuedBefore

@@ -23,7 +23,7 @@ from runtrack.models import (
 )
 from runtrack.store.base import Transactions
 from runtrack.store.carry import settle, settle_ended
-from runtrack.store.guards import Guard
+from runtrack.store.guards import Guard, QueuedBefore
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
     naive,
@@ -123,15 +123,16 @@ class LivenessStore:
         heartbeat_cutoff: datetime,
         cancel_cutoff: datetime,
         limit: int,
-        pending_cutoff: datetime | None = None,
+        pending: QueuedBefore | None = None,
     ) -> list[tuple[int, str, str]]:
         """(id, reason, status) of active runs past their deadline; the reason is
         ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``cancel``
-        or ``expired`` (pending since before ``pending_cutoff``). Each query is
-        a range of an index, so the cost follows the number of stale runs."""
+        or ``expired`` (the runs the guard ``pending`` lets expire). Each
+        query is a range of an index, so the cost follows the number of stale
+        runs (and of pending runs past the TTL)."""
         ranges = [*stale_ranges(heartbeat_cutoff), ("cancel", cancel_requested(cancel_cutoff))]
-        if pending_cutoff is not None:
-            ranges.append(("expired", expired(pending_cutoff)))
+        if pending is not None:
+            ranges.append(("expired", expired(pending.cutoff, pending.served_since)))
         queries = [
             (reason, select(runs.c.id, runs.c.status).where(*conditions))
             for reason, conditions in ranges

@@ -3,9 +3,10 @@
 A run is stale when it is running and silent since before the cutoff: with a
 heartbeat older than it, or with no heartbeat yet and a start older than it.
 (A pending run holds no lease since issue 17: it is not stale, it expires
-after the pending TTL, :func:`expired`.) :func:`stale_ranges` gives the
-two as index ranges (the reaper's scan, the count on the dashboard);
-:func:`condition` gives the same as one guard of an UPDATE.
+after the pending TTL unless a live worker serves its job, :func:`expired`.)
+:func:`stale_ranges` gives the two as index ranges (the reaper's scan, the
+count on the dashboard); :func:`condition` gives the same as one guard of an
+UPDATE.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from runtrack.models import RunStatus
 from runtrack.store.guards import (
@@ -24,7 +25,7 @@ from runtrack.store.guards import (
     StaleBefore,
 )
 from runtrack.store.rows import naive
-from runtrack.store.schema import runs
+from runtrack.store.schema import jobs, runs
 
 __all__ = ["cancel_requested", "condition", "conditions", "expired", "stale_ranges"]
 
@@ -40,9 +41,20 @@ def stale_ranges(cutoff: datetime) -> list[tuple[str, tuple[ColumnElement[bool],
     ]
 
 
-def expired(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending runs queued before ``cutoff`` (the pending TTL ago)."""
-    return (runs.c.status == RunStatus.PENDING, runs.c.created_at < naive(cutoff))
+def expired(cutoff: datetime, served_since: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending runs queued before ``cutoff`` (the pending TTL ago) whose job
+    no live worker serves: its ``served_at`` is NULL or before
+    ``served_since`` (one primary-key lookup of the job per pending run)."""
+    served = (
+        select(jobs.c.key)
+        .where(jobs.c.key == runs.c.job_key, jobs.c.served_at >= naive(served_since))
+        .correlate(runs)
+    )
+    return (
+        runs.c.status == RunStatus.PENDING,
+        runs.c.created_at < naive(cutoff),
+        ~exists(served),
+    )
 
 
 # Memoized: every run of one reap gets the same condition objects, which
@@ -55,7 +67,7 @@ def condition(guard: Guard) -> ColumnElement[bool]:
     if isinstance(guard, CancelRequestedBefore):
         return and_(*cancel_requested(guard.cutoff))
     if isinstance(guard, QueuedBefore):
-        return and_(*expired(guard.cutoff))
+        return and_(*expired(guard.cutoff, guard.served_since))
     column = runs.c.cancel_requested_at
     assert isinstance(guard, CancelPending)
     return column.is_not(None) if guard.pending else column.is_(None)

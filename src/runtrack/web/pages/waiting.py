@@ -1,9 +1,11 @@
 """A job's queue as its page shows it (issue 17): each pending run and why it
 waits. The reasons are those a claim checks, in its order: the provider's
 pause, the job's running runs (its lease slots), the provider's limit, a
-backfill's ``max_parallel``, the runs queued before it; past them, only a
-worker serving the job is missing (none has claimed it yet). Each pending
-run also says when it expires (``pending_ttl`` after it was queued).
+backfill's ``max_parallel``, the runs queued before it; past them, either no
+live worker serves the job, or one does but has not claimed it yet (its
+slots are busy). Each pending run also says when it expires (``pending_ttl``
+after it was queued), or that it does not while a live worker serves its job
+(live as the Workers page says).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from runtrack.errors import BackfillNotFound
 from runtrack.ledger import Ledger
 from runtrack.models import RunRecord, RunStatus
 from runtrack.web.pages.formatting import span
+from runtrack.workers import WorkerState
 
 __all__ = ["QUEUE_SHOWN", "Waiting", "queue_of"]
 
@@ -29,7 +32,8 @@ class Waiting:
 
     run: RunRecord
     why: str
-    expires_at: datetime
+    #: ``None``: it does not expire while a live worker serves its job.
+    expires_at: datetime | None
 
 
 def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> list[Waiting]:
@@ -47,6 +51,9 @@ def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> l
         limit is not None
         and ledger.count_runs(provider=provider, status=[RunStatus.RUNNING]) >= limit
     )
+    served = any(
+        w.state is WorkerState.LIVE and any(j.key == job for j in w.jobs) for w in ledger.workers()
+    )
     backfills: dict[int, BackfillRecord | None] = {}
     found: list[Waiting] = []
     for ahead, run in enumerate(pending):
@@ -60,12 +67,18 @@ def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> l
             why = f"behind {ahead} queued run(s) of this job"
         elif running:
             why = f"the job is busy: {running} run(s) running hold its slots"
+        elif served:
+            why = (
+                "waiting for a free slot of a live worker serving this job "
+                f"(queued {span(now - run.created_at)} ago)"
+            )
         else:
             why = (
-                f"no worker serving this job has claimed it (queued {span(now - run.created_at)} "
-                "ago): is a runner with this job registered running?"
+                f"no live worker serves this job (queued {span(now - run.created_at)} ago): "
+                "start a runner with this job registered"
             )
-        found.append(Waiting(run, why, run.created_at + ledger.pending_ttl))
+        expires = None if served else run.created_at + ledger.pending_ttl
+        found.append(Waiting(run, why, expires))
     return found
 
 
