@@ -157,19 +157,10 @@ class LivenessStore:
     ) -> list[int]:
         """Several guarded transitions in one transaction; the ids changed.
 
-        Where the database returns the rows an UPDATE changed, runs moving
-        alike (same target, guard and values: the stale runs of one reap)
-        change in one ``UPDATE ... RETURNING``, then their jobs and tallies in
-        a batch each: a few statements per hundred runs, not four per run."""
-
-        def each(conn: Connection) -> list[int]:
-            return [
-                run_id
-                for run_id, target, allowed, values, guards in changes
-                if self.runs.transition_in(
-                    conn, run_id, target, allowed, values, None, conditions(guards)
-                )
-            ]
+        Runs moving alike (same target, guard and values: the stale runs of
+        one reap, the queued windows of a cancelled backfill) change in one
+        UPDATE, then their jobs and tallies in a batch each: a few statements
+        per hundred runs, not four per run."""
 
         def in_sets(conn: Connection) -> list[int]:
             changed: list[Any] = []
@@ -180,7 +171,7 @@ class LivenessStore:
             done = {run_id for run_id, *_ in changed}
             return [run_id for run_id in dict.fromkeys(c[0] for c in changes) if run_id in done]
 
-        return self.tx.write(in_sets if self.tx.engine.dialect.update_returning else each)
+        return self.tx.write(in_sets)
 
     @staticmethod
     def _transition_set(
@@ -198,13 +189,19 @@ class LivenessStore:
             changes["lease_key"] = None
             if not counts_given(values):
                 changes.update(COUNTED_ITEMS)
-        stmt = (
-            update(runs)
-            .where(runs.c.id.in_(ids), runs.c.status.in_(sorted(allowed)), *where)
-            .values(changes)
-            .returning(runs.c.id, *RUN_EFFECT.selected_columns)
-        )
-        return [(row.id, target, values, row) for row in conn.execute(stmt)]
+        chosen = (runs.c.id.in_(ids), runs.c.status.in_(sorted(allowed)), *where)
+        effect = (runs.c.id, *RUN_EFFECT.selected_columns)
+        if conn.dialect.update_returning:
+            stmt = update(runs).where(*chosen).values(changes).returning(*effect)
+            return [(row.id, target, values, row) for row in conn.execute(stmt)]
+        # MariaDB has no UPDATE ... RETURNING: the runs that qualify are locked,
+        # changed by id (nobody can move them in between), then read back.
+        locked = [i for (i,) in conn.execute(select(runs.c.id).where(*chosen).with_for_update())]
+        if not locked:
+            return []
+        conn.execute(update(runs).where(runs.c.id.in_(locked)).values(changes))
+        rows = conn.execute(select(*effect).where(runs.c.id.in_(locked)))
+        return [(row.id, target, values, row) for row in rows]
 
     @staticmethod
     def _finalize_jobs(
