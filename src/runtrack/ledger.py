@@ -27,10 +27,7 @@ from runtrack.clock import Clock, DatabaseClock
 from runtrack.config import Settings, timing
 from runtrack.context import ClaimedContext, RunContext, tracked
 from runtrack.control import Control
-from runtrack.errors import (
-    InvalidInput,
-    describe,
-)
+from runtrack.errors import InvalidInput, describe
 from runtrack.events import Events, RunListener
 from runtrack.incidents import Alerting
 from runtrack.lifecycle import Lifecycle
@@ -49,9 +46,7 @@ from runtrack.reaper import Reaper
 from runtrack.run import Run
 from runtrack.start import StartRequest
 from runtrack.store import dialects, migrate
-from runtrack.store.sql import (
-    Store,
-)
+from runtrack.store.sql import Store
 from runtrack.watching import Watch
 from runtrack.workers import Workers
 
@@ -261,6 +256,7 @@ class Ledger:
 
     trigger = _part("_queue", Queue.trigger)
     rerun = _part("_queue", Queue.rerun)
+    retry_queued = _part("_queue", Queue.retry)
     claim = _part("_queue", Queue.claim)
     limit_provider = _part("_queue", Queue.limit_provider)
     provider_limits = _part("_queue", Queue.provider_limits)

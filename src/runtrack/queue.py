@@ -20,10 +20,11 @@ from runtrack import inputs
 from runtrack.clock import Clock
 from runtrack.errors import InvalidInput, JobNotFound, describe
 from runtrack.lifecycle import Lifecycle
-from runtrack.models import RunRecord
+from runtrack.models import RunRecord, RunStatus
 from runtrack.queries import Queries
 from runtrack.run import Run
 from runtrack.start import StartRequest
+from runtrack.store.backfills import BackfillStore
 from runtrack.store.rows import naive
 from runtrack.store.sql import Store
 
@@ -44,6 +45,7 @@ class Queue:
         self._clock = clock
         self._lifecycle = lifecycle
         self._queries = queries
+        self._backfills = BackfillStore(store.tx)
 
     def trigger(
         self,
@@ -84,6 +86,44 @@ class Queue:
         # A re-run of a backfill's window stays a window of that backfill.
         return self._enqueue(
             request, dedupe=False, rerun_of=original.id, backfill_id=original.backfill_id
+        )
+
+    def retry(self, run_id: int, *, retry_policy: dict[str, Any] | None = None) -> RunRecord | None:
+        """Queue the retry of the failed queued run ``run_id`` (a runner does,
+        once the retry's delay has passed): the same job, params and window
+        (a live one, if it had none), the same watermark rule (checked again
+        when it is claimed) and backfill; ``attempt + 1``, ``retry_of``,
+        ``triggered_by="retry"``. ``None``, nothing queued, if its backfill was
+        cancelled or its window queued again since (a resume, a re-run)."""
+        failed = self._queries.get_run(inputs.positive_int("run_id", run_id))
+        if failed.status is not RunStatus.FAILED:
+            raise InvalidInput("run_id", f"run {run_id} is {failed.status}", "a failed run")
+        if retry_policy is not None:
+            inputs.json_value("retry_policy", retry_policy, mapping=True)
+        if not self._retry_stands(failed):
+            return None
+        start, end = failed.window_start, failed.window_end
+        if start is None or end is None or end <= start:
+            start = end = None  # a live window that had no watermark: live again
+        request = StartRequest(
+            failed.job,
+            provider=failed.provider,
+            params=failed.params,
+            triggered_by="retry",
+            window_start=start,
+            window_end=end,
+            attempt=failed.attempt + 1,
+            retry_of=failed.id,
+            retry_policy=retry_policy,
+            on_partial=failed.on_partial,
+            max_carry_attempts=failed.max_carry_attempts,
+        )
+        return self._enqueue(
+            request,
+            dedupe=False,
+            backfill_id=failed.backfill_id,
+            moves=failed.moves_watermark,
+            priority=PRIORITY_MANUAL if failed.backfill_id is None else PRIORITY_BACKFILL,
         )
 
     def create(self, request: StartRequest) -> RunRecord:
@@ -132,6 +172,15 @@ class Queue:
 
     # -- helpers ---------------------------------------------------------------------
 
+    def _retry_stands(self, failed: RunRecord) -> bool:
+        """A backfill window's retry is not queued once its backfill was
+        cancelled, or its window queued again (resumed, re-run)."""
+        if failed.backfill_id is None:
+            return True
+        start = naive(failed.window_start)
+        assert start is not None  # a backfill's window is fixed
+        return self._backfills.retry_stands(failed.backfill_id, start, failed.id)
+
     def _checked(
         self,
         job: str,
@@ -178,13 +227,16 @@ class Queue:
         dedupe: bool,
         rerun_of: int | None = None,
         backfill_id: int | None = None,
+        moves: bool | None = None,
+        priority: int = PRIORITY_MANUAL,
     ) -> RunRecord:
-        fixed = r.window_start is not None
-        moves = (not fixed) if r.advance_watermark is None else r.advance_watermark
-        if rerun_of is not None or dedupe:
-            moves = True  # a fixed window moves it only if it starts at it (see claims)
-        if backfill_id is not None:
-            moves = False  # a backfill never moves the watermark
+        if moves is None:
+            fixed = r.window_start is not None
+            moves = (not fixed) if r.advance_watermark is None else r.advance_watermark
+            if rerun_of is not None or dedupe:
+                moves = True  # a fixed window moves it only if it starts at it (see claims)
+            if backfill_id is not None:
+                moves = False  # a backfill never moves the watermark
         values: dict[str, Any] = {
             "uid": str(uuid.uuid4()),
             "job_key": r.job,
@@ -194,7 +246,7 @@ class Queue:
             "retry_of": r.retry_of,
             "rerun_of": rerun_of,
             "backfill_id": backfill_id,
-            "priority": PRIORITY_MANUAL,
+            "priority": priority,
             "triggered_by": r.triggered_by,
             "params": r.params,
             "created_at": naive(self._clock.now()),

@@ -113,6 +113,13 @@ def owed(ledger: Ledger) -> dict[str, Any]:
     return {"job": job, "entry_id": ledger.carried(job).items[0].id, "by": "me"}
 
 
+def a_failed_run(ledger: Ledger) -> int:
+    """A fresh run that failed: what a runner queues a retry of."""
+    run = ledger.start_run(fresh())
+    ledger.finish_run(run, RunStatus.FAILED, error="boom")
+    return run.id
+
+
 def a_backfill(ledger: Ledger) -> int:
     """A fresh backfill of two windows of job "seed"."""
     return ledger.backfill("seed", NOW - timedelta(days=2), NOW, every="1d").id
@@ -147,6 +154,7 @@ LEDGER_CALLS: dict[str, Baseline] = {
     "pending_count": lambda L: {"jobs": ["seed"]},
     "provider_limits": lambda L: {},
     "rerun": lambda L: {"run_id": seed(L), "by": "me"},
+    "retry_queued": lambda L: {"run_id": a_failed_run(L), "retry_policy": {"max_attempts": 2}},
     # Issue 17: backfills.
     "backfill": lambda L: {
         "job": "seed",

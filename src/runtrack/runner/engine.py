@@ -15,6 +15,8 @@ With ``concurrency`` above 1 up to that many attempts run side by side.
 Each attempt is its own run (``attempt``, ``retry_of``, ``retry_policy``).
 Retries wait in this process's memory: if the process dies, the job's next
 tick runs it again, and a retry that a newer run has overtaken is dropped.
+The retry of a queued run is queued again when due, with its params and
+window (:mod:`runtrack.runner.retrying`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from runtrack.failures import described
 from runtrack.ledger import Ledger
 from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, JobRecord, OnPartial, RunStatus
 from runtrack.runner.alerts import publish_expectations
-from runtrack.runner.backfills import is_backfill_window
 from runtrack.runner.execution import Attempt, Execution, Outcome, Stopper, stop_on_signals
 from runtrack.runner.feed import Feed, Pool, pause_provider
 from runtrack.runner.maintenance import Maintenance
 from runtrack.runner.presence import Presence
 from runtrack.runner.registry import JobSpec, Registry, make_spec
 from runtrack.runner.retry import Action, RetryPolicy, backoff_until
+from runtrack.runner.retrying import next_attempt, requeue, superseded
 from runtrack.runner.summary import CycleSummary, Tally
 
 __all__ = ["Runner"]
@@ -203,6 +205,9 @@ class Runner:
         for attempt in self._due(now, states, paused, tally):
             if self._stopper.requested:
                 break
+            if attempt.requeue is not None:  # claimed below, as any queued run
+                requeue(self.ledger, attempt)
+                continue
             if attempt.spec.provider in paused:  # paused earlier in this cycle
                 tally.add("skipped_paused")
                 self._hold(attempt)
@@ -238,6 +243,9 @@ class Runner:
             self._record(attempt, outcome, tally, paused)
         now = self.ledger.now()
         for attempt in self._due(now, self.ledger.get_jobs(self._registry.keys()), paused, tally):
+            if attempt.requeue is not None and not self._stopper.requested:
+                requeue(self.ledger, attempt)
+                continue
             if self._stopper.requested or attempt.spec.provider in paused or not pool.free():
                 self._hold(attempt)  # a tick stays due in the database
                 continue
@@ -260,7 +268,7 @@ class Runner:
         """Retries whose time has come (oldest first), then due ticks in random
         order, so that runners sharing the database do not all race for the
         same job first."""
-        retries = [r for r in self._retries if r.due <= now and not self._superseded(r, states)]
+        retries = [r for r in self._retries if r.due <= now and not superseded(r, states)]
         self._retries = [r for r in self._retries if r.due > now]
         ticks: list[Attempt] = []
         for spec in self._registry:
@@ -340,37 +348,15 @@ class Runner:
         used = attempt.used + 1 if decision.action is Action.RETRY else attempt.used
         if decision.action is Action.PAUSE and decision.delay > timedelta(0):
             pause_provider(self.ledger, spec, outcome.run_id, decision.delay, error, paused)
-        if attempt.queued is not None and is_backfill_window(self.ledger, outcome.run_id):
-            return  # a retry would run the live window: resume_backfill queues it again
-        self._schedule_retry(attempt, outcome.run_id, decision.delay, used)
+        due = self.ledger.now() + decision.delay
+        self._retries.append(next_attempt(attempt, outcome.run_id, due, used))
         tally.add("retries")
-
-    def _schedule_retry(self, attempt: Attempt, run_id: int, delay: timedelta, used: int) -> None:
-        retry = Attempt(
-            attempt.spec,
-            due=self.ledger.now() + delay,
-            tick=attempt.tick,
-            attempt=attempt.attempt + 1,
-            retry_of=run_id,
-            used=used,
-            params=attempt.queued.params if attempt.queued is not None else attempt.params,
-        )
-        self._retries.append(retry)
 
     def _hold(self, attempt: Attempt) -> None:
         """Keep a retry whose provider is paused for a later cycle (a tick
         needs nothing: it stays due in the database)."""
         if attempt.retry_of is not None:
             self._retries.append(attempt)
-
-    @staticmethod
-    def _superseded(retry: Attempt, states: dict[str, JobRecord]) -> bool:
-        """A newer run of the job has finished since the failure: drop the retry."""
-        state = states.get(retry.spec.key)
-        newer = state is not None and state.last_run_id not in (None, retry.retry_of)
-        if newer:
-            log.info("retry of run %s dropped: a newer run has finished", retry.retry_of)
-        return newer
 
     def _paused(self) -> dict[str, datetime]:
         return {pause.provider: pause.until for pause in self.ledger.pauses()}

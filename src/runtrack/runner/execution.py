@@ -28,13 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
-from typing import Any
 
 from runtrack.errors import InvalidTransition, JobBusy, LeaseLost, ProviderBusy
 from runtrack.ledger import Ledger
 from runtrack.models import RATE_LIMITED, TIMEOUT, RunStatus
 from runtrack.run import Run, mark_ending, request_stop
-from runtrack.runner.backfills import is_backfill_window
 from runtrack.runner.registry import JobSpec
 from runtrack.runner.retry import Action, Decision
 
@@ -97,7 +95,9 @@ def stop_on_signals(stopper: Stopper, enabled: bool) -> Iterator[None]:
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One attempt to run a job: a schedule tick (attempt 1), a run claimed
-    from the queue (``queued``, issue 17) or a retry of either."""
+    from the queue (``queued``, issue 17) or a retry of either. The retry of
+    a queued run is not run here: once due, it is queued again (``requeue``)
+    with the failed run's params and window, and claimed like any."""
 
     spec: JobSpec
     due: datetime  # when it became (or becomes) runnable
@@ -107,8 +107,8 @@ class Attempt:
     used: int = 1  # attempts counted against the retry budget, this one included
     #: A run claimed from the queue, already running (its handle).
     queued: Run | None = None
-    #: The params of a retried queued run.
-    params: dict[str, Any] | None = None
+    #: The failed queued run that this retry queues again when due.
+    requeue: int | None = None
 
     @property
     def triggered_by(self) -> str:
@@ -161,7 +161,6 @@ class Execution:
                 else self._ledger.run(
                     spec.key,
                     provider=spec.provider,
-                    params=a.params,
                     triggered_by=a.triggered_by,
                     concurrency=spec.concurrency,
                     attempt=a.attempt,
@@ -197,11 +196,7 @@ class Execution:
         self._decision = decision
         if decision.action is Action.PAUSE:
             mark_ending(run, RATE_LIMITED, (self._ledger.now() + decision.delay).isoformat())
-        elif (
-            decision.action is Action.RETRY
-            and not self._stopper.requested
-            and (self._attempt.queued is None or not is_backfill_window(self._ledger, run.id))
-        ):
+        elif decision.action is Action.RETRY and not self._stopper.requested:
             mark_ending(run, "retried")
 
     # -- the supervising thread -------------------------------------------------

@@ -24,6 +24,7 @@ from runtrack.failures import capped, message
 from runtrack.ledger import Ledger
 from runtrack.runner.execution import Attempt, Outcome, Stopper
 from runtrack.runner.registry import JobSpec, Registry
+from runtrack.runner.retrying import budget_used
 from runtrack.store.queue import CHANNEL
 
 __all__ = ["Feed", "Pool", "pause_provider"]
@@ -48,7 +49,11 @@ class Feed:
         run = self._ledger.claim(served, paused=sorted(paused))
         if run is None:
             return None
-        return Attempt(self._registry[run.job], due=run.started_at, tick=None, queued=run)
+        spec = self._registry[run.job]
+        used = budget_used(self._ledger, run)
+        return Attempt(
+            spec, due=run.started_at, tick=None, attempt=run.attempt, used=used, queued=run
+        )
 
     # -- waiting -----------------------------------------------------------------------
 

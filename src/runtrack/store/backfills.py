@@ -117,6 +117,28 @@ class BackfillStore:
 
         return self.tx.read(work)
 
+    def retry_stands(self, backfill_id: int, window_start: datetime, after_run: int) -> bool:
+        """Whether a retry of run ``after_run`` (of this window of the
+        backfill) may be queued: the backfill is not cancelled and no run of
+        the window came after it (a resume or a re-run queued it again)."""
+        state = select(backfills.c.state).where(backfills.c.id == backfill_id)
+        later = (
+            select(runs.c.id)
+            .where(
+                runs.c.backfill_id == backfill_id,
+                runs.c.window_start == window_start,
+                runs.c.id > after_run,
+            )
+            .limit(1)
+        )
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(state).scalar() in (None, "cancelled"):
+                return False
+            return conn.execute(later).first() is None
+
+        return self.tx.read(work)
+
     # -- helpers -------------------------------------------------------------------
 
     def _lock_job(self, conn: Connection, job: str) -> bool:
