@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runtrack.clock import Clock, DatabaseClock, ManualClock, OffsetClock, SystemClock
 from runtrack.context import current_run
 from runtrack.errors import (
+    BackfillBusy,
     BackfillNotFound,
     CarriedNotFound,
     ConfigurationError,
@@ -69,6 +70,7 @@ logging.getLogger("runtrack").addHandler(logging.NullHandler())
 __all__ = [
     "ACTIVE",
     "TERMINAL",
+    "BackfillBusy",
     "BackfillNotFound",
     "Carried",
     "CarriedItem",

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 __all__ = [
+    "BackfillBusy",
     "BackfillNotFound",
     "CarriedNotFound",
     "ConfigurationError",
@@ -239,6 +240,19 @@ class ProviderBusy(RuntrackError):
         super().__init__(
             f"provider {provider!r} is at its limit of {max_running} running run(s); "
             "wait for one to end, or raise it with `runtrack limit`"
+        )
+
+
+class BackfillBusy(RuntrackError):
+    """The run is a backfill's window and the backfill already has as many
+    running runs as its ``max_parallel`` allows."""
+
+    def __init__(self, run_id: int, backfill_id: int) -> None:
+        self.run_id = run_id
+        self.backfill_id = backfill_id
+        super().__init__(
+            f"run {run_id} is a window of backfill {backfill_id}, which is at its "
+            "max_parallel; wait for one of its running windows to end"
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from runtrack.carry import RunCarry, carry_options
 from runtrack.clock import Clock
 from runtrack.errors import (
+    BackfillBusy,
     InvalidInput,
     InvalidTransition,
     JobBusy,
@@ -270,7 +271,8 @@ class Lifecycle:
 
     def start_pending(self, run_id: int, concurrency: int = 1) -> Run:
         """Claim the pending run ``run_id`` (one of ``concurrency`` lease slots
-        of its job; a stale holder is reaped first) and return its handle."""
+        of its job; a stale holder is reaped first; a backfill's window only
+        within its ``max_parallel``) and return its handle."""
         now = self.clock.now()
         claim = self.store.claim_run(run_id, concurrency, self.stamp(), now)
         if claim.why == "busy" and self.reaper.reap_if_stale(list(claim.holders), now):
@@ -282,6 +284,8 @@ class Lifecycle:
             if claim.why == "provider_limit":
                 provider = self.queries.get_run(run_id).provider
                 raise ProviderBusy(provider or "", claim.limit)
+            if claim.why == "backfill_full":
+                raise BackfillBusy(run_id, self.queries.get_run(run_id).backfill_id or 0)
             status = claim.status or self.queries.get_run(run_id).status
             raise InvalidTransition(run_id, status, RunStatus.RUNNING)
         return self.adopt(claim, now)

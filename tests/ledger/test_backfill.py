@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from runtrack import InvalidInput, JobNotFound, Ledger, ManualClock, RunStatus
 from runtrack.backfills import BackfillState, WindowState
-from runtrack.errors import BackfillNotFound
+from runtrack.errors import BackfillBusy, BackfillNotFound
 from runtrack.store.schema import backfills, runs
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -183,3 +183,20 @@ def test_a_capped_backfill_does_not_hide_the_windows_behind_it(ledger_: Ledger) 
     assert first is not None and second is not None
     assert ledger_.get_run(first.id).backfill_id == big.id
     assert ledger_.get_run(second.id).backfill_id == small.id
+
+
+def test_start_run_of_a_window_respects_max_parallel(ledger_: Ledger) -> None:
+    """``start_run(run_id=...)`` of a backfill's window claims it within the
+    backfill's max_parallel, as the queue's claim does."""
+    record = ledger_.backfill("bf:a", START, START + 3 * DAY, max_parallel=1)
+    ids = [w.run_id or 0 for w in ledger_.backfill_windows(record.id)]
+    first = ledger_.start_run(run_id=ids[0], concurrency=4)
+    with pytest.raises(BackfillBusy) as busy:
+        ledger_.start_run(run_id=ids[1], concurrency=4)
+    assert busy.value.backfill_id == record.id
+    assert ledger_.get_run(ids[1]).status is RunStatus.PENDING
+    assert ledger_.claim({"bf:a": 4}) is None  # nor through the queue
+    ledger_.finish_run(first)
+    second = ledger_.start_run(run_id=ids[1], concurrency=4)
+    assert second.window.start == START + DAY
+    assert ledger_.get_backfill(record.id).progress.running == 1

@@ -67,7 +67,8 @@ UNKNOWN = object()
 class Claim:
     """What a claim found. ``run`` is set when this call claimed it; else
     ``why`` says what stood in the way (``not_pending``, ``busy``,
-    ``provider_limit``, ``paused``) with the job's lease holders or the limit."""
+    ``provider_limit``, ``paused``, ``backfill_full``) with the job's lease
+    holders or the limit."""
 
     run: RunRecord | None
     job_checkpoint: Any = None
@@ -243,6 +244,10 @@ class QueueStore:
             if row is None or row.status != RunStatus.PENDING:
                 status = RunStatus(row.status) if row is not None else None
                 return Claim(None, why="not_pending", status=status)
+            # A backfill's window: its max_parallel, counted under the
+            # backfill's row lock as claim_next does (the run's row first).
+            if row.backfill_id is not None and not room_for(conn, row.backfill_id, self.tx.dialect):
+                return Claim(None, why="backfill_full")
             return self._take(conn, row, _slots(row.job_key, concurrency), stamp, _naive(now))
 
         return self._claiming(work, Claim(None, why="busy"))

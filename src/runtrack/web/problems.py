@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtrack.errors import (
+    BackfillBusy,
     BackfillNotFound,
     CarriedNotFound,
     ConfigurationError,
@@ -70,6 +71,7 @@ STATUS_OF: dict[type[BaseException], int] = {
     InvalidTransition: 409,
     JobBusy: 409,
     ProviderBusy: 409,
+    BackfillBusy: 409,
     RecordConflict: 409,
     LeaseLost: 409,
     DatabaseUnavailable: 503,
