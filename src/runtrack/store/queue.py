@@ -12,6 +12,7 @@ has it, so claimers pass each other instead of queueing on one row.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,11 +254,11 @@ class QueueStore:
         return self._claiming(work, Claim(None, why="busy"))
 
     def _claiming(self, work: Callable[[Connection], T], busy: T) -> T:
-        """Run a claim's transaction, again if a direct start committed the
-        slot it chose in between (a direct start does not wait for the job's
-        row; the unique lease key refuses the claim's update, and on
-        PostgreSQL that aborts the transaction: nothing of it was written).
-        ``busy`` once every attempt met a direct start."""
+        """Run a claim's transaction, again if another claimer or a direct
+        start took the slot it chose between its read of the slots and its
+        update (the unique lease key refuses the update; on PostgreSQL that
+        aborts the transaction, so nothing of it was written: no savepoint
+        per claim for a rare race). ``busy`` once every attempt lost one."""
         for _ in range(CLAIM_ATTEMPTS):
             try:
                 return self.tx.write(work, read_committed=True)
@@ -270,10 +271,12 @@ class QueueStore:
     ) -> Claim:
         """Move the candidate ``row`` to running in a free slot of its job, if
         its provider has room: the claim's one conditional update. The job's
-        row is locked first, so claimers of one job take its slots in turn
-        (no two pick the same free slot, no savepoint is needed) and its
-        watermark cannot move under the claim."""
-        state = conn.execute(self._job_locked, {"p_job": row.job_key}).one()
+        row is not locked: claimers would hold it while they go on to the next
+        candidate, deadlock with each other and with finishes and reaps, and a
+        worker cut off mid-claim would stall them all until the server noticed.
+        Two claimers of one job rarely pick the same free slot (a random one);
+        the loser's update is refused by the unique lease key and its claim
+        tried again (:meth:`_claiming`)."""
         held = conn.execute(
             select(runs.c.lease_key, runs.c.id).where(runs.c.lease_key.in_(slots))
         ).all()
@@ -284,6 +287,7 @@ class QueueStore:
         limit = self._provider_room(conn, row.provider, row.max_running)
         if limit is not None:
             return Claim(None, why="provider_limit", limit=limit)
+        state = conn.execute(JOB_FOR_START, {"p_job": row.job_key}).one()
         values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
         if row.window_start is None:  # a live window: from the watermark to now
             values["window_start"] = state.watermark
@@ -299,7 +303,7 @@ class QueueStore:
         claimed = (
             update(runs)
             .where(runs.c.id == row.id, runs.c.status == RunStatus.PENDING)
-            .values(lease_key=free[0], **values)
+            .values(lease_key=random.choice(free), **values)
         )
         if self._returning:
             record = conn.execute(claimed.returning(*runs.c)).first()
@@ -310,17 +314,6 @@ class QueueStore:
         if record is None:
             return Claim(None, why="not_pending")
         return Claim(run_record(record), state.checkpoint, bool(state.owes))
-
-    @functools.cached_property
-    def _job_locked(self) -> Select[Any]:
-        """The job's state for a claim, its row locked (on SQLite, BEGIN
-        IMMEDIATE holds every other writer off already). On PostgreSQL FOR NO
-        KEY UPDATE: a FOR UPDATE would also hold off the foreign-key check of
-        a direct start's insert, which has written its lease key already and
-        so would deadlock with this claim's update (1 s to detect)."""
-        if self.tx.dialect == "sqlite":
-            return JOB_FOR_START
-        return JOB_FOR_START.with_for_update(of=jobs, key_share=True)
 
     @functools.cached_property
     def _returning(self) -> bool:
