@@ -50,18 +50,21 @@ def busy_reason(error: BaseException | None) -> str:
 
 def note_busy(ledger: Ledger, attempt: Attempt, error: BaseException | None) -> None:
     """Log a start the job's or provider's limit refused and, for a schedule
-    tick, record the skip on the job row. A failure to record (the database
-    is down) is logged and the runner goes on: the tick stays skipped."""
+    tick, record the skip on the job row, then log it (a process killed in
+    between leaves the record, not the line). A failure to record (the
+    database is down) is logged and the runner goes on: the tick stays
+    skipped."""
     key, reason = attempt.spec.key, busy_reason(error)
     if attempt.retry_of is not None or attempt.queued is not None:
         # Not a tick: a retry is dropped (the job's next tick runs again).
         what = f"retry of run {attempt.retry_of}" if attempt.retry_of else "queued run"
         log.info("job %s is busy: %s not started (%s)", key, what, reason)
         return
-    log.info("job %s is busy: tick skipped (%s)", key, reason)
     try:
         ledger.skip_tick(key, reason=reason)
     except RuntrackError as exc:
-        log.warning("job %s: the skipped tick could not be recorded: %s", key, exc)
+        log.warning("job %s is busy: tick skipped (%s), not recorded: %s", key, reason, exc)
     except Exception:  # a bug must not stop the runner, nor go unseen
-        log.exception("job %s: the skipped tick could not be recorded", key)
+        log.exception("job %s is busy: tick skipped (%s), not recorded", key, reason)
+    else:
+        log.info("job %s is busy: tick skipped (%s)", key, reason)
