@@ -235,6 +235,7 @@ class Ledger:
     get_jobs = _part("_queries", Queries.get_jobs)
     ensure_job = _part("_queries", Queries.ensure_job)
     claim_tick = _part("_queries", Queries.claim_tick)
+    skip_tick = _part("_queries", Queries.skip_tick)
     claim_maintenance = _part("_queries", Queries.claim_maintenance)
 
     # -- control: runtrack.control ---------------------------------------------

@@ -27,7 +27,6 @@ __all__ = [
     "CarriedSlice",
     "CarryState",
     "GroupSummary",
-    "Health",
     "ItemRecord",
     "ItemStatus",
     "JobRecord",
@@ -262,6 +261,11 @@ class JobRecord:
     #: The registered schedule (issue 17) and its IANA zone (``None``: UTC).
     schedule: str | None = None
     schedule_tz: str | None = None
+    #: Issue 21: due ticks the runner skipped (the job or its provider was
+    #: busy), and the last one's time (database clock) and reason.
+    ticks_skipped: int = 0
+    last_skipped_at: datetime | None = None
+    last_skip_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,16 +439,3 @@ class JobTally:
     duration_count: int
     duration_sum: float
     duration_buckets: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """Whether the ledger is fit to serve: the database answers, and no stale
-    run is waiting for a reaper that has stopped running."""
-
-    healthy: bool
-    database: bool
-    stale_runs: int | None
-    last_reap_at: datetime | None
-    checked_at: datetime | None
-    reason: str

@@ -11,12 +11,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runtrack.errors import DatabaseUnavailable, JobNotFound
-from runtrack.models import Health, JobState, JobTally, PauseRecord, ProviderState
+from runtrack.models import JobState, JobTally, PauseRecord, ProviderState
 from runtrack.store.sql import Store
 
-__all__ = ["Overview"]
+__all__ = ["Health", "Overview"]
 
 log = logging.getLogger("runtrack")
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the ledger is fit to serve: the database answers, and no stale
+    run is waiting for a reaper that has stopped running."""
+
+    healthy: bool
+    database: bool
+    stale_runs: int | None
+    last_reap_at: datetime | None
+    checked_at: datetime | None
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

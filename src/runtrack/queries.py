@@ -24,7 +24,6 @@ from runtrack.errors import (
 from runtrack.models import (
     Carried,
     GroupSummary,
-    Health,
     ItemRecord,
     ItemStatus,
     JobRecord,
@@ -38,7 +37,7 @@ from runtrack.models import (
     RunRecord,
     RunStatus,
 )
-from runtrack.overview import Overview
+from runtrack.overview import Health, Overview
 from runtrack.store.sql import (
     RunFilter,
     Store,
@@ -47,6 +46,7 @@ from runtrack.store.sql import (
 log = logging.getLogger("runtrack")
 
 MAX_PAGE = 1000
+MAX_SKIP_REASON = 255  # jobs.last_skip_reason
 #: Runs reachable by page number (see :meth:`Queries.list_runs_by_page`), as
 #: search engines bound theirs: the cursor pages any depth at the same cost.
 PAGE_WINDOW = 10_000
@@ -305,6 +305,17 @@ class Queries:
         target = inputs.timestamp("next_due", next_due, optional=False)
         assert target is not None
         return self.store.claim_tick(job, seen, target)
+
+    def skip_tick(self, job: str, *, reason: str) -> None:
+        """Record that a due tick of the job was skipped, and why (issue 21:
+        the runner claimed it, but the job's slots or its provider's limit
+        were taken): the job row counts it in ``ticks_skipped`` and keeps
+        ``last_skipped_at`` (database time) and ``last_skip_reason`` (at most
+        255 characters). :class:`JobNotFound` if the job has no row."""
+        key = inputs.key("job", job)
+        why = inputs.text("reason", reason, limit=MAX_SKIP_REASON)
+        if not self.store.skip_tick(key, why, self.clock.now()):
+            raise JobNotFound(key)
 
     def claim_maintenance(self, task: str, every: timedelta | float | str) -> bool:
         """Whether the caller should run maintenance ``task`` now: True for one

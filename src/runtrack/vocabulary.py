@@ -200,6 +200,9 @@ def job(state: JobState) -> Shape:
         "schedule": record.schedule,
         "schedule_tz": record.schedule_tz,
         "next_due_local": _local(record.next_due_at, record.schedule_tz),
+        "ticks_skipped": record.ticks_skipped,
+        "last_skipped_at": record.last_skipped_at,
+        "last_skip_reason": record.last_skip_reason,
         "active_runs": state.active_runs,
         "paused": pause(state.pause),
     }

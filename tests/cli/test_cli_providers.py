@@ -96,3 +96,26 @@ def test_pause_until_accepts_offsets(cli: Invoke, ledger: Ledger) -> None:
     assert out.code == 0, out.stderr
     pause = ledger.paused("crm")
     assert pause is not None and pause.until == local.astimezone(UTC)
+
+
+def test_jobs_show_the_ticks_the_runner_skipped(
+    cli: Invoke, ledger: Ledger, seeded: Seeded
+) -> None:
+    """Issue 21: the count, the last skip's time and its reason."""
+    reason = "busy: 1 of 1 slot held by run 3"
+    ledger.skip_tick("board:search", reason="provider jobboard at its limit of 1 running run")
+    ledger.skip_tick("board:search", reason=reason)
+    job = ledger.get_job("board:search")
+    assert job is not None and job.last_skipped_at is not None
+    jobs = {j["key"]: j for j in cli("jobs", "--json").json()["data"]}
+    assert jobs["board:search"]["ticks_skipped"] == 2
+    assert jobs["board:search"]["last_skip_reason"] == reason
+    assert jobs["board:search"]["last_skipped_at"] is not None
+    assert (jobs["shop:prices"]["ticks_skipped"], jobs["shop:prices"]["last_skipped_at"]) == (
+        0,
+        None,
+    )
+    table = cli("jobs", "--wide")
+    assert table.code == 0, table.stderr
+    when = job.last_skipped_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"2 ticks skipped, last at {when} UTC: {reason}" in table.stdout

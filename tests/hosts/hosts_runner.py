@@ -10,9 +10,9 @@ twice and no counter went backwards. Queued runs (the tests' manual
 triggers and backfill windows) are claimed by the same runners: a runner
 serves the queue of every job it registers. The process appends one line per
 event to EVENTS_FILE: its clocks at start, every run it started, every tick
-it skipped because the job (or its provider) was busy, and every write of a
-run that the database refused because the run is no longer this worker's
-(fenced).
+it skipped because the job (or its provider) was busy (with whether the skip
+was recorded on the job row), and every write of a run that the database
+refused because the run is no longer this worker's (fenced).
 """
 
 from __future__ import annotations
@@ -76,10 +76,11 @@ class Events:
 
 
 class RunnerLog(logging.Handler):
-    """Records what the runner only logs: a run that ended in ``LeaseLost``
-    (its final write was refused as no longer ours: fenced), and a tick it
-    skipped because the job or its provider was at its limit (the runner
-    keeps that in its cycle summary only, nothing in the database)."""
+    """Records what the runner logs: a run that ended in ``LeaseLost`` (its
+    final write was refused as no longer ours: fenced), and a tick it skipped
+    because the job or its provider was at its limit. The runner records the
+    skip on the job row first and logs it then; a line with "not recorded"
+    says the database write failed (issue 21)."""
 
     def __init__(self, events: Events) -> None:
         super().__init__(logging.INFO)
@@ -88,7 +89,8 @@ class RunnerLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if "busy: tick skipped" in text:
-            self.events.say("skipped", reason="busy", message=text[:200])
+            recorded = "not recorded" not in text
+            self.events.say("skipped", reason="busy", recorded=recorded, message=text[:200])
         elif "LeaseLost" in text or "no longer owned" in text:
             self.events.say("fenced", where="finish", message=text[:300])
 

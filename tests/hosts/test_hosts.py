@@ -4,7 +4,9 @@ see the database restart, each host with its own clock skew.
 
 What is checked, from the database and from a sampler outside the hosts:
 never more running runs of a job than its ``concurrency``, nor of the
-limited provider than its limit; no schedule tick run twice; every queued
+limited provider than its limit; no schedule tick run twice, and every tick
+skipped because its job or provider was busy recorded on the job row with its
+reason, as the runners' logs count them; every queued
 run (manual triggers, backfill windows) executed exactly once or ended by a
 fault, and the backfill's windows tiling its range (see hosts_queue.py);
 every run a worker started is in the database; no run left active after the
@@ -204,6 +206,14 @@ def test_fleet_on_three_hosts(
             " backfill_id, window_start, window_end, started_at, finished_at, error_type,"
             " heartbeat_at, now() AS server_now FROM runs ORDER BY id"
         ).all()
+        # Issue 21: each tick a runner claimed but skipped (busy) is counted on its job row.
+        skipped_db = {
+            r.key: (r.ticks_skipped, r.last_skip_reason)
+            for r in conn.exec_driver_sql(
+                "SELECT key, ticks_skipped, last_skip_reason FROM jobs"
+            ).all()
+            if r.ticks_skipped
+        }
     engine.dispose()
     faults.engine.dispose()
     events = fleet.events()
@@ -232,7 +242,30 @@ def test_fleet_on_three_hosts(
     queue_figures, queue_problems = check_queued(
         queued, runs, Counter(e["run_id"] for e in events if e["kind"] == "started")
     )
-    skipped = Counter(e["message"].split()[1] for e in events if e["kind"] == "skipped")
+    # Skipped ticks, as the runners logged them (the job key is the line's 2nd
+    # word) and as the job rows count them. A runner records the skip first
+    # and logs it then, so every line that says it was recorded is in the
+    # database: per job, the database's count is at least the logged one. It
+    # may be more: a process killed (host death, or a stop that had to
+    # SIGKILL) between the commit and its line loses that one line, and a
+    # write reported failed ("not recorded", the database restarting) may
+    # have committed all the same. With one attempt at a time per runner, a
+    # killed process loses at most one such line; so the excess is at most
+    # the killed processes plus the lines that said "not recorded".
+    skips = [e for e in events if e["kind"] == "skipped"]
+    skipped = Counter(e["message"].split()[1] for e in skips if e["recorded"])
+    unrecorded = Counter(e["message"].split()[1] for e in skips if not e["recorded"])
+    killed = {e["worker"] for e in events if e["kind"] == "ready"} - {
+        e["worker"] for e in events if e["kind"] == "stopped"
+    }
+    in_db = {k: n for k, (n, _) in skipped_db.items()}
+    skipped_below_log = {k: (in_db.get(k, 0), n) for k, n in skipped.items() if in_db.get(k, 0) < n}
+    skipped_excess = sum(in_db.values()) - sum(skipped.values())
+    unexplained_skips = skipped_excess > len(killed) + sum(unrecorded.values())
+    skip_reasons = {k: reason for k, (_, reason) in skipped_db.items()}
+    # A reason names the held runs or the provider's limit (runner/skips.py).
+    told = ("busy: ", "provider ")
+    vague_skips = {k: why for k, why in skip_reasons.items() if not (why or "").startswith(told)}
     ticks = Counter(
         (r.job_key, (r.counters or {}).get("tick"))
         for r in runs
@@ -261,6 +294,10 @@ def test_fleet_on_three_hosts(
         runs=len(runs),
         ticks=sum(ticks.values()),
         ticks_skipped_busy=dict(skipped),
+        ticks_skipped_db=in_db,
+        ticks_skipped_not_recorded=dict(unrecorded),
+        ticks_skipped_last_reason=skip_reasons,
+        killed_processes=len(killed),
         **queue_figures,
         provider_limit=dict(PROVIDER_LIMITS),
         provider_max_running=dict(samples.max_running_provider),
@@ -285,6 +322,10 @@ def test_fleet_on_three_hosts(
     assert not stuck, f"runs still active after the final reap: {[by_id[i] for i in stuck]}"
     assert double_run == 0 and not samples.over_limit, samples.over_limit[:5]
     assert not double_ticks, double_ticks
+    # (database count, logged count) of jobs whose logged skips are not all recorded
+    assert not skipped_below_log, skipped_below_log
+    assert not unexplained_skips, (skipped_excess, len(killed), dict(unrecorded))
+    assert not vague_skips, vague_skips
     assert over_provider_limit == 0, sorted(provider_over)[-5:]
     assert not queue_problems, queue_problems
     assert not samples.counter_went_back, samples.counter_went_back[:5]

@@ -239,6 +239,7 @@ LEDGER_CALLS: dict[str, Baseline] = {
     "run_filter": lambda L: {"job": "seed", "status": "success"},
     "schema_revision": lambda L: {},
     "session_revoked": lambda L: {"nonce": "seed"},
+    "skip_tick": lambda L: {"job": "seed", "reason": "busy: 1 of 1 slot held by run 1"},
     "start_run": lambda L: {"job": fresh(), "provider": "p", "triggered_by": "me"},
     "tracked": lambda L: {"job": fresh(), "provider": "p"},
     "watermark": lambda L: {"job": "seed"},

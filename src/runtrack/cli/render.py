@@ -225,7 +225,19 @@ JOB_COLUMNS: list[Column[JobState]] = [
     # Issue 17: the schedule, and the next due time on its zone's clock.
     Column("schedule", lambda s: s.job.schedule or "-", 26, optional=True, wrap=True),
     Column("next due (local)", lambda s: _next_due(s.job), 26, optional=True),
+    # Issue 21: ticks skipped because the job or its provider was busy.
+    Column("ticks skipped", lambda s: _skipped(s.job), 30, optional=True, wrap=True),
 ]
+
+
+def _skipped(job: JobRecord) -> str:
+    """``3 ticks skipped, last at 2026-12-06 10:00:00 UTC: busy: ...``, or ``-``."""
+    if not job.ticks_skipped:
+        return "-"
+    ticks = "tick" if job.ticks_skipped == 1 else "ticks"
+    last = f", last at {time_text(job.last_skipped_at)} UTC" if job.last_skipped_at else ""
+    why = f": {job.last_skip_reason}" if job.last_skip_reason else ""
+    return f"{job.ticks_skipped} {ticks} skipped{last}{why}"
 
 
 def _next_due(job: JobRecord) -> str:

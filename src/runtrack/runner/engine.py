@@ -6,7 +6,8 @@ coordinator. Each cycle a runner reads its jobs' next due times, and owns a
 due tick only if its conditional update moves ``jobs.next_due_at`` forward
 (``Ledger.claim_tick``), so every tick runs once. The job lease
 (``concurrency``) still keeps two runs of one job from overlapping: a tick
-that finds the job busy is skipped, not queued.
+that finds the job busy is skipped, not queued, and the skip is recorded on
+the job row (:mod:`runtrack.runner.skips`).
 
 A runner also works the queue (issue 17, :mod:`runtrack.runner.feed`): it
 claims pending runs of its jobs (triggers, re-runs) and runs them like ticks.
@@ -41,6 +42,7 @@ from runtrack.runner.presence import Presence
 from runtrack.runner.registry import JobSpec, Registry, make_spec
 from runtrack.runner.retry import Action, RetryPolicy, backoff_until
 from runtrack.runner.retrying import next_attempt, requeue, superseded
+from runtrack.runner.skips import note_busy
 from runtrack.runner.summary import CycleSummary, Tally
 
 __all__ = ["Runner"]
@@ -318,7 +320,7 @@ class Runner:
     ) -> None:
         if outcome.busy:
             tally.add("skipped_busy")
-            log.info("job %s is busy: tick skipped", attempt.spec.key)
+            note_busy(self.ledger, attempt, outcome.error)  # issue 21: on the job row
             return
         if outcome.run_id is None or outcome.status is None:
             assert outcome.error is not None

@@ -181,8 +181,8 @@ class Execution:
                 except Exception as exc:
                     self._decide(run, exc)
                     raise
-        except (JobBusy, ProviderBusy):  # the job, or its provider, is at its limit
-            self._busy = True
+        except (JobBusy, ProviderBusy) as busy:  # the job, or its provider, is at its limit
+            self._busy, self._error = True, busy
         except BaseException as exc:  # the run block already recorded it
             self._error = exc
         finally:
@@ -264,7 +264,7 @@ class Execution:
     def _outcome(self) -> Outcome:
         run = self._run
         if self._busy:
-            return Outcome(None, None, busy=True)
+            return Outcome(None, None, self._error, busy=True)  # the error says why
         if run is None:
             return Outcome(None, None, self._error)
         if run.status is RunStatus.RUNNING:  # cut off: re-read what was recorded

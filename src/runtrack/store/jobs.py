@@ -94,3 +94,17 @@ class JobStore:
         seen = jobs.c.next_due_at.is_(None) if due is None else jobs.c.next_due_at == naive(due)
         stmt = update(jobs).where(jobs.c.key == key, seen).values(next_due_at=naive(next_due))
         return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)
+
+    def skip_tick(self, key: str, reason: str, now: datetime) -> bool:
+        """Count a due tick of the job that was skipped, with when and why,
+        in one UPDATE; False if the job has no row."""
+        stmt = (
+            update(jobs)
+            .where(jobs.c.key == key)
+            .values(
+                ticks_skipped=jobs.c.ticks_skipped + 1,
+                last_skipped_at=naive(now),
+                last_skip_reason=reason,
+            )
+        )
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)

@@ -199,6 +199,9 @@ def job_record(row: Row[Any]) -> JobRecord:
         next_due_at=aware(m.get("next_due_at")),
         schedule=m.get("schedule"),
         schedule_tz=m.get("schedule_tz"),
+        ticks_skipped=m.get("ticks_skipped") or 0,
+        last_skipped_at=aware(m.get("last_skipped_at")),
+        last_skip_reason=m.get("last_skip_reason"),
     )
 
 

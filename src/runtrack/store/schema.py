@@ -126,6 +126,11 @@ jobs = Table(
     # of the other workers that serve it, NULL if none). A pending run of a
     # job served by a live worker does not expire.
     Column("served_at", Timestamp),
+    # Issue 21: due ticks the runner claimed but skipped (the job's slots or
+    # its provider's limit were taken), the last one's time and reason.
+    Column("ticks_skipped", Integer, nullable=False, server_default=text("0")),
+    Column("last_skipped_at", Timestamp),
+    Column("last_skip_reason", ExactString(KEY)),
 )
 
 runs = Table(

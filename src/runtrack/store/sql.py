@@ -138,6 +138,7 @@ class Store:
     get_jobs = _Held("jobs", JobStore.get_jobs)
     recent_outcomes = _Held("jobs", JobStore.recent_outcomes)
     claim_tick = _Held("jobs", JobStore.claim_tick)
+    skip_tick = _Held("jobs", JobStore.skip_tick)
 
     # -- history (history.py) -------------------------------------------
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from runtrack import inputs, vocabulary
 from runtrack.models import (
     GroupSummary,
-    Health,
     ItemRecord,
     ItemStatus,
     JobState,
@@ -27,6 +26,7 @@ from runtrack.models import (
     RunRecord,
     RunStatus,
 )
+from runtrack.overview import Health
 from runtrack.web.problems import Problem
 
 
@@ -289,6 +289,11 @@ class JobOut(BaseModel):
     schedule: str | None = Field(description="The schedule its runners registered.")
     schedule_tz: str | None = Field(description="The schedule's IANA zone (null: UTC).")
     next_due_local: str | None = Field(description="next_due_at on the schedule's zone clock.")
+    ticks_skipped: int = Field(
+        description="Due ticks the runner skipped: the job or its provider was at its limit."
+    )
+    last_skipped_at: datetime | None = Field(description="When the last tick was skipped.")
+    last_skip_reason: str | None = Field(description="Why the last tick was skipped.")
     active_runs: int
     paused: PauseOut | None = Field(description="The pause of the job's provider, if any.")
 
