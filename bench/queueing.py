@@ -34,6 +34,7 @@ from bench.queue_worker import job_keys
 from bench.results import Measure, Target
 from bench.timing import summarize
 from runtrack import Ledger, ManualClock, RunStatus
+from runtrack.store.queue import candidates
 from runtrack.store.schema import runs
 
 __all__ = ["measure_claim", "measure_drain", "measure_latency"]
@@ -214,17 +215,16 @@ def _enqueue(url: str, shape: Shape, keys: list[str], count: int) -> None:
 def _candidates(ledger: Ledger, keys: list[str], reps: int) -> tuple[float, str]:
     """The claim's candidate read (as ``store.queue.claim_next`` sends it)
     on the server: median execution time (ms) and its plan's access path."""
-    query = sa.text(
-        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id, job_key, provider, backfill_id FROM runs"
-        " WHERE status = 'pending' AND job_key IN :keys ORDER BY priority, id LIMIT 32"
-        " FOR UPDATE SKIP LOCKED"
-    ).bindparams(sa.bindparam("keys", expanding=True))
+    read = candidates(keys, "postgresql").compile(
+        dialect=ledger.engine.dialect, compile_kwargs={"literal_binds": True}
+    )
+    query = sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {read}")
     times: list[float] = []
     plan: dict[str, object] = {}
     with ledger.engine.connect() as conn:
         for _ in range(reps):
             with conn.begin() as tx:
-                found = conn.execute(query, {"keys": keys}).scalar_one()[0]
+                found = conn.execute(query).scalar_one()[0]
                 tx.rollback()
             times.append(float(found["Execution Time"]))
             plan = found["Plan"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from runtrack.store.rows import naive, run_record
 from runtrack.store.schema import jobs, provider_limits, runs
 from runtrack.store.statements import INSERT_RUN, JOB_FOR_START, RUN_CHECKPOINT
 
-__all__ = ["CHANNEL", "Claim", "QueueStore"]
+__all__ = ["CHANNEL", "Claim", "QueueStore", "candidates"]
 
 T = TypeVar("T")
 #: The PostgreSQL channel a new pending run is announced on (its job key).
@@ -161,14 +161,7 @@ class QueueStore:
         """Claim the first pending run (priority, then age) of the jobs in
         ``concurrency`` (job -> its lease slots) whose job has a free slot and
         whose provider is neither paused nor at its limit; ``None`` if none."""
-        query = (
-            select(*CANDIDATE)
-            .where(PENDING, runs.c.job_key.in_(sorted(concurrency)))
-            .order_by(runs.c.priority, runs.c.id)
-            .limit(BATCH)
-        )
-        if self.tx.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True, of=runs)
+        query = candidates(concurrency, self.tx.dialect)
         skip = set(paused)
         at = _naive(now)
         dialect = self.tx.dialect
@@ -277,9 +270,10 @@ class QueueStore:
         Two claimers of one job rarely pick the same free slot (a random one);
         the loser's update is refused by the unique lease key and its claim
         tried again (:meth:`_claiming`)."""
-        held = conn.execute(
-            select(runs.c.lease_key, runs.c.id).where(runs.c.lease_key.in_(slots))
-        ).all()
+        # The job's state and its held slots in one read: a row per holder.
+        found = conn.execute(_job_and_holders(row.job_key, slots)).all()
+        state = found[0]
+        held = [(r.lease_key, r.holder) for r in found if r.lease_key is not None]
         taken = {lease for lease, _ in held}
         free = [slot for slot in slots if slot not in taken]
         if not free:
@@ -287,7 +281,6 @@ class QueueStore:
         limit = self._provider_room(conn, row.provider, row.max_running)
         if limit is not None:
             return Claim(None, why="provider_limit", limit=limit)
-        state = conn.execute(JOB_FOR_START, {"p_job": row.job_key}).one()
         values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
         if row.window_start is None:  # a live window: from the watermark to now
             values["window_start"] = state.watermark
@@ -373,6 +366,21 @@ class QueueStore:
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
 
+def candidates(job_keys: Iterable[str], dialect: str) -> Select[Any]:
+    """A claim's first read: the next pending runs of these jobs, priority
+    then age, on the partial queue index (locked, skipping those another
+    claimer holds, where the database can)."""
+    query = (
+        select(*CANDIDATE)
+        .where(PENDING, runs.c.job_key.in_(sorted(job_keys)))
+        .order_by(runs.c.priority, runs.c.id)
+        .limit(BATCH)
+    )
+    if dialect != "sqlite":
+        query = query.with_for_update(skip_locked=True, of=runs)
+    return query
+
+
 class _Refused(Exception):
     """A start that may not happen: its transaction is rolled back."""
 
@@ -400,6 +408,15 @@ def _narrowed(query: Select[Any], full: set[str], skip: set[Any], capped: set[in
             or_(runs.c.backfill_id.is_(None), runs.c.backfill_id.not_in(sorted(capped)))
         )
     return query
+
+
+def _job_and_holders(job: str, slots: list[str]) -> Select[Any]:
+    """The job's state for a start, joined to the runs holding its slots."""
+    return (
+        select(*JOB_FOR_START.selected_columns, runs.c.lease_key, runs.c.id.label("holder"))
+        .select_from(jobs.outerjoin(runs, runs.c.lease_key.in_(slots)))
+        .where(jobs.c.key == job)
+    )
 
 
 def _slots(job: str, concurrency: int) -> list[str]:
