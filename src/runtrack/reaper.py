@@ -6,10 +6,12 @@ or ``cancelled`` if a cancel was pending (someone wanted it stopped, and it
 stopped). A running run whose cancel request is older than the cancel grace is
 stuck: it ends ``cancelled`` with ``cancel_timeout``. A pending run that no
 worker claimed within the pending TTL ends ``cancelled`` with ``expired``, once
-no live worker serves its job (a busy one keeps it queued). Each is finalized
-with a guarded update that re-checks the deadline (and that no live worker
-serves the job), so a run that heartbeats between the scan and the update is
-left alone, and many reapers racing finalize each run once.
+no live worker serves its job (a busy one keeps it queued): which jobs live
+workers serve is read from the worker rows, and only when a reap finds runs
+past the TTL (heartbeats write the worker's own row, never a job's). Each is
+finalized with a guarded update that re-checks the deadline (and that the job
+is not among those served), so a run that heartbeats between the scan and the
+update is left alone, and many reapers racing finalize each run once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from runtrack.store.guards import (
 )
 from runtrack.store.rows import naive
 from runtrack.store.sql import Store
+from runtrack.store.workers import WorkerStore
 from runtrack.workers import live_since
 
 __all__ = ["EXPIRED", "Reaper"]
@@ -54,15 +57,16 @@ class Reaper:
         """Finalize every stale or stuck run; returns the ids this call finalized."""
         hb_cutoff = now - (stale_after or self.stale_after)
         cancel_cutoff = now - self.cancel_grace
-        # Expired: queued for the pending TTL and no live worker serves the
-        # job (live as the Workers page says, on the ledger's threshold).
-        pending = QueuedBefore(now - self.pending_ttl, live_since(now, self.stale_after))
-        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending)
+        pending_cutoff = now - self.pending_ttl
+        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending_cutoff)
+        expiring = QueuedBefore(pending_cutoff)
+        if any(reason == "expired" for _, reason, _, _ in found):
+            expiring, found = self._unserved(found, expiring, now)
         changes = [
-            self._expire(run_id, now, pending)
+            self._expire(run_id, now, expiring)
             if reason == "expired"
             else self._change(run_id, reason, now, hb_cutoff, cancel_cutoff)
-            for run_id, reason, _ in found
+            for run_id, reason, _, _ in found
         ]
         reaped: list[int] = []
         for start in range(0, len(changes), CHUNK):
@@ -70,6 +74,23 @@ class Reaper:
         self._log(reaped, changes)
         self.store.mark_maintenance("reap", now, {"reaped": len(reaped)})
         return reaped
+
+    def _unserved(
+        self, found: list[tuple[int, str, str, str]], expiring: QueuedBefore, now: datetime
+    ) -> tuple[QueuedBefore, list[tuple[int, str, str, str]]]:
+        """Keep, of the runs past the pending TTL, those whose job no live
+        worker serves (live as the Workers page says, on the ledger's
+        threshold): the served jobs are read from the worker rows (few), only
+        when there are such runs, and the guard re-checks them in the UPDATE.
+        A worker that registers between this read and the UPDATE may see a
+        run of its job that waited the whole TTL expire: accepted, it is
+        rare and the run was that old."""
+        since = live_since(now, self.stale_after)
+        served = WorkerStore(self.store.tx).serving(since)
+        if not served:
+            return expiring, found
+        kept = [f for f in found if f[1] != "expired" or f[3] not in served]
+        return QueuedBefore(expiring.cutoff, served), kept
 
     @staticmethod
     def _log(reaped: list[int], changes: list[_Change]) -> None:

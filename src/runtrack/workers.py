@@ -2,9 +2,10 @@
 host, pid, version, concurrency, the jobs it serves with their schedules) and
 heartbeats its row while it lives; a graceful stop marks it stopped, and a
 worker not seen for ``stale_after`` (the threshold that reaps its runs) is
-dead. Each job a live worker serves is marked served (``jobs.served_at``): its
-pending runs wait for that worker instead of expiring. What a worker is
-running is read from ``runs.worker_id``.
+dead. The pending runs of a job a live worker serves (listed in its row) wait
+for it instead of expiring: the reaper reads the live workers' rows when runs
+are past the pending TTL; a heartbeat writes the worker's own row only, never
+a job's. What a worker is running is read from ``runs.worker_id``.
 
 Worker rows are history of a kind: retention deletes the rows of workers gone
 for :data:`KEEP_GONE` (and at least a day), however long runs are kept.
@@ -61,7 +62,7 @@ def live_since(now: datetime, stale_after: timedelta) -> datetime:
     """The one definition of a live worker: not stopped, and last seen at or
     after this instant (``stale_after`` ago). The Workers page, the queue's
     waiting reasons and the pending TTL (a run whose job a live worker serves
-    does not expire, ``jobs.served_at``) all read it."""
+    does not expire, :meth:`runtrack.reaper.Reaper.reap`) all read it."""
     return now - stale_after
 
 

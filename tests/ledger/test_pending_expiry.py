@@ -1,16 +1,19 @@
 """Issue 17: a pending run expires after the pending TTL only when no live
-worker serves its job. A worker's registration and heartbeats mark its jobs
-served (``jobs.served_at``); a busy live worker keeps its queued runs waiting,
-and once it is stopped or dead (live as the Workers page says) they expire.
-With a hand-moved clock, on every database."""
+worker serves its job (listed in the row of a worker that is live as the
+Workers page says). A busy live worker keeps its queued runs waiting, and once
+it is stopped or dead they expire; its heartbeats write no job row. With a
+hand-moved clock, on every database."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from runtrack import Ledger, ManualClock, Run, Runner, RunStatus
 from runtrack.workers import WorkerJob, WorkerState
@@ -163,3 +166,46 @@ def test_a_runner_keeps_serving_its_paused_jobs_queue_until_it_is_gone(
         clock.advance(STALE + timedelta(seconds=1))  # the runner stopped cycling
         assert ledger.reap() == [waiting.id]
         assert expired(ledger, waiting.id)
+
+
+def statements_on(ledger: Ledger, pattern: str) -> list[str]:
+    """Collects the statements ``ledger`` sends that match ``pattern`` (until
+    the test ends: the ledger is closed with it)."""
+    matching = re.compile(pattern, re.IGNORECASE)
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if matching.search(statement):
+            sent.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", seen)
+    return sent
+
+
+def test_a_workers_heartbeats_write_no_job_row(queue: Ledger, clock: ManualClock) -> None:
+    """Heartbeats of every worker writing their jobs' rows raced the
+    finishes, claims and reaps that lock those rows (deadlocks on
+    PostgreSQL): a heartbeat writes the worker's own row only."""
+    serve(queue, "w1", "q:served", "q:alone")
+    serve(queue, "w2", "q:served")
+    writes = statements_on(queue, r"^\s*(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+[`\"]?jobs\b")
+    for _ in range(5):
+        clock.advance(15)
+        assert queue.worker_seen("w1")
+        assert queue.worker_seen("w2")
+    queue.worker_stopped("w2")
+    assert writes == []
+
+
+def test_a_reap_reads_the_workers_only_when_runs_are_past_the_ttl(
+    queue: Ledger, clock: ManualClock
+) -> None:
+    serve(queue, "w1", "q:served")
+    queue.trigger("q:served")
+    unserved = queue.trigger("q:alone")
+    reads = statements_on(queue, r"\bFROM\s+[`\"]?workers\b")
+    assert queue.reap() == []  # nothing past the TTL: the worker rows are not read
+    assert reads == []
+    past_the_ttl(queue, clock, "w1")
+    assert queue.reap() == [unserved.id]
+    assert len(reads) == 1

@@ -1,4 +1,4 @@
-"""Migration 0018 (issue 21): the jobs that exist get ``ticks_skipped`` 0 and
+"""Migration 0017 (issue 21): the jobs that exist get ``ticks_skipped`` 0 and
 no last skip, a skip is then recorded on them, and the downgrade drops the
 columns again."""
 
@@ -27,10 +27,10 @@ def _columns(engine: sa.Engine) -> set[str]:
     return {c["name"] for c in sa.inspect(engine).get_columns("jobs")}
 
 
-def test_0018_gives_existing_jobs_no_skips_then_records_them(db_url: str) -> None:
+def test_0017_gives_existing_jobs_no_skips_then_records_them(db_url: str) -> None:
     engine = dialects.make_engine(db_url)
     _reset(engine)
-    migrate.upgrade(engine, "0017")
+    migrate.upgrade(engine, "0016")
     assert not SKIP_COLUMNS & _columns(engine)
     with engine.begin() as conn:
         conn.execute(
@@ -56,7 +56,7 @@ def test_0018_gives_existing_jobs_no_skips_then_records_them(db_url: str) -> Non
     )
 
     with engine.connect() as conn:
-        command.downgrade(migrate._config(conn), "0017")
+        command.downgrade(migrate._config(conn), "0016")
         conn.commit()
     assert not SKIP_COLUMNS & _columns(engine)
     with engine.connect() as conn:

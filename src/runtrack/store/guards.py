@@ -40,11 +40,12 @@ class CancelPending:
 @dataclass(frozen=True, slots=True)
 class QueuedBefore:
     """The run is still pending and was queued before ``cutoff`` (issue 17:
-    its pending TTL is over), and no live worker serves its job: none was
-    seen serving it at or after ``served_since``."""
+    its pending TTL is over), and its job is not one of ``served``: the keys
+    of the jobs live workers serve, as the reaper read them from the worker
+    rows just before (a frozenset, so that the guard stays hashable)."""
 
     cutoff: datetime
-    served_since: datetime
+    served: frozenset[str] = frozenset()
 
 
 Guard = StaleBefore | CancelRequestedBefore | CancelPending | QueuedBefore

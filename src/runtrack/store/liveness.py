@@ -23,7 +23,7 @@ from runtrack.models import (
 )
 from runtrack.store.base import Transactions
 from runtrack.store.carry import settle, settle_ended
-from runtrack.store.guards import Guard, QueuedBefore
+from runtrack.store.guards import Guard
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
     naive,
@@ -123,28 +123,31 @@ class LivenessStore:
         heartbeat_cutoff: datetime,
         cancel_cutoff: datetime,
         limit: int,
-        pending: QueuedBefore | None = None,
-    ) -> list[tuple[int, str, str]]:
-        """(id, reason, status) of active runs past their deadline; the reason is
-        ``heartbeat`` (``heartbeat+cancel`` when a cancel is pending), ``cancel``
-        or ``expired`` (the runs the guard ``pending`` lets expire). Each
-        query is a range of an index, so the cost follows the number of stale
-        runs (and of pending runs past the TTL)."""
+        pending_cutoff: datetime | None = None,
+    ) -> list[tuple[int, str, str, str]]:
+        """(id, reason, status, job) of active runs past their deadline; the
+        reason is ``heartbeat`` (``heartbeat+cancel`` when a cancel is
+        pending), ``cancel`` or ``expired`` (pending since before
+        ``pending_cutoff``, whether or not a live worker serves the job: the
+        reaper checks that only if there are any). Each query is a range of
+        an index, so the cost follows the number of stale runs (and of
+        pending runs past the TTL)."""
         ranges = [*stale_ranges(heartbeat_cutoff), ("cancel", cancel_requested(cancel_cutoff))]
-        if pending is not None:
-            ranges.append(("expired", expired(pending.cutoff, pending.served_since)))
+        if pending_cutoff is not None:
+            ranges.append(("expired", expired(pending_cutoff)))
         queries = [
-            (reason, select(runs.c.id, runs.c.status).where(*conditions))
+            (reason, select(runs.c.id, runs.c.status, runs.c.job_key).where(*conditions))
             for reason, conditions in ranges
         ]
 
-        def work(conn: Connection) -> list[tuple[int, str, str]]:
-            found: dict[int, tuple[int, str, str]] = {}
+        def work(conn: Connection) -> list[tuple[int, str, str, str]]:
+            found: dict[int, tuple[int, str, str, str]] = {}
             for reason, query in queries:
                 query = query.add_columns(runs.c.cancel_requested_at)
                 for row in conn.execute(query.order_by(runs.c.id).limit(limit)):
                     cancel = reason == "heartbeat" and row.cancel_requested_at is not None
-                    found.setdefault(row.id, (row.id, reason + "+cancel" * cancel, row.status))
+                    why = reason + "+cancel" * cancel
+                    found.setdefault(row.id, (row.id, why, row.status, row.job_key))
             return list(found.values())[:limit]
 
         return self.tx.read(work)

@@ -121,11 +121,6 @@ jobs = Table(
     # (NULL: UTC), so pages show its next due time on that zone's clock.
     Column("schedule", ExactString(KEY)),
     Column("schedule_tz", ExactString(64)),
-    # Issue 17: when a worker serving the job was last seen (its register and
-    # heartbeats bump it; a graceful stop sets it back to the latest heartbeat
-    # of the other workers that serve it, NULL if none). A pending run of a
-    # job served by a live worker does not expire.
-    Column("served_at", Timestamp),
     # Issue 21: due ticks the runner claimed but skipped (the job's slots or
     # its provider's limit were taken), the last one's time and reason.
     Column("ticks_skipped", Integer, nullable=False, server_default=text("0")),

@@ -3,7 +3,9 @@
 A run is stale when it is running and silent since before the cutoff: with a
 heartbeat older than it, or with no heartbeat yet and a start older than it.
 (A pending run holds no lease since issue 17: it is not stale, it expires
-after the pending TTL unless a live worker serves its job, :func:`expired`.)
+after the pending TTL unless a live worker serves its job, :func:`expired`;
+which jobs live workers serve is read from the worker rows, not kept on the
+job rows.)
 :func:`stale_ranges` gives the two as index ranges (the reaper's scan, the
 count on the dashboard); :func:`condition` gives the same as one guard of an
 UPDATE.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, or_
 
 from runtrack.models import RunStatus
 from runtrack.store.guards import (
@@ -25,7 +27,7 @@ from runtrack.store.guards import (
     StaleBefore,
 )
 from runtrack.store.rows import naive
-from runtrack.store.schema import jobs, runs
+from runtrack.store.schema import runs
 
 __all__ = ["cancel_requested", "condition", "conditions", "expired", "stale_ranges"]
 
@@ -41,24 +43,21 @@ def stale_ranges(cutoff: datetime) -> list[tuple[str, tuple[ColumnElement[bool],
     ]
 
 
-def expired(cutoff: datetime, served_since: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending runs queued before ``cutoff`` (the pending TTL ago) whose job
-    no live worker serves: its ``served_at`` is NULL or before
-    ``served_since`` (one primary-key lookup of the job per pending run)."""
-    served = (
-        select(jobs.c.key)
-        .where(jobs.c.key == runs.c.job_key, jobs.c.served_at >= naive(served_since))
-        .correlate(runs)
-    )
-    return (
-        runs.c.status == RunStatus.PENDING,
-        runs.c.created_at < naive(cutoff),
-        ~exists(served),
-    )
+def expired(
+    cutoff: datetime, served: frozenset[str] = frozenset()
+) -> tuple[ColumnElement[bool], ...]:
+    """Pending runs queued before ``cutoff`` (the pending TTL ago), of a job
+    not in ``served`` (the jobs live workers serve, read from the worker rows
+    by the reaper only once this range without them found candidates)."""
+    found = (runs.c.status == RunStatus.PENDING, runs.c.created_at < naive(cutoff))
+    if not served:
+        return found
+    return (*found, runs.c.job_key.not_in(sorted(served)))
 
 
 # Memoized: every run of one reap gets the same condition objects, which
-# keeps the statements of one reap alike for the compiled cache.
+# keeps the statements of one reap alike for the compiled cache (the guards
+# are frozen and hashable: QueuedBefore's served keys are a frozenset).
 @functools.lru_cache(maxsize=16)
 def condition(guard: Guard) -> ColumnElement[bool]:
     """The SQL of a guard, on the runs table."""
@@ -67,7 +66,7 @@ def condition(guard: Guard) -> ColumnElement[bool]:
     if isinstance(guard, CancelRequestedBefore):
         return and_(*cancel_requested(guard.cutoff))
     if isinstance(guard, QueuedBefore):
-        return and_(*expired(guard.cutoff, guard.served_since))
+        return and_(*expired(guard.cutoff, guard.served))
     column = runs.c.cancel_requested_at
     assert isinstance(guard, CancelPending)
     return column.is_not(None) if guard.pending else column.is_(None)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, or_, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.engine import Connection
 
 from runtrack.models import RunStatus
@@ -32,16 +32,14 @@ class WorkerStore:
 
     def register(self, values: dict[str, Any], providers: dict[str, str], now: datetime) -> None:
         """Insert (or restart) the worker's row and record each served job's
-        schedule on its job row (creating the job if it is new) and mark it
-        served, in one transaction. Jobs a restarted worker served before
-        but not now are served only by the others (:meth:`_unserve`)."""
+        schedule on its job row (creating the job if it is new), in one
+        transaction. The job rows are written here only, in key order, not
+        on heartbeats: whether a live worker serves a job is read from the
+        worker rows (:meth:`serving`)."""
         row = {**values, "started_at": naive(now), "last_seen_at": naive(now), "stopped_at": None}
         served: Sequence[dict[str, Any]] = values["jobs"]
-        keys = {job["key"] for job in served}
-        before = select(workers.c.jobs).where(workers.c.id == values["id"])
 
         def work(conn: Connection) -> None:
-            dropped = {j["key"] for j in conn.execute(before).scalar() or ()} - keys
             conn.execute(dialects.upsert(conn, workers, row, _REGISTERED))
             for job in sorted(served, key=lambda j: str(j["key"])):
                 new = {
@@ -54,56 +52,39 @@ class WorkerStore:
                 conn.execute(
                     update(jobs)
                     .where(jobs.c.key == job["key"])
-                    .values(schedule=job["schedule"], schedule_tz=job["tz"], served_at=naive(now))
+                    .values(schedule=job["schedule"], schedule_tz=job["tz"])
                 )
-            if dropped:
-                _unserve(conn, dropped, values["id"])
 
         self.tx.write(work)
 
     def seen(self, worker_id: str, now: datetime) -> bool:
-        """Heartbeat the row and mark the jobs it serves served (one UPDATE
-        of their job rows); ``False`` if there is none (pruned: register
-        again)."""
+        """Heartbeat the row (its own row only, never a job's); ``False`` if
+        there is none (pruned: register again)."""
         query = (
             update(workers)
             .where(workers.c.id == worker_id)
             .values(last_seen_at=naive(now), stopped_at=None)
         )
-        served = select(workers.c.jobs).where(workers.c.id == worker_id)
-
-        def work(conn: Connection) -> bool:
-            if conn.execute(query).rowcount == 0:
-                return False
-            keys = sorted({j["key"] for j in conn.execute(served).scalar() or ()})
-            if keys:
-                at = naive(now)
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.key.in_(keys))
-                    .where(or_(jobs.c.served_at.is_(None), jobs.c.served_at < at))
-                    .values(served_at=at)
-                )
-            return True
-
-        return bool(self.tx.write(work))
+        return self.tx.write(lambda c: c.execute(query).rowcount) > 0
 
     def stopped(self, worker_id: str, now: datetime) -> None:
-        """Mark the worker stopped; its jobs stay served only by the others."""
         query = (
             update(workers)
             .where(workers.c.id == worker_id)
             .values(last_seen_at=naive(now), stopped_at=naive(now))
         )
-        served = select(workers.c.jobs).where(workers.c.id == worker_id)
+        self.tx.write(lambda c: c.execute(query))
 
-        def work(conn: Connection) -> None:
-            conn.execute(query)
-            keys = {j["key"] for j in conn.execute(served).scalar() or ()}
-            if keys:
-                _unserve(conn, keys, worker_id)
-
-        self.tx.write(work)
+    def serving(self, live_since: datetime) -> frozenset[str]:
+        """The keys of the jobs that live workers serve: those listed in the
+        rows of workers not stopped and last seen at or after ``live_since``.
+        Worker rows are few; their job lists are read here rather than
+        matched as JSON in SQL."""
+        query = select(workers.c.jobs).where(
+            workers.c.stopped_at.is_(None), workers.c.last_seen_at >= naive(live_since)
+        )
+        rows: list[Any] = self.tx.read(lambda c: list(c.execute(query).scalars()))
+        return frozenset(job["key"] for served in rows for job in served or ())
 
     def listing(self, seen_since: datetime | None) -> list[Row[Any]]:
         """Worker rows last seen at or after ``seen_since`` (all if ``None``),
@@ -139,25 +120,3 @@ class WorkerStore:
         """Delete the rows of workers last seen before ``seen_before``."""
         query = delete(workers).where(workers.c.last_seen_at < naive(seen_before))
         return int(self.tx.write(lambda c: c.execute(query).rowcount))
-
-
-def _unserve(conn: Connection, keys: set[str], worker_id: str) -> None:
-    """Set the ``served_at`` of ``keys``, which ``worker_id`` no longer
-    serves, to the latest heartbeat of the other workers (not stopped) that
-    serve each, or NULL: workers are few, their job lists are read here
-    rather than matched as JSON in SQL."""
-    others = select(workers.c.jobs, workers.c.last_seen_at).where(
-        workers.c.stopped_at.is_(None), workers.c.id != worker_id
-    )
-    latest: dict[str, datetime | None] = dict.fromkeys(keys)
-    for row in conn.execute(others):
-        for job in row.jobs or ():
-            key = job["key"]
-            if key in latest:
-                at = latest[key]
-                latest[key] = row.last_seen_at if at is None else max(at, row.last_seen_at)
-    grouped: dict[datetime | None, list[str]] = {}
-    for key, at in sorted(latest.items()):
-        grouped.setdefault(at, []).append(key)
-    for at, same in grouped.items():
-        conn.execute(update(jobs).where(jobs.c.key.in_(same)).values(served_at=at))

@@ -5,8 +5,8 @@ the job's concurrency slots were held or its provider was at its limit, was
 skipped with only a log line. The job row now counts those ticks and keeps
 the last one's time and reason, so an operator sees why a tick did not run.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy.dialects import mysql
 
 from runtrack.store.schema import ExactString
 
-revision = "0018"
-down_revision = "0017"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
