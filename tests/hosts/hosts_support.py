@@ -475,6 +475,40 @@ class Sampler:
                 s.over_limit.append(f"provider {provider}: {count} running")
 
 
+def crowded(runs: Sequence[Any], limit: int, longer_than: float) -> list[dict[str, Any]]:
+    """The runs recorded running together, more than ``limit`` of them, for
+    longer than ``longer_than`` seconds: what an overlap assertion shows."""
+    edges = sorted(
+        [(r.finished_at, -1, r) for r in runs if r.started_at and r.finished_at]
+        + [(r.started_at, 1, r) for r in runs if r.started_at],
+        key=lambda e: (e[0], e[1]),
+    )
+    found: list[dict[str, Any]] = []
+    active: dict[int, Any] = {}
+    since = None
+    for at, step, run in edges:
+        if step > 0:
+            active[run.id] = run
+        else:
+            active.pop(run.id, None)
+        if len(active) > limit and since is None:
+            since, together = at, dict(active)
+        elif len(active) <= limit and since is not None:
+            if (at - since).total_seconds() > longer_than:
+                found.append(
+                    {
+                        "seconds": (at - since).total_seconds(),
+                        "runs": [
+                            (r.id, r.job_key, r.worker_id, r.triggered_by, r.status,
+                             r.error_type, str(r.started_at), str(r.finished_at))
+                            for r in together.values()
+                        ],
+                    }
+                )  # fmt: skip
+            since = None
+    return found
+
+
 def overlaps(runs: Sequence[Any], limit: int) -> list[float]:
     """The lengths (seconds) of the moments more than ``limit`` runs of one
     job were running, by the runs' recorded start and finish times. Those are

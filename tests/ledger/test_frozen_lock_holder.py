@@ -104,3 +104,38 @@ def test_postgresql_ends_a_session_frozen_inside_its_transaction(server_url: str
         conn.close()
     finally:
         frozen.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # idle_in_transaction_session_timeout
+def test_a_tighter_idle_bound_set_on_the_server_is_kept(server_url: str) -> None:
+    # An operator who bounds idle transactions tighter for partitions (here on
+    # the database) keeps that bound; where none is set, the ledger's applies.
+    def bound(url: str, **options: float) -> str:
+        engine = dialects.make_engine(url, **options)
+        try:
+            with engine.connect() as conn:
+                return str(
+                    conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
+                )
+        finally:
+            engine.dispose()
+
+    database = sa.make_url(server_url).database
+    assert bound(server_url) == "1min"
+    assert bound(server_url, idle_in_transaction=0.5) == "500ms"
+    admin = dialects.make_engine(server_url)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f'ALTER DATABASE "{database}" SET idle_in_transaction_session_timeout = 3000'
+            )
+            conn.commit()
+        assert bound(server_url) == "3s"
+        assert bound(server_url, idle_in_transaction=0.5) == "500ms"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f'ALTER DATABASE "{database}" RESET idle_in_transaction_session_timeout'
+            )
+            conn.commit()
+        admin.dispose()

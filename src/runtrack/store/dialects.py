@@ -121,21 +121,20 @@ def make_engine(
             f"unsupported database {backend!r}; "
             "runtrack supports sqlite, postgresql and mysql/mariadb"
         )
-    kwargs: dict[str, Any] = {"connect_args": _lock_bounds(backend, lock_wait, idle_in_transaction)}
+    kwargs: dict[str, Any] = {"connect_args": _lock_bounds(backend, lock_wait)}
     if backend in ("mysql", "mariadb"):
         kwargs["pool_recycle"] = 3600
     engine = create_engine(parsed, **kwargs)
+    if backend == "postgresql":
+        _bound_idle_in_transaction(engine, idle_in_transaction)
     _ping_after_idle(engine)
     return engine
 
 
-def _lock_bounds(backend: str, lock_wait: float, idle: float) -> dict[str, Any]:
+def _lock_bounds(backend: str, lock_wait: float) -> dict[str, Any]:
     """Session settings sent with the connection itself (no extra round trip)."""
     if backend == "postgresql":
-        return {
-            "options": f"-c lock_timeout={round(lock_wait * 1000)} "
-            f"-c idle_in_transaction_session_timeout={round(idle * 1000)}"
-        }
+        return {"options": f"-c lock_timeout={round(lock_wait * 1000)}"}
     # InnoDB counts whole seconds, at least one.
     return {"init_command": f"SET SESSION innodb_lock_wait_timeout = {max(1, round(lock_wait))}"}
 
@@ -174,6 +173,29 @@ def sqlite_file(url: str) -> str | None:
     if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
         return None
     return parsed.database or None
+
+
+# The session's idle-in-transaction bound: ``idle`` ms, or the server's (or
+# role's, or database's) own if that is tighter. Sent as a connection option,
+# it would override a tighter one an operator set for partitions.
+_IDLE_BOUND = (
+    "SELECT set_config('idle_in_transaction_session_timeout',"
+    " LEAST(NULLIF(setting::bigint, 0), %(idle)s)::text, false)"
+    " FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'"
+)
+
+
+def _bound_idle_in_transaction(engine: Engine, idle: float) -> None:
+    """Have PostgreSQL end a session idle inside a transaction for ``idle``
+    seconds (a frozen or cut-off worker releases its row locks), unless the
+    server is configured tighter: one statement when a connection is made."""
+    bound = {"idle": round(idle * 1000)}
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(_IDLE_BOUND, bound)
+        dbapi_connection.commit()
 
 
 def _ping_after_idle(engine: Engine) -> None:
