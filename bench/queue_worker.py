@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import os
 
+from bench.queueing import job_keys
 from runtrack import Ledger, Run, Runner
 
-__all__ = ["job_keys", "runner"]
-
-
-def job_keys(count: int) -> list[str]:
-    return [f"bench:queue:{n:02d}" for n in range(count)]
+__all__ = ["runner"]
 
 
 def noop(run: Run) -> None:

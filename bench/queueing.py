@@ -30,14 +30,21 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.generate import Shape
-from bench.queue_worker import job_keys
 from bench.results import Measure, Target
 from bench.timing import summarize
 from runtrack import Ledger, ManualClock, RunStatus
 from runtrack.store.queue import candidates
 from runtrack.store.schema import runs
 
-__all__ = ["measure_claim", "measure_drain", "measure_latency"]
+__all__ = ["job_keys", "measure_claim", "measure_drain", "measure_latency"]
+
+
+def job_keys(count: int) -> list[str]:
+    """The jobs the worker processes serve (``bench/queue_worker.py``). Its
+    module opens a ledger when imported, as a runner target does: the section
+    names its keys here instead of importing it."""
+    return [f"bench:queue:{n:02d}" for n in range(count)]
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -225,8 +225,8 @@ def test_direct_starts_count_against_a_provider_limit(queue: Ledger) -> None:
 
 def test_claims_and_direct_starts_racing_for_slots(queue: Ledger) -> None:
     # Claimers and direct starts of one job race for its two slots: a claim
-    # that loses its slot is tried again; no error, no run claimed twice or
-    # left behind.
+    # that loses its slot tries the other, else the next candidate; no error,
+    # no run claimed twice or left behind.
     job, slots, rounds = "q:race", 2, 40
     queue.ensure_job(job, provider="acme")
     queued = {queue.trigger(job, params={"n": n}).id for n in range(rounds)}
@@ -268,8 +268,8 @@ def test_a_direct_start_racing_a_claim_for_its_slot(
     db_url: str, queue: Ledger, clock: ManualClock
 ) -> None:
     # A direct start commits the job's only slot between the claim's read of
-    # the slots and its update: the update is refused, the claim is tried
-    # again and finds the job busy; nothing errs, the queued run waits.
+    # the slots and its update: the update is refused, the claim finds the
+    # job busy; nothing errs, the queued run waits.
     queued = queue.trigger("q:a")
     other = Ledger(db_url, clock=clock, heartbeat_interval=60, migrate=False)
     outcome: list[BaseException | int] = []

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from runtrack.errors import RecordConflict
 from runtrack.models import RunRecord, RunStatus
 from runtrack.store.backfills import room_for
 from runtrack.store.base import Transactions
@@ -41,9 +42,6 @@ PASSES = 3
 # A literal, not a bound parameter: only then do PostgreSQL and SQLite see
 # that the query fits the partial queue index.
 PENDING = runs.c.status == literal_column("'pending'")
-#: Transactions a claim tries before it calls the job busy, when direct starts
-#: keep taking the slot it chose.
-CLAIM_ATTEMPTS = 3
 #: What a claim reads of a candidate: enough to claim it without reading it
 #: again, and its provider's limit (``None``: the provider has none).
 CANDIDATE = (
@@ -192,7 +190,7 @@ class QueueStore:
                     return None  # every pending run of these jobs was seen
             return None
 
-        return self._claiming(work, None)
+        return self.tx.write(work, read_committed=True)
 
     def start_now(
         self, values: dict[str, Any], slots: list[str], stamp: dict[str, Any], now: datetime
@@ -221,7 +219,7 @@ class QueueStore:
             return claim
 
         try:
-            return self._claiming(work, Claim(None, why="busy"))
+            return self.tx.write(work, read_committed=True)
         except _Refused as refused:
             return refused.claim
 
@@ -244,20 +242,7 @@ class QueueStore:
                 return Claim(None, why="backfill_full")
             return self._take(conn, row, _slots(row.job_key, concurrency), stamp, _naive(now))
 
-        return self._claiming(work, Claim(None, why="busy"))
-
-    def _claiming(self, work: Callable[[Connection], T], busy: T) -> T:
-        """Run a claim's transaction, again if another claimer or a direct
-        start took the slot it chose between its read of the slots and its
-        update (the unique lease key refuses the update; on PostgreSQL that
-        aborts the transaction, so nothing of it was written: no savepoint
-        per claim for a rare race). ``busy`` once every attempt lost one."""
-        for _ in range(CLAIM_ATTEMPTS):
-            try:
-                return self.tx.write(work, read_committed=True)
-            except RecordConflict:
-                continue
-        return busy
+        return self.tx.write(work, read_committed=True)
 
     def _take(
         self, conn: Connection, row: Any, slots: list[str], stamp: dict[str, Any], now: datetime
@@ -267,9 +252,11 @@ class QueueStore:
         row is not locked: claimers would hold it while they go on to the next
         candidate, deadlock with each other and with finishes and reaps, and a
         worker cut off mid-claim would stall them all until the server noticed.
-        Two claimers of one job rarely pick the same free slot (a random one);
-        the loser's update is refused by the unique lease key and its claim
-        tried again (:meth:`_claiming`)."""
+        So two claimers (or a claim and a direct start) may pick the same free
+        slot: the loser's update is refused by the unique lease key inside a
+        savepoint, and it tries the job's next free slot (random order makes
+        that rare), else calls the job busy and goes on to the next candidate.
+        On SQLite no one can: BEGIN IMMEDIATE holds every other writer off."""
         # The job's state and its held slots in one read: a row per holder.
         found = conn.execute(_job_and_holders(row.job_key, slots)).all()
         state = found[0]
@@ -293,20 +280,32 @@ class QueueStore:
                 row.moves_watermark and row.window_start == state.watermark
             )
         values["checkpoint"] = _resume(conn, row, values, state)
+        for slot in random.sample(free, len(free)):
+            try:
+                record = self._update(conn, row.id, slot, values)
+            except IntegrityError:
+                continue  # another claimer or a direct start took this slot first
+            if record is None:
+                return Claim(None, why="not_pending")
+            return Claim(run_record(record), state.checkpoint, bool(state.owes))
+        return Claim(None, why="busy")
+
+    def _update(self, conn: Connection, run_id: int, slot: str, values: dict[str, Any]) -> Any:
+        """The claim's update of a pending run into ``slot``: the claimed row,
+        or ``None`` if the run is no longer pending. A taken slot raises
+        IntegrityError (in a savepoint, so that PostgreSQL's transaction
+        survives it; SQLite needs none)."""
         claimed = (
             update(runs)
-            .where(runs.c.id == row.id, runs.c.status == RunStatus.PENDING)
-            .values(lease_key=random.choice(free), **values)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.PENDING)
+            .values(lease_key=slot, **values)
         )
-        if self._returning:
-            record = conn.execute(claimed.returning(*runs.c)).first()
-        elif conn.execute(claimed).rowcount == 1:
-            record = conn.execute(select(runs).where(runs.c.id == row.id)).one()
-        else:
-            record = None
-        if record is None:
-            return Claim(None, why="not_pending")
-        return Claim(run_record(record), state.checkpoint, bool(state.owes))
+        with nullcontext() if self.tx.dialect == "sqlite" else conn.begin_nested():
+            if self._returning:
+                return conn.execute(claimed.returning(*runs.c)).first()
+            if conn.execute(claimed).rowcount != 1:
+                return None
+        return conn.execute(select(runs).where(runs.c.id == run_id)).one()
 
     @functools.cached_property
     def _returning(self) -> bool:
