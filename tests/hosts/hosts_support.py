@@ -475,9 +475,12 @@ class Sampler:
                 s.over_limit.append(f"provider {provider}: {count} running")
 
 
-def crowded(runs: Sequence[Any], limit: int, longer_than: float) -> list[dict[str, Any]]:
-    """The runs recorded running together, more than ``limit`` of them, for
-    longer than ``longer_than`` seconds: what an overlap assertion shows."""
+def crowded(runs: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+    """Each moment more than ``limit`` runs were recorded running together:
+    its length in seconds and the runs (what an overlap assertion shows).
+    The times are each writer's estimate of the database's clock (see
+    DatabaseClock), so a reaper's finish and the next start may disagree by
+    milliseconds."""
     edges = sorted(
         [(r.finished_at, -1, r) for r in runs if r.started_at and r.finished_at]
         + [(r.started_at, 1, r) for r in runs if r.started_at],
@@ -485,7 +488,7 @@ def crowded(runs: Sequence[Any], limit: int, longer_than: float) -> list[dict[st
     )
     found: list[dict[str, Any]] = []
     active: dict[int, Any] = {}
-    since = None
+    since, together = None, {}
     for at, step, run in edges:
         if step > 0:
             active[run.id] = run
@@ -494,38 +497,21 @@ def crowded(runs: Sequence[Any], limit: int, longer_than: float) -> list[dict[st
         if len(active) > limit and since is None:
             since, together = at, dict(active)
         elif len(active) <= limit and since is not None:
-            if (at - since).total_seconds() > longer_than:
-                found.append(
-                    {
-                        "seconds": (at - since).total_seconds(),
-                        "runs": [
-                            (r.id, r.job_key, r.worker_id, r.triggered_by, r.status,
-                             r.error_type, str(r.started_at), str(r.finished_at))
-                            for r in together.values()
-                        ],
-                    }
-                )  # fmt: skip
+            found.append(
+                {
+                    "seconds": (at - since).total_seconds(),
+                    "runs": [
+                        (r.id, r.job_key, r.worker_id, r.triggered_by, r.status,
+                         r.error_type, str(r.started_at), str(r.finished_at))
+                        for r in together.values()
+                    ],
+                }
+            )  # fmt: skip
             since = None
     return found
 
 
 def overlaps(runs: Sequence[Any], limit: int) -> list[float]:
     """The lengths (seconds) of the moments more than ``limit`` runs of one
-    job were running, by the runs' recorded start and finish times. Those are
-    each writer's estimate of the database's clock (see DatabaseClock), so a
-    reaper's finish and the next start may disagree by milliseconds."""
-    edges = sorted(
-        [(r.finished_at, -1) for r in runs if r.started_at and r.finished_at]
-        + [(r.started_at, 1) for r in runs if r.started_at],
-        key=lambda e: (e[0], e[1]),
-    )
-    found: list[float] = []
-    level, since = 0, None
-    for at, step in edges:
-        level += step
-        if level > limit and since is None:
-            since = at
-        elif level <= limit and since is not None:
-            found.append((at - since).total_seconds())
-            since = None
-    return found
+    job were running, by the runs' recorded start and finish times."""
+    return [c["seconds"] for c in crowded(runs, limit)]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, delete, func, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection
@@ -32,7 +32,6 @@ from runtrack.store.statements import INSERT_RUN, JOB_FOR_START, RUN_CHECKPOINT
 
 __all__ = ["CHANNEL", "Claim", "QueueStore", "candidates"]
 
-T = TypeVar("T")
 #: The PostgreSQL channel a new pending run is announced on (its job key).
 CHANNEL = "runtrack_queue"
 #: Candidates read per claim: enough to step over busy jobs and paused providers.
