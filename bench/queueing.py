@@ -33,7 +33,7 @@ from bench.generate import Shape
 from bench.results import Measure, Target
 from bench.timing import summarize
 from runtrack import Ledger, ManualClock, RunStatus
-from runtrack.store.queue import candidates
+from runtrack.store.claiming import candidates
 from runtrack.store.schema import runs
 
 __all__ = ["job_keys", "measure_claim", "measure_drain", "measure_latency"]

@@ -26,7 +26,7 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from runtrack import inputs
 from runtrack.errors import InvalidInput, RuntrackError, SchedulingError, describe
@@ -233,9 +233,12 @@ class Runner:
             self._execute(queued, tally, paused)
         return tally.summary()
 
-    def _cycle_side_by_side(self, pool: Pool) -> None:
+    def _cycle_side_by_side(self, pool: Pool) -> _View | None:
         """One cycle with ``concurrency`` above 1: hand due ticks, retries and
-        queued runs to free slots; outcomes of ended attempts are recorded here."""
+        queued runs to free slots; outcomes of ended attempts are recorded here.
+        Returns the job states and pauses it read if they still hold (no tick
+        claimed), so that the sleep after it need not read them again: a
+        worker draining a queue runs a cycle per finished run."""
         tally = Tally()
         if not self._expects_stored:
             self._expects_stored = publish_expectations(self.ledger, self._registry, self._expects)
@@ -244,21 +247,26 @@ class Runner:
         for attempt, outcome in pool.finished():
             self._record(attempt, outcome, tally, paused)
         now = self.ledger.now()
-        for attempt in self._due(now, self.ledger.get_jobs(self._registry.keys()), paused, tally):
+        states = self.ledger.get_jobs(self._registry.keys())
+        moved = False  # a tick claimed here moved its job's due time
+        for attempt in self._due(now, states, paused, tally):
             if attempt.requeue is not None and not self._stopper.requested:
                 requeue(self.ledger, attempt)
                 continue
             if self._stopper.requested or attempt.spec.provider in paused or not pool.free():
                 self._hold(attempt)  # a tick stays due in the database
                 continue
-            if attempt.retry_of is None and not self._claim(attempt):
-                continue
+            if attempt.retry_of is None:
+                moved = True
+                if not self._claim(attempt):
+                    continue
             pool.submit(attempt, self._run_attempt)
         while pool.free() and not self._stopper.requested:
             queued = self._feed.claim(paused)
             if queued is None:
                 break
             pool.submit(queued, self._run_attempt)
+        return None if moved else _View(states, paused)
 
     def _due(
         self,
@@ -377,11 +385,12 @@ class Runner:
             log.info("runner %s started: %d job(s)", self.worker_id, len(self._registry))
             while not self._stopper.requested:
                 try:
+                    view = None
                     if self.concurrency == 1:
                         self.run_once()
                     else:
-                        self._cycle_side_by_side(pool)
-                    pause = self._sleep_seconds()
+                        view = self._cycle_side_by_side(pool)
+                    pause = self._sleep_seconds(view)
                     errors = 0
                 except Exception as exc:  # the loop outlives outages and bugs alike
                     errors += 1
@@ -405,11 +414,13 @@ class Runner:
     def stopping(self) -> bool:
         return self._stopper.requested
 
-    def _sleep_seconds(self) -> float:
-        """Until the soonest moment a job, retry or paused provider is ready."""
+    def _sleep_seconds(self, view: _View | None = None) -> float:
+        """Until the soonest moment a job, retry or paused provider is ready
+        (``view``: the job states and pauses just read, if still true)."""
         now = self.ledger.now()
-        states = self.ledger.get_jobs(self._registry.keys())
-        paused = self._paused()
+        if view is None:
+            view = _View(self.ledger.get_jobs(self._registry.keys()), self._paused())
+        states, paused = view
         ready = [self._ready_at(s, states.get(s.key), paused, now) for s in self._registry]
         ready += [max(r.due, paused.get(r.spec.provider, r.due)) for r in self._retries]
         soonest = min(ready, default=now + timedelta(seconds=self.max_sleep))
@@ -429,3 +440,10 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"<Runner {self.worker_id} jobs={len(self._registry)} on {self.ledger!r}>"
+
+
+class _View(NamedTuple):
+    """What a cycle read: the jobs' states and the paused providers."""
+
+    states: dict[str, JobRecord]
+    paused: dict[str, datetime]

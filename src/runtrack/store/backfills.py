@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, select, text, update
 
 from runtrack.models import RunStatus
 from runtrack.store.base import Transactions
 from runtrack.store.schema import backfills, jobs, runs
 from runtrack.store.statements import INSERT_RUN
 
-__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun", "room_for"]
+__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun"]
 
 T = TypeVar("T")
 #: The PostgreSQL channel of queued runs (the one :mod:`runtrack.store.queue`
@@ -180,22 +180,3 @@ class BackfillStore:
                 before.runs + 1 if before else 1,
             )
         return BackfillRow(row, sorted(latest.values(), key=lambda r: r.window_start))
-
-
-def room_for(conn: Connection, backfill_id: int, dialect: str) -> bool:
-    """Whether one more run of this backfill may start (its ``max_parallel``),
-    inside a claim's transaction: a backfill without a cap costs one primary
-    key read; with one, its row is locked (so two claimers count in turn)
-    and its running runs counted on ``ix_runs_backfill``."""
-    cap = select(backfills.c.max_parallel).where(backfills.c.id == backfill_id)
-    limit = conn.execute(cap).scalar()
-    if limit is None:
-        return True
-    if dialect != "sqlite":
-        conn.execute(cap.with_for_update()).scalar()
-    running = conn.execute(
-        select(func.count())
-        .select_from(runs)
-        .where(runs.c.backfill_id == backfill_id, runs.c.status == RunStatus.RUNNING)
-    ).scalar_one()
-    return bool(running < limit)

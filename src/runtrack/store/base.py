@@ -25,6 +25,7 @@ from tenacity import (
 
 from runtrack.errors import DatabaseBusy, DatabaseUnavailable, RecordConflict, SchemaMissing
 from runtrack.store import dialects
+from runtrack.store.drivers import driver_for
 from runtrack.store.prepared import Prepared, RawConnection, raw_transaction
 
 T = TypeVar("T")
@@ -40,6 +41,9 @@ class Transactions:
         self._retry_seconds = retry_seconds
         #: Statements prepared on the driver's connections (the hot path).
         self.prepared: dict[Any, Prepared] = {}
+        #: Whether a transaction's statements can go in one round trip
+        #: (:meth:`RawConnection.pipelined`: PostgreSQL with psycopg).
+        self.pipelines = driver_for(engine.dialect).pipelines
 
     # -- transactions ---------------------------------------------------
 

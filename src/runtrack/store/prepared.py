@@ -104,6 +104,8 @@ class RawConnection:
         self._cursor = self._conn.cursor()
         #: Inside :meth:`pipelined`: the statements sent, their results to fill.
         self._queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] | None = None
+        #: Savepoints opened inside :meth:`pipelined`, to roll back to if it fails.
+        self._opened: list[str] = []
         #: PostgreSQL: the transaction's BEGIN, to go with its first statement.
         self._begin_pending = False
         #: The driver's autocommit was turned on here and must be turned off.
@@ -174,26 +176,41 @@ class RawConnection:
         return result
 
     @contextmanager
-    def pipelined(self) -> Iterator[None]:
+    def pipelined(self, *, commit: bool = False) -> Iterator[None]:
         """PostgreSQL (psycopg): the block's statements go to the server
         together and are answered in one round trip when the block ends; only
         then are their results filled in, so the block may not read them.
-        Elsewhere the block runs statement by statement, as usual."""
+        ``commit``: COMMIT goes with them, if the block raised nothing (a
+        statement that fails leaves the transaction open, rolled back to the
+        block's savepoint if it opened one). Elsewhere the block runs
+        statement by statement, as usual, and commits after it."""
         if not self._driver.pipelines or self._queued is not None:
             yield
+            if commit:
+                self.commit()
             return
         queued: list[tuple[Any, Prepared, ClauseElement, RawResult]] = []
         self._queued = queued
+        self._opened = []
         try:
             with self._driver.pipeline(self._conn.driver_connection):
                 self._ensure_begun()  # queued: answered with the block's statements
                 yield
+                if commit:
+                    self._send_sql("COMMIT")
             for cursor, prepared, stmt, result in queued:
                 self._fill(result, stmt, prepared, cursor)
         except self._errors as exc:
-            raise self._wrapped(exc) from exc
+            error = self._wrapped(exc)
+            if self._opened:  # the statements after the failed one never ran
+                self._queued = None
+                # A connection too broken for this fails the next statement.
+                with contextlib.suppress(Exception):
+                    self._send_sql(f"ROLLBACK TO SAVEPOINT {self._opened[0]}")
+            raise error from exc
         finally:
             self._queued = None
+            self._opened = []
             for cursor, *_ in queued:
                 with contextlib.suppress(Exception):
                     cursor.close()
@@ -242,6 +259,8 @@ class RawConnection:
         name = f"rt_sp_{next(_savepoints)}"
         self._ensure_begun()
         self._send_sql(f"SAVEPOINT {name}")
+        if self._queued is not None:
+            self._opened.append(name)  # a failure surfaces when the block ends
         try:
             yield
         except BaseException:

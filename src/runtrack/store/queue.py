@@ -13,52 +13,49 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, literal_column, or_, select, text, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from runtrack.models import RunRecord, RunStatus
-from runtrack.store.backfills import room_for
 from runtrack.store.base import Transactions
+from runtrack.store.claiming import (
+    BATCH,
+    CANDIDATE,
+    CLAIM,
+    JOB_STATE,
+    JOB_STATE_OF,
+    PASSES,
+    PENDING,
+    candidates_of,
+    free_slots,
+    holders_of,
+    joins_jobs,
+    keyed,
+    provider_room,
+    resume_checkpoint,
+    room_for,
+    slots,
+)
+from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import naive, run_record
 from runtrack.store.schema import jobs, provider_limits, runs
-from runtrack.store.statements import INSERT_RUN, JOB_FOR_START, RUN_CHECKPOINT
+from runtrack.store.statements import INSERT_RUN
 
-__all__ = ["CHANNEL", "Claim", "QueueStore", "candidates"]
+__all__ = ["CHANNEL", "Claim", "QueueStore"]
 
 #: The PostgreSQL channel a new pending run is announced on (its job key).
 CHANNEL = "runtrack_queue"
-#: Candidates read per claim: enough to step over busy jobs and paused providers.
-BATCH = 32
-#: Batches read per claim at most, each without what blocked the ones before.
-PASSES = 3
-# A literal, not a bound parameter: only then do PostgreSQL and SQLite see
-# that the query fits the partial queue index.
-PENDING = runs.c.status == literal_column("'pending'")
-#: What a claim reads of a candidate: enough to claim it without reading it
-#: again, and its provider's limit (``None``: the provider has none).
-CANDIDATE = (
-    runs.c.id,
-    runs.c.job_key,
-    runs.c.provider,
-    runs.c.backfill_id,
-    runs.c.window_start,
-    runs.c.window_end,
-    runs.c.moves_watermark,
-    runs.c.retry_of,
-    select(provider_limits.c.max_running)
-    .where(provider_limits.c.provider == runs.c.provider)
-    .scalar_subquery()
-    .label("max_running"),
-)
 #: A limit not read yet (a direct start's candidate): looked up under lock.
 UNKNOWN = object()
+#: The claim's update, the claimed row back (PostgreSQL, SQLite).
+CLAIM_RETURNING = CLAIM.returning(*runs.c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,30 +154,40 @@ class QueueStore:
     ) -> Claim | None:
         """Claim the first pending run (priority, then age) of the jobs in
         ``concurrency`` (job -> its lease slots) whose job has a free slot and
-        whose provider is neither paused nor at its limit; ``None`` if none."""
-        query = candidates(concurrency, self.tx.dialect)
-        skip = set(paused)
-        at = _naive(now)
-        dialect = self.tx.dialect
+        whose provider is neither paused nor at its limit; ``None`` if none.
 
-        def work(conn: Connection) -> Claim | None:
+        On PostgreSQL a claim is two round trips: BEGIN, the candidates and
+        the slots their jobs hold; then the update in a savepoint and COMMIT."""
+        at = _naive(now)
+
+        def work(conn: Any) -> Claim | None:
             full: set[str] = set()
+            skip = set(paused)
             capped: set[int] = set()  # backfills at their max_parallel
             # A batch whose every run is blocked (a capped backfill's windows,
             # a busy job's queue) must not hide the runs behind it: the next
             # pass leaves out what blocked this one.
             for _ in range(PASSES):
-                rows = conn.execute(_narrowed(query, full, skip, capped)).all()
+                keys = sorted(job for job in concurrency if job not in full)
+                if not keys:
+                    return None
+                rows, held = self._candidates(conn, keys, skip, capped)
                 for row in rows:
                     if row.provider in skip or row.job_key in full or row.backfill_id in capped:
                         continue
-                    if row.backfill_id is not None and not room_for(conn, row.backfill_id, dialect):
+                    if row.backfill_id is not None and not room_for(
+                        conn, row.backfill_id, self.tx.dialect
+                    ):
                         capped.add(row.backfill_id)
                         continue
-                    slots = _slots(row.job_key, concurrency[row.job_key])
-                    claim = self._take(conn, row, slots, stamp, at)
+                    state = row if self._joined else self._job_state(conn, row.job_key)
+                    job_slots = slots(row.job_key, concurrency[row.job_key])
+                    holders = held.get(row.job_key, [])
+                    claim = self._take(conn, row, state, holders, job_slots, stamp, at)
                     if claim.run is not None:
                         return claim
+                    if claim.why == "not_pending":
+                        return None  # its locked row moved: (PostgreSQL) committed already
                     if claim.why == "provider_limit":
                         skip.add(row.provider)
                     else:
@@ -189,10 +196,39 @@ class QueueStore:
                     return None  # every pending run of these jobs was seen
             return None
 
+        if self._pipelines:
+            return self.tx.write_prepared(work)
         return self.tx.write(work, read_committed=True)
 
+    def _candidates(
+        self, conn: Any, keys: list[str], skip: set[Any], capped: set[int]
+    ) -> tuple[list[Any], dict[str, list[tuple[str, int]]]]:
+        """The claim's reads: the next candidates (with their job states where
+        joined) and the lease slots held by these jobs, in one round trip on
+        PostgreSQL (with the transaction's BEGIN)."""
+        providers = sorted(p for p in skip if p is not None)
+        query = candidates_of(
+            len(keys),
+            len(providers),
+            len(capped),
+            locks=self.tx.dialect != "sqlite",
+            joined=self._joined,
+        )
+        params = {**keyed("k", keys), **keyed("p", providers), **keyed("b", sorted(capped))}
+        with conn.pipelined() if self._pipelines else nullcontext():
+            found = conn.execute(query, params)
+            holding = conn.execute(holders_of(len(keys)), keyed("k", keys))
+        held: dict[str, list[tuple[str, int]]] = {}
+        for holder in holding.all():
+            held.setdefault(holder.job_key, []).append((holder.lease_key, int(holder.id)))
+        return found.all(), held
+
+    @staticmethod
+    def _job_state(conn: Any, job: str) -> Any:
+        return conn.execute(JOB_STATE_OF, {"p_job": job}).one()
+
     def start_now(
-        self, values: dict[str, Any], slots: list[str], stamp: dict[str, Any], now: datetime
+        self, values: dict[str, Any], job_slots: list[str], stamp: dict[str, Any], now: datetime
     ) -> Claim:
         """Insert the run ``values`` and claim it in one transaction: a direct
         start of a job whose provider has a limit. Nothing is written unless
@@ -212,7 +248,8 @@ class QueueStore:
                 values["moves_watermark"],
                 values["retry_of"],
             )
-            claim = self._take(conn, row, slots, stamp, at)
+            state, held = _job_and_holders(conn, row.job_key, job_slots)
+            claim = self._take(conn, row, state, held, job_slots, stamp, at)
             if claim.run is None:
                 raise _Refused(claim)  # rolls the insert back
             return claim
@@ -239,16 +276,26 @@ class QueueStore:
             # backfill's row lock as claim_next does (the run's row first).
             if row.backfill_id is not None and not room_for(conn, row.backfill_id, self.tx.dialect):
                 return Claim(None, why="backfill_full")
-            return self._take(conn, row, _slots(row.job_key, concurrency), stamp, _naive(now))
+            job_slots = slots(row.job_key, concurrency)
+            state, held = _job_and_holders(conn, row.job_key, job_slots)
+            return self._take(conn, row, state, held, job_slots, stamp, _naive(now))
 
         return self.tx.write(work, read_committed=True)
 
     def _take(
-        self, conn: Connection, row: Any, slots: list[str], stamp: dict[str, Any], now: datetime
+        self,
+        conn: Any,
+        row: Any,
+        state: Any,
+        held: list[tuple[str, int]],
+        job_slots: list[str],
+        stamp: dict[str, Any],
+        now: datetime,
     ) -> Claim:
-        """Move the candidate ``row`` to running in a free slot of its job, if
-        its provider has room: the claim's one conditional update. The job's
-        row is not locked: claimers would hold it while they go on to the next
+        """Move the candidate ``row`` to running in a free slot of its job
+        (``state``; ``held``: the slots taken, and by which runs), if its
+        provider has room: the claim's one conditional update. The job's row
+        is not locked: claimers would hold it while they go on to the next
         candidate, deadlock with each other and with finishes and reaps, and a
         worker cut off mid-claim would stall them all until the server noticed.
         So two claimers (or a claim and a direct start) may pick the same free
@@ -256,15 +303,10 @@ class QueueStore:
         savepoint, and it tries the job's next free slot (random order makes
         that rare), else calls the job busy and goes on to the next candidate.
         On SQLite no one can: BEGIN IMMEDIATE holds every other writer off."""
-        # The job's state and its held slots in one read: a row per holder.
-        found = conn.execute(_job_and_holders(row.job_key, slots)).all()
-        state = found[0]
-        held = [(r.lease_key, r.holder) for r in found if r.lease_key is not None]
-        taken = {lease for lease, _ in held}
-        free = [slot for slot in slots if slot not in taken]
+        free = free_slots(job_slots, (lease for lease, _ in held))
         if not free:
             return Claim(None, why="busy", holders=tuple(i for _, i in held))
-        limit = self._provider_room(conn, row.provider, row.max_running)
+        limit = provider_room(conn, row.provider, row.max_running, self.tx.dialect)
         if limit is not None:
             return Claim(None, why="provider_limit", limit=limit)
         values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
@@ -278,33 +320,34 @@ class QueueStore:
             values["moves_watermark"] = bool(
                 row.moves_watermark and row.window_start == state.watermark
             )
-        values["checkpoint"] = _resume(conn, row, values, state)
+        start = values.get("window_start", row.window_start)
+        values["checkpoint"] = resume_checkpoint(conn, row, start, state)
         for slot in random.sample(free, len(free)):
             try:
-                record = self._update(conn, row.id, slot, values)
+                record = self._update(conn, dict(values, lease_key=slot, p_id=row.id))
             except IntegrityError:
                 continue  # another claimer or a direct start took this slot first
             if record is None:
                 return Claim(None, why="not_pending")
-            return Claim(run_record(record), state.checkpoint, bool(state.owes))
+            return Claim(run_record(record), state.job_checkpoint, bool(state.owes))
         return Claim(None, why="busy")
 
-    def _update(self, conn: Connection, run_id: int, slot: str, values: dict[str, Any]) -> Any:
-        """The claim's update of a pending run into ``slot``: the claimed row,
+    def _update(self, conn: Any, params: dict[str, Any]) -> Any:
+        """The claim's update of a pending run into a slot: the claimed row,
         or ``None`` if the run is no longer pending. A taken slot raises
-        IntegrityError (in a savepoint, so that PostgreSQL's transaction
-        survives it; SQLite needs none)."""
-        claimed = (
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.status == RunStatus.PENDING)
-            .values(lease_key=slot, **values)
-        )
+        IntegrityError, in a savepoint, so that PostgreSQL's transaction
+        survives it (SQLite needs none). On PostgreSQL the savepoint, the
+        update and COMMIT go in one round trip: the claim ends there."""
+        if isinstance(conn, RawConnection) and self._pipelines:
+            with conn.pipelined(commit=True), conn.begin_nested():
+                claimed = conn.execute(CLAIM_RETURNING, params)
+            return claimed.first()
         with nullcontext() if self.tx.dialect == "sqlite" else conn.begin_nested():
             if self._returning:
-                return conn.execute(claimed.returning(*runs.c)).first()
-            if conn.execute(claimed).rowcount != 1:
+                return conn.execute(CLAIM_RETURNING, params).first()
+            if conn.execute(CLAIM, params).rowcount != 1:
                 return None
-        return conn.execute(select(runs).where(runs.c.id == run_id)).one()
+        return conn.execute(select(runs).where(runs.c.id == params["p_id"])).one()
 
     @functools.cached_property
     def _returning(self) -> bool:
@@ -312,25 +355,15 @@ class QueueStore:
         row comes back with the update instead of a read after it."""
         return bool(self.tx.engine.dialect.update_returning)
 
-    def _provider_room(self, conn: Connection, provider: str | None, known: Any) -> int | None:
-        """``None`` if the provider may start one more run, else its limit
-        (its limit row stays locked until the claim commits). ``known`` is the
-        limit the candidate read (``None``: the provider has none), or
-        ``UNKNOWN`` to look it up here."""
-        if provider is None or known is None:
-            return None
-        lock = select(provider_limits.c.max_running).where(provider_limits.c.provider == provider)
-        if self.tx.dialect != "sqlite":
-            lock = lock.with_for_update()
-        limit = conn.execute(lock).scalar()
-        if limit is None:
-            return None
-        running = conn.execute(
-            select(func.count())
-            .select_from(runs)
-            .where(runs.c.status == RunStatus.RUNNING, runs.c.provider == provider)
-        ).scalar_one()
-        return int(limit) if running >= limit else None
+    @functools.cached_property
+    def _pipelines(self) -> bool:
+        """Whether claims run on the hot path's prepared connection, with
+        their statements sent together (PostgreSQL with psycopg)."""
+        return self.tx.pipelines
+
+    @functools.cached_property
+    def _joined(self) -> bool:
+        return joins_jobs(self.tx.dialect)
 
     # -- provider limits -----------------------------------------------------------
 
@@ -364,21 +397,6 @@ class QueueStore:
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
 
-def candidates(job_keys: Iterable[str], dialect: str) -> Select[Any]:
-    """A claim's first read: the next pending runs of these jobs, priority
-    then age, on the partial queue index (locked, skipping those another
-    claimer holds, where the database can)."""
-    query = (
-        select(*CANDIDATE)
-        .where(PENDING, runs.c.job_key.in_(sorted(job_keys)))
-        .order_by(runs.c.priority, runs.c.id)
-        .limit(BATCH)
-    )
-    if dialect != "sqlite":
-        query = query.with_for_update(skip_locked=True, of=runs)
-    return query
-
-
 class _Refused(Exception):
     """A start that may not happen: its transaction is rolled back."""
 
@@ -393,44 +411,16 @@ def _naive(now: datetime) -> datetime:
     return at
 
 
-def _narrowed(query: Select[Any], full: set[str], skip: set[Any], capped: set[int]) -> Select[Any]:
-    """The claim's candidates without the jobs, providers and backfills that
-    blocked an earlier pass (NULL provider and backfill stay in)."""
-    if full:
-        query = query.where(runs.c.job_key.not_in(sorted(full)))
-    providers = sorted(p for p in skip if p is not None)
-    if providers:
-        query = query.where(or_(runs.c.provider.is_(None), runs.c.provider.not_in(providers)))
-    if capped:
-        query = query.where(
-            or_(runs.c.backfill_id.is_(None), runs.c.backfill_id.not_in(sorted(capped)))
-        )
-    return query
-
-
-def _job_and_holders(job: str, slots: list[str]) -> Select[Any]:
-    """The job's state for a start, joined to the runs holding its slots."""
-    return (
-        select(*JOB_FOR_START.selected_columns, runs.c.lease_key, runs.c.id.label("holder"))
-        .select_from(jobs.outerjoin(runs, runs.c.lease_key.in_(slots)))
+def _job_and_holders(
+    conn: Connection, job: str, job_slots: list[str]
+) -> tuple[Any, list[tuple[str, int]]]:
+    """The job's state for a start, and the runs holding its slots, in one
+    read (a row per holder)."""
+    query = (
+        select(*JOB_STATE, runs.c.lease_key, runs.c.id.label("holder"))
+        .select_from(jobs.outerjoin(runs, runs.c.lease_key.in_(job_slots)))
         .where(jobs.c.key == job)
     )
-
-
-def _slots(job: str, concurrency: int) -> list[str]:
-    return [f"{job}#{i}" for i in range(concurrency)]
-
-
-def _resume(conn: Connection, current: Any, values: dict[str, Any], job: Any) -> Any:
-    """The checkpoint the claimed run resumes from: the run it retries, else
-    the job's last run if it failed or was cancelled over the same window
-    start (as a run started directly does, see ``RunStore.insert_run``)."""
-    if current.retry_of is not None:
-        return conn.execute(RUN_CHECKPOINT, {"p_id": current.retry_of}).scalar()
-    if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-        return None
-    last = conn.execute(RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()
-    start = values.get("window_start", current.window_start)
-    if last is None or last.window_start != start:
-        return None
-    return last.checkpoint
+    found = conn.execute(query).all()
+    held = [(r.lease_key, int(r.holder)) for r in found if r.lease_key is not None]
+    return found[0], held
