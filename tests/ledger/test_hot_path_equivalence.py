@@ -33,6 +33,7 @@ from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 from runtrack import ItemStatus, Ledger, ManualClock, RunStatus, Volume
 from runtrack.store import dialects, migrate
 from runtrack.store.prepared import RawConnection
+from runtrack.store.queue import CLAIM_RETURNING
 from runtrack.store.schema import metadata
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -389,6 +390,20 @@ def workload(ledger: Ledger, small: Ledger, clock: ManualClock) -> None:
     queued.item("q", "success")
     ledger.finish_run(queued, RunStatus.SUCCESS)
     clock.advance(tick)
+    # A trigger claimed from the queue (PostgreSQL: the claim's statements
+    # pipelined, its update in a savepoint and COMMIT in one round trip),
+    # then one that resumes the checkpoint of the failed run before it.
+    triggered = ledger.trigger("eq:queued", params={"by": "trigger ✓"}, by="user:zoë")
+    claimed = ledger.claim({"eq:queued": 2})
+    assert claimed is not None and claimed.id == triggered.id
+    claimed.save_checkpoint({"page": "ü"})
+    ledger.finish_run(claimed, RunStatus.FAILED, error="failed ✗")
+    clock.advance(tick)
+    ledger.trigger("eq:queued", by="user:zoë")
+    resumed = ledger.claim({"eq:queued": 2, "eq:absent": 1})
+    assert resumed is not None and resumed.resume_checkpoint == {"page": "ü"}
+    ledger.finish_run(resumed, RunStatus.SUCCESS)
+    clock.advance(tick)
     # A guarded job: its start returns the volume history, its job update
     # writes the new one, and the anomaly, then none (SQL NULL, not JSON null).
     ledger.expect("eq:guarded", volume={"offers": Volume(min_ratio=0.5, min_history=1)})
@@ -448,3 +463,6 @@ def test_the_hot_path_writes_what_connection_execute_writes(
         "select one",
     } <= taken, taken
     assert mirror.snapshots >= 15
+    # PostgreSQL claims on the hot path: their update was mirrored too.
+    claims = [stmt for stmt, *_ in mirror.executed if stmt is CLAIM_RETURNING]
+    assert len(claims) == (2 if backend == "postgresql" else 0)

@@ -48,7 +48,7 @@ from runtrack.store.rows import naive, run_record
 from runtrack.store.schema import jobs, provider_limits, runs
 from runtrack.store.statements import INSERT_RUN
 
-__all__ = ["CHANNEL", "Claim", "QueueStore"]
+__all__ = ["CHANNEL", "CLAIM_RETURNING", "Claim", "QueueStore"]
 
 #: The PostgreSQL channel a new pending run is announced on (its job key).
 CHANNEL = "runtrack_queue"
