@@ -194,12 +194,14 @@ def room_for(conn: Any, backfill_id: int, dialect: str) -> bool:
     return bool(conn.execute(_BACKFILL_RUNNING, params).scalar() < limit)
 
 
-def resume_checkpoint(conn: Any, candidate: Any, window_start: Any, job: Any) -> Any:
-    """The checkpoint a claimed run resumes from: the run it retries, else the
-    job's last run if it failed or was cancelled over the same window start
-    (as a run started directly does, see ``RunStore.insert_run``)."""
-    if candidate.retry_of is not None:
-        return conn.execute(RUN_CHECKPOINT, {"p_id": candidate.retry_of}).scalar()
+def resume_checkpoint(conn: Any, retry_of: int | None, window_start: Any, job: Any) -> Any:
+    """The checkpoint a run starts from, whether started directly or claimed:
+    that of the run it retries (``retry_of``), else that of the job's last
+    run if it failed or was cancelled over the same window start (a failed
+    backfill window does not hand its cursor to a regular run). So a run that
+    fails again before saving one hands it on to the next."""
+    if retry_of is not None:
+        return conn.execute(RUN_CHECKPOINT, {"p_id": retry_of}).scalar()
     if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         return None
     last = conn.execute(RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()

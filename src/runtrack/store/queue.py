@@ -321,7 +321,7 @@ class QueueStore:
                 row.moves_watermark and row.window_start == state.watermark
             )
         start = values.get("window_start", row.window_start)
-        values["checkpoint"] = resume_checkpoint(conn, row, start, state)
+        values["checkpoint"] = resume_checkpoint(conn, row.retry_of, start, state)
         for slot in random.sample(free, len(free)):
             try:
                 record = self._update(conn, dict(values, lease_key=slot, p_id=row.id))

@@ -29,6 +29,7 @@ from runtrack.models import (
 )
 from runtrack.store.base import Transactions
 from runtrack.store.carry import settle_ended
+from runtrack.store.claiming import resume_checkpoint
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -44,7 +45,6 @@ from runtrack.store.statements import (
     INSERT_RUN,
     JOB_FOR_START,
     RECENT_CHUNK,
-    RUN_CHECKPOINT,
     RUN_EFFECT,
     TALLY_ITEMS,
     Conn,
@@ -96,9 +96,9 @@ class RunStore:
             row = dict(values)
             if not explicit_window:
                 start_at_watermark(row, job.watermark, explicit_end)
-            # A run's checkpoint starts at the one it resumes from, so a run
-            # that fails again before saving one hands it on to the next.
-            row["checkpoint"] = self._resume_checkpoint(conn, row, job)
+            row["checkpoint"] = resume_checkpoint(
+                conn, row.get("retry_of"), row["window_start"], job
+            )
             run_id = self._claim_slot(conn, row, slots)
             return StartedRun(
                 run_id,
@@ -181,20 +181,6 @@ class RunStore:
                     state.volume_history,
                 )
         raise LeaseTaken([(held.id, held.status) for held in holders])
-
-    @staticmethod
-    def _resume_checkpoint(conn: Conn, row: dict[str, Any], job: Any) -> Any:
-        """The checkpoint of the run ``row`` retries: ``retry_of``, else the
-        job's last run if it failed or was cancelled over the same window
-        start (a failed backfill does not hand its cursor to a regular run)."""
-        if row.get("retry_of") is not None:
-            return conn.execute(RUN_CHECKPOINT, {"p_id": row["retry_of"]}).scalar()
-        if job.last_status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            return None
-        last = conn.execute(RUN_CHECKPOINT, {"p_id": job.last_run_id}).first()
-        if last is None or last.window_start != row["window_start"]:
-            return None
-        return last.checkpoint
 
     def transition(
         self,

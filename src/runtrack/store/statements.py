@@ -144,7 +144,7 @@ def start_run_stmt(
     row, whose watermark starts the window (unless ``explicit_window``) and
     bounds its end from below (see :func:`start_at_watermark`), with the
     checkpoint of the job's last run if it failed or was cancelled over the
-    same window start (see ``RunStore._resume_checkpoint``). It returns the
+    same window start (see ``claiming.resume_checkpoint``). It returns the
     window, that checkpoint and the job's own checkpoint (and, with
     ``history``, the job's volume history for its guard). ``columns`` are
     the given values, window start (if explicit) and end included."""
