@@ -96,8 +96,8 @@ _BACKFILL_RUNNING = (
 )
 
 
-def _params(prefix: str, count: int) -> list[Any]:
-    return [bindparam(f"{prefix}{i}") for i in range(count)]
+def _params(prefix: str, count: int, column: Any) -> list[Any]:
+    return [bindparam(f"{prefix}{i}", type_=column.type) for i in range(count)]
 
 
 #: One job's state, for a database that would lock it if joined (MariaDB
@@ -114,18 +114,26 @@ def candidates_of(
     the next pending runs of these jobs, priority then age, on the partial
     queue index (locked, skipping those another claimer holds, where the
     database can), each with its job's state if ``joined``."""
-    query = select(*CANDIDATE).where(PENDING, runs.c.job_key.in_(_params("k", served)))
+    query = select(*CANDIDATE).where(
+        PENDING, runs.c.job_key.in_(_params("k", served, runs.c.job_key))
+    )
     if joined:
         query = query.add_columns(*JOB_STATE).select_from(
             runs.join(jobs, jobs.c.key == runs.c.job_key)
         )
     if skipped:
         query = query.where(
-            or_(runs.c.provider.is_(None), runs.c.provider.not_in(_params("p", skipped)))
+            or_(
+                runs.c.provider.is_(None),
+                runs.c.provider.not_in(_params("p", skipped, runs.c.provider)),
+            )
         )
     if capped:
         query = query.where(
-            or_(runs.c.backfill_id.is_(None), runs.c.backfill_id.not_in(_params("b", capped)))
+            or_(
+                runs.c.backfill_id.is_(None),
+                runs.c.backfill_id.not_in(_params("b", capped, runs.c.backfill_id)),
+            )
         )
     query = query.order_by(runs.c.priority, runs.c.id).limit(BATCH)
     return query.with_for_update(skip_locked=True, of=runs) if locks else query
@@ -136,7 +144,9 @@ def holders_of(served: int) -> Select[Any]:
     """The lease slots held by the ``served`` jobs (``k0``...): their running
     runs (only a running run holds a slot)."""
     return select(runs.c.job_key, runs.c.lease_key, runs.c.id).where(
-        RUNNING, runs.c.lease_key.is_not(None), runs.c.job_key.in_(_params("k", served))
+        RUNNING,
+        runs.c.lease_key.is_not(None),
+        runs.c.job_key.in_(_params("k", served, runs.c.job_key)),
     )
 
 
