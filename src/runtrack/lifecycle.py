@@ -238,12 +238,7 @@ class Lifecycle:
 
     @staticmethod
     def _carry(request: StartRequest, owes: bool) -> RunCarry | None:
-        """The run's carry; ``None`` (the handle makes one if asked) for a
-        job that owes nothing under the default policy: the common start."""
-        default = request.on_partial is OnPartial.CARRY
-        if default and not owes and request.max_carry_attempts == DEFAULT_MAX_CARRY_ATTEMPTS:
-            return None
-        return RunCarry(request.on_partial, request.max_carry_attempts, owes)
+        return _run_carry(request.on_partial, request.max_carry_attempts, owes)
 
     def _handle(self, s: Started, request: StartRequest) -> Run:
         run = Run(
@@ -361,7 +356,7 @@ class Lifecycle:
             started_at=now,
             item_batch_size=self.item_batch_size,
             moves_watermark=record.moves_watermark,
-            carry=RunCarry(record.on_partial, record.max_carry_attempts, claim.owes),
+            carry=_run_carry(record.on_partial, record.max_carry_attempts, claim.owes),
         )
         self.heartbeat.register(run)
         try:
@@ -410,3 +405,13 @@ class Started:
         self.started, self.values, self.now, self.window_end = started, values, now, window_end
         #: Whether the start read the job's volume history (a guarded job).
         self.history = history
+
+
+def _run_carry(policy: OnPartial | str, attempts: int, owes: bool) -> RunCarry | None:
+    """A run's carry; ``None`` (the handle makes one if asked) for a job that
+    owes nothing under the default policy, started or claimed: the common
+    run, whose final write then takes the hot path (no carry to settle)."""
+    default = OnPartial(policy) is OnPartial.CARRY
+    if default and not owes and attempts == DEFAULT_MAX_CARRY_ATTEMPTS:
+        return None
+    return RunCarry(policy, attempts, owes)
