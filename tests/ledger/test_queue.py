@@ -263,6 +263,24 @@ def test_claims_and_direct_starts_racing_for_slots(queue: Ledger) -> None:
     assert queue.count_runs(job=job, status="running") == 0
 
 
+def test_a_claim_steps_over_many_busy_jobs_ahead(queue: Ledger) -> None:
+    # Forty jobs whose only slot is held, each with a run queued ahead of a
+    # claimable one: the claim's later, larger passes leave the busy jobs out
+    # and find it (its first pass reads only the head of the queue).
+    busy = [f"q:busy:{n:02d}" for n in range(40)]
+    holders = []
+    for job in busy:
+        queue.ensure_job(job, provider="acme")
+        holders.append(queue.start_run(job))
+        queue.trigger(job)
+    waiting = queue.trigger("q:b")
+    claimed = queue.claim(dict.fromkeys([*busy, "q:b"], 1))
+    assert claimed is not None and claimed.id == waiting.id
+    assert queue.count_runs(status="pending") == len(busy)
+    for run in [claimed, *holders]:
+        queue.finish_run(run)
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])  # SQLite: one writer at a time
 def test_a_direct_start_racing_a_claim_for_its_slot(
     db_url: str, queue: Ledger, clock: ManualClock

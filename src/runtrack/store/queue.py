@@ -26,12 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from runtrack.models import RunRecord, RunStatus
 from runtrack.store.base import Transactions
 from runtrack.store.claiming import (
-    BATCH,
+    BATCHES,
     CANDIDATE,
     CLAIM,
     JOB_STATE,
     JOB_STATE_OF,
-    PASSES,
     PENDING,
     candidates_of,
     free_slots,
@@ -167,11 +166,11 @@ class QueueStore:
             # A batch whose every run is blocked (a capped backfill's windows,
             # a busy job's queue) must not hide the runs behind it: the next
             # pass leaves out what blocked this one.
-            for _ in range(PASSES):
+            for batch in BATCHES:
                 keys = sorted(job for job in concurrency if job not in full)
                 if not keys:
                     return None
-                rows, held = self._candidates(conn, keys, skip, capped)
+                rows, held = self._candidates(conn, keys, skip, capped, batch)
                 for row in rows:
                     if row.provider in skip or row.job_key in full or row.backfill_id in capped:
                         continue
@@ -192,7 +191,7 @@ class QueueStore:
                         skip.add(row.provider)
                     else:
                         full.add(row.job_key)
-                if len(rows) < BATCH:
+                if len(rows) < batch:
                     return None  # every pending run of these jobs was seen
             return None
 
@@ -201,7 +200,7 @@ class QueueStore:
         return self.tx.write(work, read_committed=True)
 
     def _candidates(
-        self, conn: Any, keys: list[str], skip: set[Any], capped: set[int]
+        self, conn: Any, keys: list[str], skip: set[Any], capped: set[int], batch: int
     ) -> tuple[list[Any], dict[str, list[tuple[str, int]]]]:
         """The claim's reads: the next candidates (with their job states where
         joined) and the lease slots held by these jobs, in one round trip on
@@ -213,6 +212,7 @@ class QueueStore:
             len(capped),
             locks=self.tx.dialect != "sqlite",
             joined=self._joined,
+            batch=batch,
         )
         params = {**keyed("k", keys), **keyed("p", providers), **keyed("b", sorted(capped))}
         with conn.pipelined() if self._pipelines else nullcontext():
