@@ -1,12 +1,15 @@
 """The per-run hot path keeps its guarantees while it saves round trips: a
 finalization that lost its run writes nothing (on PostgreSQL its statements go
-in one round trip and are rolled back), and pooled connections are pinged
-only after sitting idle, yet a server that dropped them is never seen."""
+in one round trip and are rolled back), every end (the owner's, by id, a
+reap) writes run, job and tally in that order, and pooled connections are
+pinged only after sitting idle, yet a server that dropped them is never seen."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -196,3 +199,51 @@ def test_pooled_connections_go_back_in_transactions_mode(
     finally:
         for connection in held:
             connection.close()
+
+
+@contextmanager
+def _ends_written(ledger: Ledger) -> Iterator[list[tuple[str, str]]]:
+    """(verb, table) of each write to runs, jobs and tallies the ledger sends,
+    in order (the hot path's too: its cursor events fire as SQLAlchemy's)."""
+    sent: list[tuple[str, str]] = []
+    pattern = re.compile(r"\s*(UPDATE|INSERT INTO)\s+[`\"]?(runs|jobs|job_tallies)\b", re.I)
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        found = pattern.match(statement)
+        if found:
+            sent.append((found.group(1).split()[0].lower(), found.group(2)))
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", seen)
+
+
+def test_every_end_writes_run_job_and_tally_in_that_order(db_url: str, clock: ManualClock) -> None:
+    # One writer for every end: the owner's (pipelined on PostgreSQL, the
+    # same statements), one by id, and a reap of several runs at once (their
+    # job updates in one batch, their tallies summed into one row).
+    order = [("update", "runs"), ("update", "jobs"), ("insert", "job_tallies")]
+    with Ledger(db_url, clock=clock, heartbeat_interval=59, stale_after=STALE) as ledger:
+        owned = ledger.start_run("hot:ends")
+        with _ends_written(ledger) as sent:
+            ledger.finish_run(owned, "success")
+        assert sent == order
+        pending = ledger.create_run("hot:ends")
+        with _ends_written(ledger) as sent:
+            ledger.finish_run(pending.id, "cancelled")
+        assert sent == order
+        stale = [ledger.start_run("hot:ends", concurrency=2) for _ in range(2)]
+        clock.advance(STALE + timedelta(seconds=1))
+        with _ends_written(ledger) as sent:
+            assert sorted(ledger.reap()) == sorted(run.id for run in stale)
+        assert sent == order
+        job = ledger.get_job("hot:ends")
+        assert job is not None and (job.last_run_id, job.last_status) == (
+            max(run.id for run in stale),
+            RunStatus.FAILED,
+        )
+        assert job.consecutive_failures == 2
+        tallies = {t.status: t.runs for t in ledger.job_tallies() if t.job == "hot:ends"}
+        assert tallies == {RunStatus.SUCCESS: 1, RunStatus.CANCELLED: 1, RunStatus.FAILED: 2}

@@ -22,13 +22,13 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.store.base import Transactions
-from runtrack.store.carry import settle, settle_ended
+from runtrack.store.carry import settle
+from runtrack.store.finalizing import NotMoved, ended_by_row, finalize_one, write_final
 from runtrack.store.guards import Guard
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
     naive,
 )
-from runtrack.store.runs import RunStore
 from runtrack.store.schema import (
     runs,
 )
@@ -41,19 +41,9 @@ from runtrack.store.statements import (
     LOCK_RUNS,
     RUN_EFFECT,
     counts_given,
-    effect_of,
     group_alike,
-    job_change,
-    tally_params,
-    tally_upsert,
 )
 from runtrack.store.values import JobEffect, RunState
-
-
-class _NotMoved(Exception):
-    """Internal: a pipelined finalization found the run not ours; its
-    transaction is rolled back."""
-
 
 Guards = tuple[Guard, ...]
 
@@ -61,9 +51,8 @@ Guards = tuple[Guard, ...]
 class LivenessStore:
     """Heartbeats, fenced item writes, stale-run scans and reaping in sets."""
 
-    def __init__(self, tx: Transactions, runs: RunStore) -> None:
+    def __init__(self, tx: Transactions) -> None:
         self.tx = tx
-        self.runs = runs
 
     # -- liveness ------------------------------------------------------------
 
@@ -166,12 +155,15 @@ class LivenessStore:
         per hundred runs, not four per run."""
 
         def in_sets(conn: Connection) -> list[int]:
-            changed: list[Any] = []
+            moved: list[tuple[int, RunStatus, dict[str, Any], Any]] = []
             for ids, (target, allowed, values, guards) in group_alike(changes):
                 where = conditions(guards)
-                changed += self._transition_set(conn, ids, target, allowed, values, where)
-            self._finalize_jobs(conn, sorted(changed, key=lambda c: c[0]))
-            done = {run_id for run_id, *_ in changed}
+                moved += self._transition_set(conn, ids, target, allowed, values, where)
+            moved.sort(key=lambda change: change[0])  # a failure streak counts in id order
+            ended = [ended_by_row(*change) for change in moved if change[1] in TERMINAL]
+            if ended:
+                write_final(conn, ended)
+            done = {run_id for run_id, *_ in moved}
             return [run_id for run_id in dict.fromkeys(c[0] for c in changes) if run_id in done]
 
         return self.tx.write(in_sets)
@@ -185,8 +177,8 @@ class LivenessStore:
         values: dict[str, Any],
         where: list[ColumnElement[bool]],
     ) -> list[tuple[int, RunStatus, dict[str, Any], Any]]:
-        """One guarded UPDATE of many runs; (id, target, values, effect row)
-        of each run it changed."""
+        """One guarded UPDATE of many runs; (id, target, values, RUN_EFFECT
+        row) of each run it changed."""
         changes = dict(values, status=target.value)
         if target in TERMINAL:
             changes["lease_key"] = None
@@ -205,39 +197,6 @@ class LivenessStore:
         conn.execute(update(runs).where(runs.c.id.in_(locked)).values(changes))
         rows = conn.execute(select(*effect).where(runs.c.id.in_(locked)))
         return [(row.id, target, values, row) for row in rows]
-
-    @staticmethod
-    def _finalize_jobs(
-        conn: Connection, changed: list[tuple[int, RunStatus, dict[str, Any], Any]]
-    ) -> None:
-        """The job updates and tallies of runs that became terminal, in id
-        order (a job's failure streak counts its runs in order)."""
-        jobs_batch: list[tuple[Update, list[dict[str, Any]]]] = []
-        tallies: dict[tuple[str, RunStatus], dict[str, Any]] = {}
-        for run_id, target, values, row in changed:
-            if target not in TERMINAL:
-                continue
-            effect = effect_of(row)
-            stmt, params = job_change(run_id, target, values["finished_at"], effect, values)
-            if jobs_batch and jobs_batch[-1][0] is stmt:
-                jobs_batch[-1][1].append(params)
-            else:
-                jobs_batch.append((stmt, [params]))
-            counted = {**row._mapping, **values}
-            add = tally_params(row.job_key, target, row.started_at, values["finished_at"], counted)
-            # Tallies are sums: one upsert per job and status, whatever the runs.
-            total = tallies.setdefault((row.job_key, target), add)
-            if total is not add:
-                for column, amount in add.items():
-                    if column not in ("job_key", "status"):
-                        total[column] += amount
-        for stmt, batch in jobs_batch:
-            conn.execute(stmt, batch)
-        if tallies:
-            conn.execute(tally_upsert(conn.dialect.name), list(tallies.values()))
-        ended = [(run_id, target, row) for run_id, target, _, row in changed if target in TERMINAL]
-        if ended:
-            settle_ended(conn, ended, changed[0][2]["finished_at"])
 
     def insert_items_fenced(
         self, rows: list[dict[str, Any]], owners: dict[int, str]
@@ -291,6 +250,7 @@ class LivenessStore:
         retried attempt, after an earlier one that may have committed and
         lost only its answer (the caller re-reads to tell)."""
         tries = 0
+        allowed = ALLOWED_FROM[target]
         if effect.carry is not None:
             # What the job owes is settled in the same transaction, after
             # the last items: the rarer path, on SQLAlchemy's connection.
@@ -299,10 +259,7 @@ class LivenessStore:
             def settling(conn: Connection) -> bool:
                 nonlocal tries
                 tries += 1
-                allowed = ALLOWED_FROM[target]
-                if not self.runs.transition_in(
-                    conn, run_id, target, allowed, values, uid, (), effect
-                ):
+                if not finalize_one(conn, run_id, target, allowed, values, uid, (), effect):
                     return False
                 if items:
                     conn.execute(INSERT_ITEMS, items)
@@ -311,14 +268,14 @@ class LivenessStore:
 
             changed = self.tx.write(settling)
             return None if not changed and tries > 1 else changed
+        # PostgreSQL: BEGIN, the run, its job and its tally in one round trip.
+        pipelined = self.tx.dialect == "postgresql"
 
         def work(conn: RawConnection) -> bool:
             nonlocal tries
             tries += 1
-            if self.tx.dialect == "postgresql":
-                self._final_transition_pipelined(conn, run_id, uid, target, values, effect)
-            elif not self.runs.transition_in(
-                conn, run_id, target, ALLOWED_FROM[target], values, uid, (), effect
+            if not finalize_one(
+                conn, run_id, target, allowed, values, uid, (), effect, pipelined=pipelined
             ):
                 return False
             if items:
@@ -327,27 +284,6 @@ class LivenessStore:
 
         try:
             changed = self.tx.write_prepared(work)
-        except _NotMoved:
+        except NotMoved:
             changed = False
         return None if not changed and tries > 1 else changed
-
-    def _final_transition_pipelined(
-        self,
-        conn: RawConnection,
-        run_id: int,
-        uid: str,
-        target: RunStatus,
-        values: dict[str, Any],
-        effect: JobEffect,
-    ) -> None:
-        """The statements of :meth:`_transition` to a terminal status, sent in
-        one round trip (BEGIN, the run, its job, its tally) rather than four:
-        the job and tally updates do not wait for the run's row count, so a
-        run that was not ours any more raises :class:`_NotMoved`, which rolls
-        them back. Same statements, same lock order (run, job, tally)."""
-        change = self.runs.run_change(run_id, target, ALLOWED_FROM[target], values, uid, ())
-        with conn.pipelined():
-            moved = conn.execute(*change)
-            self.runs.finalize_in(conn, run_id, target, values, effect, values)
-        if moved.rowcount != 1:
-            raise _NotMoved

@@ -18,18 +18,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Update
 
 from runtrack.errors import RecordConflict
 from runtrack.models import (
-    TERMINAL,
     RunBrief,
     RunRecord,
     RunStatus,
 )
 from runtrack.store.base import Transactions
-from runtrack.store.carry import settle_ended
 from runtrack.store.claiming import resume_checkpoint
+from runtrack.store.finalizing import finalize_one
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -45,18 +43,10 @@ from runtrack.store.statements import (
     INSERT_RUN,
     JOB_FOR_START,
     RECENT_CHUNK,
-    RUN_EFFECT,
-    TALLY_ITEMS,
     Conn,
-    counts_given,
-    effect_of,
-    job_change,
     recent_runs_union,
     start_at_watermark,
     start_run_stmt,
-    tally_params,
-    tally_upsert,
-    update_run_stmt,
 )
 from runtrack.store.values import JobEffect, LeaseTaken, RunFilter, StartedRun
 
@@ -200,76 +190,9 @@ class RunStore:
         knows. Returns whether this call made the change."""
 
         def work(conn: Connection) -> bool:
-            return self.transition_in(conn, run_id, target, allowed, values, uid, where, effect)
+            return finalize_one(conn, run_id, target, allowed, values, uid, where, effect)
 
         return self.tx.write(work)
-
-    def transition_in(
-        self,
-        conn: Conn,
-        run_id: int,
-        target: RunStatus,
-        allowed: Iterable[RunStatus],
-        values: dict[str, Any],
-        uid: str | None,
-        where: Sequence[ColumnElement[bool]],
-        effect: JobEffect | None = None,
-    ) -> bool:
-        if (
-            conn.execute(*self.run_change(run_id, target, allowed, values, uid, where)).rowcount
-            != 1
-        ):
-            return False
-        if target in TERMINAL:
-            counted = values  # the item tallies, when the caller wrote them
-            if effect is None or not counts_given(values):
-                row = conn.execute(RUN_EFFECT, {"p_id": run_id}).one()
-                counted = {**{c: getattr(row, c) for c in TALLY_ITEMS}, **values}
-                if effect is None:  # by id: no handle, no items still to write
-                    self.finalize_in(conn, run_id, target, values, effect_of(row), counted)
-                    assert isinstance(conn, Connection)  # by-id transitions use write()
-                    settle_ended(conn, [(run_id, target, row)], values["finished_at"])
-                    return True
-            self.finalize_in(conn, run_id, target, values, effect, counted)
-        return True
-
-    @staticmethod
-    def run_change(
-        run_id: int,
-        target: RunStatus,
-        allowed: Iterable[RunStatus],
-        values: dict[str, Any],
-        uid: str | None,
-        where: Sequence[ColumnElement[bool]],
-    ) -> tuple[Update, dict[str, Any]]:
-        """The conditional UPDATE moving a run to ``target``, and its parameters."""
-        params = dict(values, status=target.value, p_id=run_id)
-        if target in TERMINAL:
-            params["lease_key"] = None
-        if uid is not None:
-            params["p_uid"] = uid
-        stmt = update_run_stmt(
-            uid is not None,
-            tuple(sorted(status.value for status in allowed)),
-            target in TERMINAL and not counts_given(values),
-        )
-        return (stmt.where(*where) if where else stmt), params
-
-    def finalize_in(
-        self,
-        conn: Conn,
-        run_id: int,
-        status: RunStatus,
-        values: dict[str, Any],
-        effect: JobEffect,
-        counted: dict[str, Any],
-    ) -> None:
-        """Move the job's pointers, failure streak, watermark, checkpoint and
-        strip, and add to its tallies, for a run that just became terminal
-        (same transaction)."""
-        finished = values["finished_at"]
-        conn.execute(*job_change(run_id, status, finished, effect, values))
-        self._add_tally(conn, effect.job_key, status, effect.started_at, finished, counted)
 
     def request_cancel(
         self, run_id: int, now: datetime, by: str | None, reason: str | None
@@ -405,19 +328,3 @@ class RunStore:
             .where(runs.c.status == status, runs.c.started_at >= naive(since))
         )
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
-
-    # -- tallies (metrics without scanning runs) ---------------------------------
-
-    @staticmethod
-    def _add_tally(
-        conn: Conn,
-        job_key: str,
-        status: RunStatus,
-        started: datetime | None,
-        finished: datetime | None,
-        items: dict[str, Any],
-    ) -> None:
-        """Add a run that just became terminal to its job's tallies (same
-        transaction as the transition, so a tally never misses or repeats a run)."""
-        params = tally_params(job_key, status, started, finished, items)
-        conn.execute(tally_upsert(conn.dialect.name), params)

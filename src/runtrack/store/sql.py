@@ -8,6 +8,8 @@ the store hands each of its methods to the part that implements it:
 - :mod:`~runtrack.store.jobs`: job rows and the runner's schedule claims;
 - :mod:`~runtrack.store.runs`: runs under a lease, guarded transitions, queries;
 - :mod:`~runtrack.store.liveness`: heartbeats, fenced writes, reaping;
+- :mod:`~runtrack.store.finalizing`: the one writer of a run's end (its job's
+  state, its tallies, what the job owes), for a run and for a set of runs;
 - :mod:`~runtrack.store.history`: items, retention, pauses, tallies, maintenance;
 - :mod:`~runtrack.store.carry`, :mod:`~runtrack.store.carry_handout`: what
   jobs owe (failed items and slices);
@@ -91,7 +93,7 @@ class Store:
         self.dialect = engine.dialect.name
         self.tx = tx = Transactions(engine, retry_seconds=retry_seconds)
         self.runs = RunStore(tx)
-        self.liveness = LivenessStore(tx, self.runs)
+        self.liveness = LivenessStore(tx)
         self.jobs = JobStore(tx)
         self.history = HistoryStore(tx)
         self.carry = CarryStore(tx)
