@@ -10,14 +10,17 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from runtrack import ItemStatus, LeaseLost, Ledger, ManualClock, RunStatus
 from runtrack.store import dialects
+from runtrack.store.prepared import RawConnection
+from runtrack.store.schema import provider_limits
 
 STALE = timedelta(seconds=60)
 
@@ -247,3 +250,31 @@ def test_every_end_writes_run_job_and_tally_in_that_order(db_url: str, clock: Ma
         assert job.consecutive_failures == 2
         tallies = {t.status: t.runs for t in ledger.job_tallies() if t.job == "hot:ends"}
         assert tallies == {RunStatus.SUCCESS: 1, RunStatus.CANCELLED: 1, RunStatus.FAILED: 2}
+
+
+INSERT_LIMIT = provider_limits.insert()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite", "mariadb"])
+def test_a_pipelined_savepoint_that_fails_is_undone_alone(ledger: Ledger) -> None:
+    """A statement that fails in a pipelined block (PostgreSQL: its error
+    surfaces when the block ends, or at a later statement of the block) undoes
+    that block's savepoint only: the transaction goes on, and a block sent
+    with its COMMIT commits what came before it (a claim's slot taken by
+    another claimer, then the next slot). Elsewhere the same calls run
+    statement by statement."""
+    at = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # naive UTC, as stored
+    ledger.limit_provider("taken", 1)
+    raw = RawConnection(ledger.engine, {})
+    try:
+        raw.begin()
+        raw.execute(INSERT_LIMIT, {"provider": "kept", "max_running": 2, "updated_at": at})
+        with pytest.raises(IntegrityError), raw.pipelined(commit=True), raw.begin_nested():
+            raw.execute(INSERT_LIMIT, {"provider": "taken", "max_running": 3, "updated_at": at})
+            raw.execute(INSERT_LIMIT, {"provider": "never", "max_running": 3, "updated_at": at})
+        with raw.pipelined(commit=True), raw.begin_nested():
+            raw.execute(INSERT_LIMIT, {"provider": "added", "max_running": 4, "updated_at": at})
+        raw.commit()
+    finally:
+        raw.close()
+    assert ledger.provider_limits() == {"added": 4, "kept": 2, "taken": 1}

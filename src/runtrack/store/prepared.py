@@ -200,13 +200,18 @@ class RawConnection:
                     self._send_sql("COMMIT")
             for cursor, prepared, stmt, result in queued:
                 self._fill(result, stmt, prepared, cursor)
-        except self._errors as exc:
-            error = self._wrapped(exc)
-            if self._opened:  # the statements after the failed one never ran
+        except BaseException as exc:
+            # A statement's error surfaces when the block ends, or at a later
+            # statement of the block (already wrapped); either way the ones
+            # after it never ran: undo the block's savepoint, if it opened one.
+            error = self._wrapped(exc) if isinstance(exc, self._errors) else exc
+            if self._opened:
                 self._queued = None
                 # A connection too broken for this fails the next statement.
                 with contextlib.suppress(Exception):
                     self._send_sql(f"ROLLBACK TO SAVEPOINT {self._opened[0]}")
+            if error is exc:
+                raise
             raise error from exc
         finally:
             self._queued = None
@@ -259,12 +264,14 @@ class RawConnection:
         name = f"rt_sp_{next(_savepoints)}"
         self._ensure_begun()
         self._send_sql(f"SAVEPOINT {name}")
-        if self._queued is not None:
-            self._opened.append(name)  # a failure surfaces when the block ends
+        queued = self._queued is not None
+        if queued:  # a failure surfaces when the pipelined block ends: undone there
+            self._opened.append(name)
         try:
             yield
         except BaseException:
-            self._send_sql(f"ROLLBACK TO SAVEPOINT {name}")
+            if not queued:
+                self._send_sql(f"ROLLBACK TO SAVEPOINT {name}")
             raise
         self._send_sql(f"RELEASE SAVEPOINT {name}")
 
