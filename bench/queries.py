@@ -116,7 +116,7 @@ def maintenance_queries(ledger: Ledger, shape: Shape) -> list[Query]:
     registry.register(collector)
     stale = now - ledger.stale_after
     return [
-        ("stale-run scan (reaper)", lambda: ledger.store.stale_runs(stale, stale, 1000)),
+        ("stale-run scan (reaper)", lambda: ledger.store.liveness.stale_runs(stale, stale, 1000)),
         ("metrics scrape: its reads", collector.snapshot),
     ]
 

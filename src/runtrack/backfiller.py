@@ -30,8 +30,9 @@ from runtrack.models import RunStatus
 from runtrack.queue import PRIORITY_BACKFILL
 from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
 from runtrack.store.guards import Guard
+from runtrack.store.jobs import JobStore
+from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import aware_required, naive
-from runtrack.store.sql import Store
 
 __all__ = ["Backfiller"]
 
@@ -45,9 +46,12 @@ RESUMABLE = frozenset({WindowState.FAILED, WindowState.MISSING})
 class Backfiller:
     """The part of the :class:`~runtrack.ledger.Ledger` behind backfills."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
-        self._backfills = BackfillStore(store.tx)
+    def __init__(
+        self, jobs: JobStore, liveness: LivenessStore, backfills: BackfillStore, clock: Clock
+    ) -> None:
+        self._jobs = jobs
+        self._liveness = liveness
+        self._backfills = backfills
         self._clock = clock
 
     def backfill(
@@ -83,7 +87,7 @@ class Backfiller:
             )
         if max_parallel is not None:
             max_parallel = inputs.positive_int("max_parallel", max_parallel, limit=10_000)
-        record = self._store.get_job(job)
+        record = self._jobs.get_job(job)
         if record is None:
             raise JobNotFound(job)
         now = _naive_now(self._clock)
@@ -141,7 +145,7 @@ class Backfiller:
         allowed = frozenset({RunStatus.PENDING})
         changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, values, ()) for i in pending]
         for chunk in range(0, len(changes), 500):
-            self._store.transition_many(changes[chunk : chunk + 500])
+            self._liveness.transition_many(changes[chunk : chunk + 500])
         return self.get_backfill(found.row.id)
 
     def get_backfill(self, backfill_id: int) -> BackfillRecord:
@@ -172,7 +176,7 @@ class Backfiller:
         return found
 
     def _provider(self, job: str) -> str | None:
-        record = self._store.get_job(job)
+        record = self._jobs.get_job(job)
         return record.provider if record is not None else None
 
     @staticmethod

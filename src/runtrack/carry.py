@@ -31,8 +31,8 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.store.carry import CarryRequest
+from runtrack.store.carry_handout import CarryStore
 from runtrack.store.rows import naive
-from runtrack.store.sql import Store
 
 __all__ = ["RunCarry", "carry_options", "check_options"]
 
@@ -98,7 +98,7 @@ class RunCarry:
         text = inputs.text("reason", reason, optional=True)
         self.slices.append((first, last, text))
 
-    def handed(self, store: Store, job: str, run_id: int) -> Carried:
+    def handed(self, store: CarryStore, job: str, run_id: int) -> Carried:
         """What the job owes, read once per run: the entries this run is
         handed, which no other running run holds (its end counts an attempt
         on each it does not resolve, and releases them)."""

@@ -33,9 +33,10 @@ from datetime import timedelta
 from typing import Any
 
 from runtrack import inputs
-from runtrack.errors import ConfigurationError, InvalidInput
+from runtrack.errors import ConfigurationError, InvalidInput, describe
+from runtrack.events import RunListener
 
-__all__ = ["Settings", "Timing", "timing"]
+__all__ = ["Settings", "Timing", "check_options", "timing"]
 
 _PREFIX = "RUNTRACK_"
 
@@ -86,6 +87,27 @@ def timing(
             )
     grace = inputs.duration("cancel_grace", cancel_grace, limit=inputs.MAX_DURATION)
     return Timing(interval, stale, grace)
+
+
+def check_options(
+    url: object,
+    finalize_timeout: object,
+    worker_id: object,
+    listeners: object,
+) -> None:
+    """Refuse bad options when the ledger is made, not when a run trips over them."""
+    if url is not None and not isinstance(url, str):
+        raise InvalidInput("url", f"got {type(url).__name__}", "a database URL string")
+    timeout = inputs.number("finalize_timeout", finalize_timeout)
+    if not 0 <= timeout <= 86400:
+        raise InvalidInput("finalize_timeout", f"got {timeout}", "seconds from 0 to 86400")
+    inputs.key("worker_id", worker_id, optional=True)
+    if not isinstance(listeners, list | tuple) or not all(
+        isinstance(listener, RunListener) for listener in listeners
+    ):
+        raise InvalidInput(
+            "listeners", f"got {describe(listeners)}", "a list of RunListener objects"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,12 @@ from runtrack.queries import Queries
 from runtrack.reaper import Reaper
 from runtrack.retention import prune
 from runtrack.run import request_stop
+from runtrack.store.carry_handout import CarryStore
+from runtrack.store.history import HistoryStore
 from runtrack.store.rows import naive
-from runtrack.store.sql import Store
+from runtrack.store.runs import RunStore
+from runtrack.store.sessions import SessionStore
+from runtrack.store.workers import WorkerStore
 from runtrack.workers import forget_gone_workers
 
 log = logging.getLogger("runtrack")
@@ -40,7 +44,11 @@ class Control:
 
     def __init__(
         self,
-        store: Store,
+        runs: RunStore,
+        history: HistoryStore,
+        sessions: SessionStore,
+        carry: CarryStore,
+        workers: WorkerStore,
         clock: Clock,
         events: Events,
         heartbeat: Heartbeat,
@@ -48,7 +56,11 @@ class Control:
         pauses: Pauses,
         queries: Queries,
     ) -> None:
-        self.store = store
+        self.runs = runs
+        self.history = history
+        self.sessions = sessions
+        self.carry = carry
+        self.workers = workers
         self.clock = clock
         self.events = events
         self.heartbeat = heartbeat
@@ -71,12 +83,12 @@ class Control:
             "error_type": "cancelled",
             "error_message": reason,
         }
-        if self.store.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
+        if self.runs.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
             self.events.finished(run_id)
             record = self.queries.get_run(run_id)
             log.info("run %s cancelled before it started", run_id, extra=run_fields(record))
             return record
-        if not self.store.request_cancel(run_id, now, by, reason):
+        if not self.runs.request_cancel(run_id, now, by, reason):
             record = self.queries.get_run(run_id)
             if record.status is not RunStatus.RUNNING:
                 raise RunNotCancellable(run_id, record.status)
@@ -128,7 +140,7 @@ class Control:
         inputs.flag("items_only", items_only)
         inputs.flag("dry_run", dry_run)
         result = prune(
-            self.store,
+            self.history,
             cutoff,
             items_only=items_only,
             batch_size=batch_size,
@@ -136,10 +148,10 @@ class Control:
             progress=progress,
         )
         if not dry_run and not items_only:
-            forget_gone_workers(self.store, now, cutoff)  # issue 17
+            forget_gone_workers(self.workers, now, cutoff)  # issue 17
         if not dry_run:
             details = {"runs": result.runs, "items": result.items, "cutoff": cutoff.isoformat()}
-            self.store.mark_maintenance("prune", self.clock.now(), details)
+            self.history.mark_maintenance("prune", self.clock.now(), details)
         return result
 
     def pause(
@@ -178,15 +190,15 @@ class Control:
         inputs.key("nonce", nonce, limit=64)
         until = inputs.timestamp("expires_at", expires_at, optional=False)
         assert until is not None
-        self.store.revoke_session(nonce, until, self.clock.now())
+        self.sessions.revoke_session(nonce, until, self.clock.now())
 
     def session_revoked(self, nonce: str) -> bool:
         """Whether the dashboard session ``nonce`` was signed out."""
-        return self.store.session_revoked(inputs.key("nonce", nonce, limit=64))
+        return self.sessions.session_revoked(inputs.key("nonce", nonce, limit=64))
 
     def last_maintenance(self, task: str) -> tuple[datetime, dict[str, Any]] | None:
         """When ``reap`` or ``prune`` last ran, and what it did."""
-        return self.store.last_maintenance(inputs.key("task", task, limit=64))
+        return self.history.last_maintenance(inputs.key("task", task, limit=64))
 
     def forget_carried(self, job: str, entry_id: int, *, by: str | None = None) -> None:
         """Drop one entry the job owes (or gave up): for an operator who fixed
@@ -194,7 +206,7 @@ class Control:
         key = inputs.key("job", job)
         inputs.positive_int("entry_id", entry_id)
         inputs.key("by", by, optional=True)
-        if not self.store.forget(key, entry_id):
+        if not self.carry.forget(key, entry_id):
             raise CarriedNotFound(key, entry_id)
         log.info(
             "carried entry %s of %s forgotten (by %s)",

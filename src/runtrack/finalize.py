@@ -34,8 +34,10 @@ from runtrack.run import (
     items_of,
     lose_lease,
 )
+from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import aware, naive
-from runtrack.store.sql import JobEffect, Store
+from runtrack.store.runs import RunStore
+from runtrack.store.sql import JobEffect
 from runtrack.volume import VolumeGuard, guard_final
 
 __all__ = ["Finalizer"]
@@ -50,19 +52,21 @@ class Finalizer:
 
     def __init__(
         self,
-        store: Store,
+        runs: RunStore,
+        liveness: LivenessStore,
         clock: Clock,
         events: Events,
         queries: Queries,
         heartbeat_interval: float,
         finalize_timeout: float,
     ) -> None:
-        self.store = store
+        self.runs = runs
+        self.liveness = liveness
         self.clock = clock
         self.events = events
         self.queries = queries
         self.finalize_timeout = finalize_timeout
-        self.heartbeat = Heartbeat(store, clock, heartbeat_interval, self.flush_items_of)
+        self.heartbeat = Heartbeat(liveness, clock, heartbeat_interval, self.flush_items_of)
         # One item flush at a time: rows reach run_items in the order they
         # were recorded, and finalization waits for a flush in flight.
         self.items_lock = threading.Lock()
@@ -143,7 +147,7 @@ class Finalizer:
                 log.exception("run %s: its last items could not be written", run.id)
                 values, items = without_items(values, items), []  # tallies agree
                 changed = self._with_finalize_retries(write)
-        current = None if changed else self.store.get_run(run.id)
+        current = None if changed else self.runs.get_run(run.id)
         # After a failed attempt the stored end may be ours with only its answer
         # lost (``None``: the store retried one); without one, equal values are
         # another finisher's at the same clock reading, and this call lost.
@@ -204,7 +208,7 @@ class Finalizer:
         )
         # Fenced, with the last items in the same transaction: a run reaped
         # meanwhile gets neither its final values nor these items.
-        return self.store.finalize_run(run.id, run.uid, status, values, effect, items)
+        return self.liveness.finalize_run(run.id, run.uid, status, values, effect, items)
 
     def guards(self, job: str) -> bool:
         """Whether ``job``'s volume is guarded: its run's start reads the
@@ -249,7 +253,7 @@ class Finalizer:
         values.update(error_fields(error, error_type))
         if error_details:
             values["error_details"] = error_details
-        if not self.store.transition(run_id, status, ALLOWED_FROM[status], values):
+        if not self.runs.transition(run_id, status, ALLOWED_FROM[status], values):
             raise InvalidTransition(run_id, self.queries.get_run(run_id).status, status)
         self.events.finished(run_id)
         return self.queries.get_run(run_id)
@@ -262,7 +266,7 @@ class Finalizer:
             owners = {run.id: run.uid for run, batch in taken if batch}
             rows = self._stamp_items([row for _, batch in taken for row in batch])
             try:
-                lost = self.store.insert_items_fenced(rows, owners)
+                lost = self.liveness.insert_items_fenced(rows, owners)
             except Exception:
                 for run, batch in taken:  # nothing buffered is lost: try again later
                     items_of(run).restore(batch)

@@ -32,7 +32,7 @@ from runtrack.run import Run, items_of, lose_lease, request_stop
 
 if TYPE_CHECKING:
     from runtrack.clock import Clock
-    from runtrack.store.sql import Store
+    from runtrack.store.liveness import LivenessStore
     from runtrack.store.values import RunState
 
 __all__ = ["Heartbeat"]
@@ -48,12 +48,12 @@ class Heartbeat:
 
     def __init__(
         self,
-        store: Store,
+        liveness: LivenessStore,
         clock: Clock,
         interval: float,
         flush_items: Callable[[list[Run]], None],
     ) -> None:
-        self._store = store
+        self._liveness = liveness
         self._clock = clock
         self.interval = interval
         self._flush_items = flush_items
@@ -141,7 +141,7 @@ class Heartbeat:
             runs = sorted(self._runs.values(), key=lambda run: run.id)
         if not runs:
             return
-        states = self._store.heartbeat(self._clock.now(), [beat(run) for run in runs])
+        states = self._liveness.heartbeat(self._clock.now(), [beat(run) for run in runs])
         for run in runs:
             self._apply(run, states.get(run.id))
         self.ticks += 1
@@ -155,7 +155,7 @@ class Heartbeat:
         self._wake = threading.Event()
         self._thread = None
         # The pooled connections are the parent's sockets: never share them.
-        self._store.engine.dispose(close=False)
+        self._liveness.tx.engine.dispose(close=False)
 
     def _apply(self, run: Run, state: RunState | None) -> None:
         if run.id not in self._runs:

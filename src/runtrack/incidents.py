@@ -24,8 +24,9 @@ from runtrack.notify.config import NotifySettings
 from runtrack.notify.delivery import Deliverer
 from runtrack.notify.payload import delivery_rows
 from runtrack.store.incidents import AlertStore
+from runtrack.store.jobs import JobStore
 from runtrack.store.rows import naive
-from runtrack.store.sql import Store
+from runtrack.store.runs import RunStore
 from runtrack.volume import VolumeGuard
 
 __all__ = ["Alerting", "CheckResult"]
@@ -63,12 +64,15 @@ class Alerting:
 
     def __init__(
         self,
-        store: Store,
+        alerts: AlertStore,
+        runs: RunStore,
+        jobs: JobStore,
         now: Callable[[], datetime],
         settings: NotifySettings | None = None,
     ) -> None:
-        self.store = store
-        self.alerts = AlertStore(store)
+        self.runs = runs
+        self.jobs = jobs
+        self.alerts = alerts
         self.now = now
         self.settings = settings if settings is not None else NotifySettings.from_env()
         self.deliverer = Deliverer(self.alerts, self.settings, now)
@@ -180,7 +184,7 @@ class Alerting:
         def rows(incident: IncidentRecord, event: str) -> list[dict[str, Any]]:
             if not self.settings.sinks:
                 return []
-            run = self.store.get_run(run_id) if run_id is not None else None
+            run = self.runs.get_run(run_id) if run_id is not None else None
             return delivery_rows(
                 incident, event, self._job_summary(incident), run, self.settings, now
             )
@@ -189,8 +193,8 @@ class Alerting:
 
     def _job_summary(self, incident: IncidentRecord) -> dict[str, Any]:
         """The job as a notification describes it (read at the transition)."""
-        job = self.store.get_job(incident.job)
-        last = self.store.get_run(job.last_run_id) if job and job.last_run_id else None
+        job = self.jobs.get_job(incident.job)
+        last = self.runs.get_run(job.last_run_id) if job and job.last_run_id else None
         error = None
         if last is not None and last.error_type:
             error = f"{last.error_type}: {last.error_message or ''}".strip()

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from runtrack import inputs
 from runtrack.backfiller import Backfiller
 from runtrack.clock import Clock, DatabaseClock
-from runtrack.config import Settings, timing
+from runtrack.config import Settings, check_options, timing
 from runtrack.context import ClaimedContext, RunContext, tracked
 from runtrack.control import Control
 from runtrack.errors import InvalidInput, describe
@@ -97,7 +97,7 @@ class Ledger:
     ) -> None:
         if engine is not None and url is not None:
             raise InvalidInput("url/engine", "give one of them, not both")
-        _check_options(url, finalize_timeout, worker_id, listeners)
+        check_options(url, finalize_timeout, worker_id, listeners)
         # The same rules as Settings: a stale threshold within the heartbeat
         # interval would reap healthy runs.
         checked = timing(heartbeat_interval, stale_after, cancel_grace)
@@ -119,16 +119,24 @@ class Ledger:
         self.store = store = Store(self.engine)
         if migrate:
             self.migrate()
-        self.clock: Clock = clock or DatabaseClock(store.server_now)
+        self.clock: Clock = clock or DatabaseClock(store.tx.server_now)
         self.host = socket.gethostname()
         #: Integrations told about committed starts and finishes (OpenLineage, ...).
-        self.events = Events(listeners, store.get_run)
-        reaper = Reaper(store, self.stale_after, self.cancel_grace, self.pending_ttl)
+        self.events = Events(listeners, store.runs.get_run)
+        runs, jobs, history, liveness = store.runs, store.jobs, store.history, store.liveness
+        reaper = Reaper(
+            liveness, history, store.workers, self.stale_after, self.cancel_grace, self.pending_ttl
+        )
+        overview = Overview(runs, jobs, history, self.stale_after)
         self._queries = Queries(
-            store, self.clock, self.stale_after, Overview(store, self.stale_after)
+            runs, jobs, history, store.carry, self.clock, self.stale_after, overview
         )
         self._lifecycle = Lifecycle(
-            store,
+            runs,
+            liveness,
+            jobs,
+            store.queue,
+            store.carry,
             self.clock,
             self.events,
             reaper,
@@ -140,13 +148,25 @@ class Ledger:
             worker_id=worker_id or f"{self.host}:{os.getpid()}",
         )
         self._heartbeat = self._lifecycle.heartbeat
-        self._queue = Queue(store, self.clock, self._lifecycle, self._queries)
-        self._backfiller = Backfiller(store, self.clock)
-        self._watch = Watch(store, self.now, self._queries)
+        self._queue = Queue(
+            jobs, store.queue, store.backfills, self.clock, self._lifecycle, self._queries
+        )
+        self._backfiller = Backfiller(jobs, liveness, store.backfills, self.clock)
+        self._watch = Watch(store.alerts, runs, jobs, self.now, self._queries)
         self._lifecycle.finalizer.alerts = self  # the volume guard reads self.alerting
-        self._workers = Workers(store, self.clock, self.stale_after, self.host)
+        self._workers = Workers(store.workers, self.clock, self.stale_after, self.host)
         self._control = Control(
-            store, self.clock, self.events, self._heartbeat, reaper, Pauses(store), self._queries
+            runs,
+            history,
+            store.sessions,
+            store.carry,
+            store.workers,
+            self.clock,
+            self.events,
+            self._heartbeat,
+            reaper,
+            Pauses(history),
+            self._queries,
         )
 
     @classmethod
@@ -423,24 +443,3 @@ class Ledger:
     count_failed = _part("_watch", Watch.count_failed)
     healths = _part("_watch", Watch.healths)
     job_health = _part("_watch", Watch.job_health)
-
-
-def _check_options(
-    url: object,
-    finalize_timeout: object,
-    worker_id: object,
-    listeners: object,
-) -> None:
-    """Refuse bad options when the ledger is made, not when a run trips over them."""
-    if url is not None and not isinstance(url, str):
-        raise InvalidInput("url", f"got {type(url).__name__}", "a database URL string")
-    timeout = inputs.number("finalize_timeout", finalize_timeout)
-    if not 0 <= timeout <= 86400:
-        raise InvalidInput("finalize_timeout", f"got {timeout}", "seconds from 0 to 86400")
-    inputs.key("worker_id", worker_id, optional=True)
-    if not isinstance(listeners, list | tuple) or not all(
-        isinstance(listener, RunListener) for listener in listeners
-    ):
-        raise InvalidInput(
-            "listeners", f"got {describe(listeners)}", "a list of RunListener objects"
-        )

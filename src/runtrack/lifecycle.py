@@ -44,12 +44,16 @@ from runtrack.run import (
     lose_lease,
 )
 from runtrack.start import StartRequest
+from runtrack.store.carry_handout import CarryStore
+from runtrack.store.jobs import JobStore
+from runtrack.store.liveness import LivenessStore
+from runtrack.store.queue import QueueStore
 from runtrack.store.rows import aware, naive
+from runtrack.store.runs import RunStore
 from runtrack.store.sql import (
     Claim,
     LeaseTaken,
     StartedRun,
-    Store,
     WindowBeforeWatermark,
 )
 
@@ -65,7 +69,11 @@ class Lifecycle:
 
     def __init__(
         self,
-        store: Store,
+        runs: RunStore,
+        liveness: LivenessStore,
+        jobs: JobStore,
+        queue: QueueStore,
+        carry: CarryStore,
         clock: Clock,
         events: Events,
         reaper: Reaper,
@@ -77,7 +85,10 @@ class Lifecycle:
         host: str,
         worker_id: str,
     ) -> None:
-        self.store = store
+        self.runs = runs
+        self.jobs = jobs
+        self.queue = queue
+        self.carry = carry
         self.clock = clock
         self.events = events
         self.reaper = reaper
@@ -89,7 +100,7 @@ class Lifecycle:
         self.worker_id = worker_id
         #: Finalizes runs and writes their items (and runs the heartbeat thread).
         self.finalizer = Finalizer(
-            store, clock, events, queries, heartbeat_interval, finalize_timeout
+            runs, liveness, clock, events, queries, heartbeat_interval, finalize_timeout
         )
         self.heartbeat = self.finalizer.heartbeat
         # Issue 17: providers with a limit (their direct starts count them).
@@ -137,7 +148,7 @@ class Lifecycle:
         explicit = r.window_start is not None
         end, moves = self._window_end(r, now)
         if job not in self.queries.known_jobs:
-            self.store.ensure_job(job, provider, now)
+            self.jobs.ensure_job(job, provider, now)
             self.queries.known_jobs.add(job)
         # One object for every stamp of "now": the binder converts it once.
         at = naive(now)
@@ -225,7 +236,7 @@ class Lifecycle:
         history: bool,
     ) -> StartedRun:
         try:
-            return self.store.insert_run(
+            return self.runs.insert_run(
                 values, slots, explicit_window=explicit, explicit_end=explicit_end, history=history
             )
         except WindowBeforeWatermark as early:
@@ -269,9 +280,9 @@ class Lifecycle:
         of its job; a stale holder is reaped first; a backfill's window only
         within its ``max_parallel``) and return its handle."""
         now = self.clock.now()
-        claim = self.store.claim_run(run_id, concurrency, self.stamp(), now)
+        claim = self.queue.claim_run(run_id, concurrency, self.stamp(), now)
         if claim.why == "busy" and self.reaper.reap_if_stale(list(claim.holders), now):
-            claim = self.store.claim_run(run_id, concurrency, self.stamp(), now)
+            claim = self.queue.claim_run(run_id, concurrency, self.stamp(), now)
         if claim.run is None:
             if claim.why == "busy":
                 record = self.queries.get_run(run_id)
@@ -290,7 +301,7 @@ class Lifecycle:
         (a limit set elsewhere reaches this process's direct starts then)."""
         now = time.monotonic()
         if now >= self._limits_until:
-            self._limits = frozenset(self.store.provider_limits())
+            self._limits = frozenset(self.queue.provider_limits())
             self._limits_until = now + LIMITS_TTL
         return self._limits
 
@@ -301,7 +312,7 @@ class Lifecycle:
         now = self.clock.now()
         self._window_end(r, now)  # its checks
         if r.job not in self.queries.known_jobs:
-            self.store.ensure_job(r.job, r.provider, now)
+            self.jobs.ensure_job(r.job, r.provider, now)
             self.queries.known_jobs.add(r.job)
         fixed = r.window_start is not None
         values = {
@@ -327,7 +338,7 @@ class Lifecycle:
             **carry_options(r.on_partial, r.max_carry_attempts),
         }
         slots = [f"{r.job}#{i}" for i in range(r.concurrency)]
-        claim = self.store.start_now(values, slots, self.stamp(), now)
+        claim = self.queue.start_now(values, slots, self.stamp(), now)
         if claim.why == "provider_limit":
             raise ProviderBusy(r.provider or "", claim.limit)
         if claim.run is None:
@@ -369,8 +380,8 @@ class Lifecycle:
     # -- the RunOwner of every run it starts (see runtrack.run) -------------------
 
     def save_checkpoint(self, run: Run, value: Any) -> None:
-        if not self.store.save_checkpoint(run.id, run.uid, value):
-            current = self.store.get_run(run.id)
+        if not self.runs.save_checkpoint(run.id, run.uid, value):
+            current = self.runs.get_run(run.id)
             lose_lease(run, current.status if current else None)
             run.check_cancelled()
 
@@ -385,7 +396,7 @@ class Lifecycle:
         self.heartbeat.wake()
 
     def owed(self, run: Run) -> Carried:
-        return carry_of(run).handed(self.store, run.job, run.id)
+        return carry_of(run).handed(self.carry, run.job, run.id)
 
 
 class Started:

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 
 from runtrack.errors import DatabaseUnavailable, JobNotFound
 from runtrack.models import JobState, JobTally, PauseRecord, ProviderState
-from runtrack.store.sql import Store
+from runtrack.store.history import HistoryStore
+from runtrack.store.jobs import JobStore
+from runtrack.store.runs import RunStore
 
 __all__ = ["Health", "Overview"]
 
@@ -34,39 +36,41 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class Overview:
-    store: Store
+    runs: RunStore
+    jobs: JobStore
+    history: HistoryStore
     stale_after: timedelta
 
     def _pauses(self, now: datetime) -> dict[str, PauseRecord]:
-        return {p.provider: p for p in self.store.active_pauses(now)}
+        return {p.provider: p for p in self.history.active_pauses(now)}
 
     def job_states(self, now: datetime, provider: str | None = None) -> list[JobState]:
         """Every job (of ``provider``) with its active run count and its
         provider's pause, ordered by key."""
         pauses = self._pauses(now)
-        active = self.store.active_counts()
+        active = self.runs.active_counts()
         return [
             JobState(job, active.get(job.key, 0), pauses.get(job.provider or ""))
-            for job in self.store.list_jobs(provider)
+            for job in self.jobs.list_jobs(provider)
         ]
 
     def job_state(self, now: datetime, key: str) -> JobState:
-        job = self.store.get_job(key)
+        job = self.jobs.get_job(key)
         if job is None:
             raise JobNotFound(key)
-        pause = self.store.active_pauses(now, job.provider) if job.provider else []
-        active = len(self.store.active_runs(key))
+        pause = self.history.active_pauses(now, job.provider) if job.provider else []
+        active = len(self.runs.active_runs(key))
         return JobState(job, active, pause[0] if pause else None)
 
     def providers(self, now: datetime) -> list[ProviderState]:
         """Providers named by a job or by a pause in force, ordered by name."""
         pauses = self._pauses(now)
-        counts = self.store.provider_job_counts()
+        counts = self.jobs.provider_job_counts()
         names = sorted(set(counts) | set(pauses))
         return [ProviderState(name, counts.get(name, 0), pauses.get(name)) for name in names]
 
     def tallies(self) -> list[JobTally]:
-        return self.store.job_tallies()
+        return self.history.job_tallies()
 
     def health(self, now: Callable[[], datetime]) -> Health:
         """Healthy when the database answers and no stale run is waiting for a
@@ -74,8 +78,8 @@ class Overview:
         live reaper are reaped on its next pass; they are not a fault)."""
         try:
             at = now()
-            stale = self.store.count_stale(at - self.stale_after)
-            last = self.store.last_maintenance("reap")
+            stale = self.runs.count_stale(at - self.stale_after)
+            last = self.history.last_maintenance("reap")
         except DatabaseUnavailable as exc:
             log.warning("health check: database unavailable: %s", exc)
             return Health(False, False, None, None, None, "the database is unreachable")

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 from runtrack import inputs
 from runtrack.errors import InvalidInput, ProviderNotFound
 from runtrack.models import PauseRecord
-from runtrack.store.sql import Store
+from runtrack.store.history import HistoryStore
 
 __all__ = ["Pauses"]
 
 
 class Pauses:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, history: HistoryStore) -> None:
+        self._history = history
 
     def pause(
         self,
@@ -54,15 +54,15 @@ class Pauses:
         record = PauseRecord(provider, end, reason, now, inputs.key("by", by, optional=True))
         if known is not None and provider not in known:
             raise ProviderNotFound(provider, known)
-        self._store.set_pause(record)
+        self._history.set_pause(record)
         return record
 
     def resume(self, provider: str) -> bool:
-        return self._store.delete_pause(inputs.key("provider", provider))
+        return self._history.delete_pause(inputs.key("provider", provider))
 
     def paused(self, provider: str, now: datetime) -> PauseRecord | None:
-        found = self._store.active_pauses(now, inputs.key("provider", provider))
+        found = self._history.active_pauses(now, inputs.key("provider", provider))
         return found[0] if found else None
 
     def active(self, now: datetime) -> list[PauseRecord]:
-        return self._store.active_pauses(now)
+        return self._history.active_pauses(now)

@@ -38,10 +38,11 @@ from runtrack.models import (
     RunStatus,
 )
 from runtrack.overview import Health, Overview
-from runtrack.store.sql import (
-    RunFilter,
-    Store,
-)
+from runtrack.store.carry_handout import CarryStore
+from runtrack.store.history import HistoryStore
+from runtrack.store.jobs import JobStore
+from runtrack.store.runs import RunStore
+from runtrack.store.sql import RunFilter
 
 log = logging.getLogger("runtrack")
 
@@ -56,9 +57,19 @@ class Queries:
     """The ledger's read side (and the runner's claims on job rows)."""
 
     def __init__(
-        self, store: Store, clock: Clock, stale_after: timedelta, overview: Overview
+        self,
+        runs: RunStore,
+        jobs: JobStore,
+        history: HistoryStore,
+        carry: CarryStore,
+        clock: Clock,
+        stale_after: timedelta,
+        overview: Overview,
     ) -> None:
-        self.store = store
+        self._runs = runs
+        self._jobs = jobs
+        self._history = history
+        self._carry = carry
         self.clock = clock
         self.stale_after = stale_after
         self.overview = overview
@@ -68,7 +79,7 @@ class Queries:
     def get_run(self, run_id: int) -> RunRecord:
         """The run with this id, or :class:`RunNotFound`."""
         inputs.positive_int("run_id", run_id)
-        record = self.store.get_run(run_id)
+        record = self._runs.get_run(run_id)
         if record is None:
             raise RunNotFound(run_id)
         return record
@@ -103,7 +114,7 @@ class Queries:
         )
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
-        return _page(self.store.list_runs(filters, limit + 1, before), limit)
+        return _page(self._runs.list_runs(filters, limit + 1, before), limit)
 
     def run_filter(
         self,
@@ -134,20 +145,20 @@ class Queries:
 
     def count_runs(self, /, **filters: Any) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
-        return self.store.count_runs(self.run_filter(**filters))
+        return self._runs.count_runs(self.run_filter(**filters))
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         return self.list_runs(limit=limit).items
 
     def last_successful_run(self, job: str) -> RunRecord | None:
         """The job's latest run that ended ``success`` (``None`` if none did)."""
-        state = self.store.get_job(inputs.key("job", job))
+        state = self._jobs.get_job(inputs.key("job", job))
         if state is None or state.last_success_run_id is None:
             return None
-        return self.store.get_run(state.last_success_run_id)
+        return self._runs.get_run(state.last_success_run_id)
 
     def active_runs(self, job: str | None = None) -> list[RunRecord]:
-        return self.store.active_runs(inputs.key("job", job, optional=True))
+        return self._runs.active_runs(inputs.key("job", job, optional=True))
 
     def recent_runs_of_jobs(
         self, jobs: Sequence[str], *, limit: int = 30
@@ -156,7 +167,7 @@ class Queries:
         strips, charts). The cost follows ``len(jobs) * limit``, not the table."""
         keys = inputs.keys("jobs", jobs)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
-        return self.store.recent_runs_of_jobs(keys, limit)
+        return self._runs.recent_runs_of_jobs(keys, limit)
 
     def recent_outcomes(self, jobs: Sequence[str] | None = None) -> dict[str, list[RunOutcome]]:
         """Each job's last 30 finished runs (all jobs, or ``jobs``), newest to
@@ -164,12 +175,12 @@ class Queries:
         this reads the jobs table only. It outlives retention, as the tallies
         do: a strip may name runs that were pruned since."""
         keys = None if jobs is None else inputs.keys("jobs", jobs)
-        return self.store.recent_outcomes(keys)
+        return self._jobs.recent_outcomes(keys)
 
     def count_stale(self) -> int:
         """Active runs silent for longer than ``stale_after``: what :meth:`reap`
         would finalize as ``heartbeat_timeout`` now."""
-        return self.store.count_stale(self.clock.now() - self.stale_after)
+        return self._runs.count_stale(self.clock.now() - self.stale_after)
 
     def count_started(self, status: RunStatus | str, *, since: datetime) -> int:
         """How many runs that started at or after ``since`` are now in
@@ -178,7 +189,7 @@ class Queries:
         target = inputs.choice("status", status, RunStatus)
         cutoff = inputs.timestamp("since", since, optional=False)
         assert cutoff is not None
-        return self.store.count_started(target, cutoff)
+        return self._runs.count_started(target, cutoff)
 
     def list_runs_by_page(
         self, /, page: int, *, limit: int = 50, **filters: Any
@@ -198,8 +209,8 @@ class Queries:
                 f"pages within the first {PAGE_WINDOW:,} runs (page <= "
                 f"{-(-PAGE_WINDOW // limit)} at this limit); beyond, follow next_cursor",
             )
-        rows = self.store.list_runs(run_filter, limit, None, offset=offset)
-        total = self.store.count_runs(run_filter, at_most=PAGE_WINDOW + 1)
+        rows = self._runs.list_runs(run_filter, limit, None, offset=offset)
+        total = self._runs.count_runs(run_filter, at_most=PAGE_WINDOW + 1)
         exact = total <= PAGE_WINDOW
         return NumberedPage(rows, page, limit, min(total, PAGE_WINDOW), exact)
 
@@ -240,10 +251,10 @@ class Queries:
         item_status = inputs.choice("status", status, ItemStatus).value if status else None
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         after = decode_cursor(cursor)
-        rows = self.store.list_items(
+        rows = self._history.list_items(
             run_id, item_status, inputs.key("group", group, optional=True), limit + 1, after
         )
-        if not rows and self.store.get_run(run_id) is None:
+        if not rows and self._runs.get_run(run_id) is None:
             raise RunNotFound(run_id)
         return _page(rows, limit)
 
@@ -252,7 +263,7 @@ class Queries:
         status and the sources with a success, ordered by group."""
         inputs.positive_int("run_id", run_id)
         summaries: dict[str, tuple[dict[str, int], list[str]]] = {}
-        for group, source, status, n in self.store.item_group_counts(run_id):
+        for group, source, status, n in self._history.item_group_counts(run_id):
             counts, found_in = summaries.setdefault(group, ({}, []))
             counts[status] = counts.get(status, 0) + n
             if status == ItemStatus.SUCCESS and source is not None:
@@ -260,23 +271,23 @@ class Queries:
         return [GroupSummary(g, c, tuple(f)) for g, (c, f) in summaries.items()]
 
     def get_job(self, job: str) -> JobRecord | None:
-        return self.store.get_job(inputs.key("job", job))
+        return self._jobs.get_job(inputs.key("job", job))
 
     def jobs(self, provider: str | None = None) -> list[JobRecord]:
-        return self.store.list_jobs(inputs.key("provider", provider, optional=True))
+        return self._jobs.list_jobs(inputs.key("provider", provider, optional=True))
 
     def job_providers(self) -> dict[str, str | None]:
         """Every job's key and provider, by key (what filter forms offer)."""
-        return self.store.job_providers()
+        return self._jobs.job_providers()
 
     def carried(self, job: str) -> Carried:
         """What the job owes, oldest first: items and slices still handed to
         its runs, and those given up (``state``). :class:`JobNotFound` if no
         run ever named the job."""
         key = inputs.key("job", job)
-        if self.store.get_job(key) is None:
+        if self._jobs.get_job(key) is None:
             raise JobNotFound(key)
-        return self.store.carried(key)
+        return self._carry.carried(key)
 
     def watermark(self, job: str) -> datetime | None:
         """Where the job's next run's window starts."""
@@ -286,14 +297,14 @@ class Queries:
     def get_jobs(self, jobs: Sequence[str]) -> dict[str, JobRecord]:
         """The jobs with these keys, by key (unknown keys are left out)."""
         keys = inputs.keys("jobs", jobs)
-        return {record.key: record for record in self.store.get_jobs(keys)} if keys else {}
+        return {record.key: record for record in self._jobs.get_jobs(keys)} if keys else {}
 
     def ensure_job(self, job: str, *, provider: str | None = None) -> None:
         """Create the job's row unless it exists (a job is otherwise created by
         its first run); the runner does this for every job it schedules."""
         inputs.key("job", job)
         inputs.key("provider", provider, optional=True)
-        self.store.ensure_job(job, provider, self.clock.now())
+        self._jobs.ensure_job(job, provider, self.clock.now())
         self.known_jobs.add(job)
 
     def claim_tick(self, job: str, *, due: datetime | None, next_due: datetime) -> bool:
@@ -304,7 +315,7 @@ class Queries:
         seen = inputs.timestamp("due", due)
         target = inputs.timestamp("next_due", next_due, optional=False)
         assert target is not None
-        return self.store.claim_tick(job, seen, target)
+        return self._jobs.claim_tick(job, seen, target)
 
     def skip_tick(self, job: str, *, reason: str) -> None:
         """Record that a due tick of the job was skipped, and why (issue 21:
@@ -314,7 +325,7 @@ class Queries:
         255 characters). :class:`JobNotFound` if the job has no row."""
         key = inputs.key("job", job)
         why = inputs.text("reason", reason, limit=MAX_SKIP_REASON)
-        if not self.store.skip_tick(key, why, self.clock.now()):
+        if not self._jobs.skip_tick(key, why, self.clock.now()):
             raise JobNotFound(key)
 
     def claim_maintenance(self, task: str, every: timedelta | float | str) -> bool:
@@ -323,7 +334,7 @@ class Queries:
         inputs.key("task", task, limit=64)
         now = self.clock.now()
         every_ = inputs.duration("every", every, limit=inputs.MAX_DURATION)
-        return self.store.claim_maintenance(task, now, now - every_)
+        return self._history.claim_maintenance(task, now, now - every_)
 
 
 class _Keyed(Protocol):

@@ -25,8 +25,9 @@ from runtrack.queries import Queries
 from runtrack.run import Run
 from runtrack.start import StartRequest
 from runtrack.store.backfills import BackfillStore
+from runtrack.store.jobs import JobStore
+from runtrack.store.queue import QueueStore
 from runtrack.store.rows import naive
-from runtrack.store.sql import Store
 
 __all__ = ["PRIORITY_BACKFILL", "PRIORITY_MANUAL", "PRIORITY_SCHEDULE", "Queue"]
 
@@ -40,12 +41,21 @@ class Queue:
     """Queued runs: the part of the :class:`~runtrack.ledger.Ledger` behind
     ``trigger``, ``rerun``, ``create_run`` and the runner's claims."""
 
-    def __init__(self, store: Store, clock: Clock, lifecycle: Lifecycle, queries: Queries) -> None:
-        self._store = store
+    def __init__(
+        self,
+        jobs: JobStore,
+        queue: QueueStore,
+        backfills: BackfillStore,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        queries: Queries,
+    ) -> None:
+        self._jobs = jobs
+        self._queue = queue
         self._clock = clock
         self._lifecycle = lifecycle
         self._queries = queries
-        self._backfills = BackfillStore(store.tx)
+        self._backfills = backfills
 
     def trigger(
         self,
@@ -128,8 +138,8 @@ class Queue:
 
     def create(self, request: StartRequest) -> RunRecord:
         """``create_run``: a pending run with the options of ``ledger.run``."""
-        if self._store.get_job(request.job) is None:
-            self._store.ensure_job(request.job, request.provider, self._clock.now())
+        if self._jobs.get_job(request.job) is None:
+            self._jobs.ensure_job(request.job, request.provider, self._clock.now())
         return self._enqueue(request, dedupe=False)
 
     def claim(self, concurrency: Mapping[str, int], paused: Sequence[str] = ()) -> Run | None:
@@ -148,7 +158,7 @@ class Queue:
         if not served:
             return None
         now = self._clock.now()
-        claim = self._store.claim_next(served, skip, self._lifecycle.stamp(), now)
+        claim = self._queue.claim_next(served, skip, self._lifecycle.stamp(), now)
         if claim is None or claim.run is None:
             return None
         return self._lifecycle.adopt(claim, now)
@@ -159,16 +169,16 @@ class Queue:
         inputs.key("provider", provider)
         if max_running is not None:
             inputs.positive_int("max_running", max_running, limit=100_000)
-        self._store.set_provider_limit(provider, max_running, self._clock.now())
+        self._queue.set_provider_limit(provider, max_running, self._clock.now())
 
     def provider_limits(self) -> dict[str, int]:
         """Every provider limit: provider -> max running runs."""
-        return self._store.provider_limits()
+        return self._queue.provider_limits()
 
     def pending_count(self, jobs: Sequence[str]) -> int:
         """How many runs of these jobs are queued."""
         keys = inputs.keys("jobs", jobs)
-        return self._store.pending_of(keys) if keys else 0
+        return self._queue.pending_of(keys) if keys else 0
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -208,7 +218,7 @@ class Queue:
                 f"{end.isoformat()} is not after window_start {start.isoformat()}",
                 "window_start < window_end",
             )
-        record = self._store.get_job(job)
+        record = self._jobs.get_job(job)
         if record is None:
             raise JobNotFound(job)
         return StartRequest(
@@ -263,7 +273,7 @@ class Queue:
             "items_skipped": 0,
             "items_error": 0,
         }
-        queued = self._store.enqueue(values, dedupe=dedupe)
+        queued = self._queue.enqueue(values, dedupe=dedupe)
         if queued is None:
             raise JobNotFound(r.job)
         return self._queries.get_run(queued[0])

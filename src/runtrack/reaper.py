@@ -29,8 +29,9 @@ from runtrack.store.guards import (
     QueuedBefore,
     StaleBefore,
 )
+from runtrack.store.history import HistoryStore
+from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import naive
-from runtrack.store.sql import Store
 from runtrack.store.workers import WorkerStore
 from runtrack.workers import live_since
 
@@ -45,7 +46,9 @@ _Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guar
 
 @dataclass(frozen=True, slots=True)
 class Reaper:
-    store: Store
+    liveness: LivenessStore
+    history: HistoryStore
+    workers: WorkerStore
     stale_after: timedelta
     cancel_grace: timedelta
     #: Issue 17: how long a pending run waits for a worker before it expires.
@@ -58,7 +61,7 @@ class Reaper:
         hb_cutoff = now - (stale_after or self.stale_after)
         cancel_cutoff = now - self.cancel_grace
         pending_cutoff = now - self.pending_ttl
-        found = self.store.stale_runs(hb_cutoff, cancel_cutoff, limit, pending_cutoff)
+        found = self.liveness.stale_runs(hb_cutoff, cancel_cutoff, limit, pending_cutoff)
         expiring = QueuedBefore(pending_cutoff)
         if any(reason == "expired" for _, reason, _, _ in found):
             expiring, found = self._unserved(found, expiring, now)
@@ -70,9 +73,9 @@ class Reaper:
         ]
         reaped: list[int] = []
         for start in range(0, len(changes), CHUNK):
-            reaped += self.store.transition_many(changes[start : start + CHUNK])
+            reaped += self.liveness.transition_many(changes[start : start + CHUNK])
         self._log(reaped, changes)
-        self.store.mark_maintenance("reap", now, {"reaped": len(reaped)})
+        self.history.mark_maintenance("reap", now, {"reaped": len(reaped)})
         return reaped
 
     def _unserved(
@@ -86,7 +89,7 @@ class Reaper:
         run of its job that waited the whole TTL expire: accepted, it is
         rare and the run was that old."""
         since = live_since(now, self.stale_after)
-        served = WorkerStore(self.store.tx).serving(since)
+        served = self.workers.serving(since)
         if not served:
             return expiring, found
         kept = [f for f in found if f[1] != "expired" or f[3] not in served]
@@ -119,7 +122,7 @@ class Reaper:
             for i in run_ids
             for reason in ("heartbeat+cancel", "heartbeat", "cancel")
         ]
-        return self.store.transition_many(changes)
+        return self.liveness.transition_many(changes)
 
     def _expire(self, run_id: int, now: datetime, pending: QueuedBefore) -> _Change:
         values: dict[str, Any] = {

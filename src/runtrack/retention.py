@@ -18,13 +18,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from runtrack.models import PruneResult
-from runtrack.store.sql import Store
+from runtrack.store.history import HistoryStore
 
 __all__ = ["prune"]
 
 
 def prune(
-    store: Store,
+    history: HistoryStore,
     cutoff: datetime,
     *,
     items_only: bool,
@@ -35,14 +35,14 @@ def prune(
     """Delete terminal runs (or only their items) finished before ``cutoff``.
 
     Each batch is chosen (``batch_size`` run ids), then its items and rows are
-    deleted in short transactions (see ``Store.prune_batch``), so a writer
+    deleted in short transactions (see ``HistoryStore.prune_batch``), so a writer
     waits at most for one of them, never for the whole prune. ``dry_run``
     counts what each batch would delete.
     """
     result = PruneResult(dry_run=dry_run)
     after: int | None = 0
     while True:
-        after, runs, items = store.prune_batch(
+        after, runs, items = history.prune_batch(
             cutoff, after or 0, batch_size, items_only=items_only, dry_run=dry_run
         )
         if after is None:

@@ -27,13 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from runtrack.expectations import Expect, Volume
 from runtrack.handle import hold_watermark
 from runtrack.models import RunStatus
 from runtrack.store.incidents import AlertStore
-from runtrack.store.schema import jobs
 
 __all__ = [
     "Anomaly",
@@ -135,8 +132,7 @@ class VolumeGuard:
         if expect is None:
             return None
         if history is None:
-            query = select(jobs.c.volume_history).where(jobs.c.key == job)
-            history = self.alerts.store.read(lambda c: c.execute(query).scalar()) or {}
+            history = self.alerts.volume_history(job)
         found = anomalies(counters, expect, history)
         hold = any(expect.volume[a.counter].hold_watermark for a in found if a.median is not None)
         return Verdict(expect, history, found, hold)

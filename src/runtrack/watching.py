@@ -14,7 +14,9 @@ from runtrack.expectations import Expect, Volume, expect_from
 from runtrack.health import JobHealth, judge
 from runtrack.incidents import Alerting, CheckResult
 from runtrack.queries import Queries
-from runtrack.store.sql import Store
+from runtrack.store.incidents import AlertStore
+from runtrack.store.jobs import JobStore
+from runtrack.store.runs import RunStore
 
 __all__ = ["Watch"]
 
@@ -22,8 +24,17 @@ __all__ = ["Watch"]
 class Watch:
     """The ledger's part for issue 18's health, expectations and incidents."""
 
-    def __init__(self, store: Store, now: Callable[[], datetime], queries: Queries) -> None:
-        self.store = store
+    def __init__(
+        self,
+        alerts: AlertStore,
+        runs: RunStore,
+        jobs: JobStore,
+        now: Callable[[], datetime],
+        queries: Queries,
+    ) -> None:
+        self.alerts = alerts
+        self.runs = runs
+        self.jobs = jobs
         self.now = now
         self.queries = queries
         self._alerting: Alerting | None = None
@@ -33,7 +44,7 @@ class Watch:
         """The part that checks expectations and notifies (made on first use,
         with ``RUNTRACK_NOTIFY*`` read then)."""
         if self._alerting is None:
-            self._alerting = Alerting(self.store, self.now)
+            self._alerting = Alerting(self.alerts, self.runs, self.jobs, self.now)
         return self._alerting
 
     def expect(

@@ -19,17 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from importlib import metadata
-from typing import Any
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import Row
 
 from runtrack import inputs
 from runtrack.clock import Clock
 from runtrack.errors import InvalidInput, describe
-from runtrack.store.rows import aware, aware_required
-from runtrack.store.sql import Store
-from runtrack.store.workers import WorkerStore
+from runtrack.store.workers import WorkerRow, WorkerStore
 
 __all__ = [
     "KEEP_GONE",
@@ -111,8 +106,8 @@ class WorkerRecord:
 class Workers:
     """The ledger's part for worker rows."""
 
-    def __init__(self, store: Store, clock: Clock, stale_after: timedelta, host: str) -> None:
-        self.rows = WorkerStore(store.tx)
+    def __init__(self, rows: WorkerStore, clock: Clock, stale_after: timedelta, host: str) -> None:
+        self.rows = rows
         self.clock = clock
         self.stale_after = stale_after
         self.host = host
@@ -169,13 +164,15 @@ class Workers:
         running: dict[str, list[WorkerRun]] = {}
         for run in self.rows.running([row.id for row in rows]):
             running.setdefault(run.worker_id, []).append(
-                WorkerRun(run.id, run.job_key, aware(run.started_at), aware(run.heartbeat_at))
+                WorkerRun(run.id, run.job_key, run.started_at, run.heartbeat_at)
             )
         return [self._record(row, now, tuple(running.get(row.id, ()))) for row in rows]
 
-    def _record(self, row: Row[Any], now: datetime, running: tuple[WorkerRun, ...]) -> WorkerRecord:
-        last_seen = aware_required(row.last_seen_at)
-        stopped = aware(row.stopped_at)
+    def _record(
+        self, row: WorkerRow, now: datetime, running: tuple[WorkerRun, ...]
+    ) -> WorkerRecord:
+        last_seen = row.last_seen_at
+        stopped = row.stopped_at
         if stopped is not None:
             state = WorkerState.STOPPED
         elif last_seen < live_since(now, self.stale_after):
@@ -189,7 +186,7 @@ class Workers:
             version=row.version,
             concurrency=row.concurrency,
             jobs=tuple(WorkerJob(j["key"], j["schedule"], j.get("tz")) for j in row.jobs or ()),
-            started_at=aware_required(row.started_at),
+            started_at=row.started_at,
             last_seen_at=last_seen,
             stopped_at=stopped,
             state=state,
@@ -197,11 +194,11 @@ class Workers:
         )
 
 
-def forget_gone_workers(store: Store, now: datetime, cutoff: datetime) -> int:
+def forget_gone_workers(rows: WorkerStore, now: datetime, cutoff: datetime) -> int:
     """Retention: delete the rows of workers not seen since the later of
     ``cutoff`` and :data:`KEEP_GONE` ago, but never one seen within a day."""
     seen_before = min(max(cutoff, now - KEEP_GONE), now - MIN_KEEP)
-    return WorkerStore(store.tx).prune(seen_before)
+    return rows.prune(seen_before)
 
 
 def on_wall_clock(instant: datetime | None, tz: str | None) -> datetime | None:

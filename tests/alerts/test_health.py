@@ -19,7 +19,6 @@ from runtrack import (
     Transient,
 )
 from runtrack.health import HealthState, failure_text
-from runtrack.store.incidents import AlertStore
 
 S = timedelta(seconds=1)
 POLICY = RetryPolicy(max_attempts=3, initial=10, multiplier=1, max_delay=60, jitter=0)
@@ -55,9 +54,7 @@ def test_a_tick_that_succeeds_after_a_retry_is_no_failure(
     assert health(manual_ledger, "board:flaky") is HealthState.HEALTHY
     runs = manual_ledger.list_runs(job="board:flaky", status=RunStatus.FAILED).items
     assert all(r.error_type == "runtrack.errors.Transient" for r in runs)
-    for_good, retried = AlertStore(manual_ledger.store).failed_started_since(
-        clock.now() - 24 * 3600 * S
-    )
+    for_good, retried = manual_ledger.store.alerts.failed_started_since(clock.now() - 24 * 3600 * S)
     assert (for_good, retried) == (0, 3)
 
 
@@ -81,9 +78,7 @@ def test_the_streak_counts_ticks_whose_last_attempt_failed(
         clock.advance(timedelta(hours=1))
     strip = manual_ledger.recent_outcomes(["board:down"])["board:down"]
     assert [o.note for o in strip] == [None, "retried", "retried"] * 2
-    for_good, retried = AlertStore(manual_ledger.store).failed_started_since(
-        clock.now() - 24 * 3600 * S
-    )
+    for_good, retried = manual_ledger.store.alerts.failed_started_since(clock.now() - 24 * 3600 * S)
     assert (for_good, retried) == (2, 4)
 
 

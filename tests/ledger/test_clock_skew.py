@@ -27,7 +27,7 @@ def skewed(db_url: str, skew: timedelta, **options: Any) -> Ledger:
     database clock, built on that wall clock."""
     holder: list[Ledger] = []
     clock = DatabaseClock(
-        lambda: holder[0].store.server_now(), wall=OffsetClock(SystemClock(), skew)
+        lambda: holder[0].store.tx.server_now(), wall=OffsetClock(SystemClock(), skew)
     )
     ledger = Ledger(db_url, clock=clock, migrate=False, **options)
     holder.append(ledger)

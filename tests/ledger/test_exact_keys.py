@@ -105,7 +105,7 @@ def test_a_write_the_database_refuses_is_a_domain_error(ledger: Ledger) -> None:
         key="x:dup", created_at=ledger.now().replace(tzinfo=None), consecutive_failures=0
     )
     with pytest.raises(RecordConflict) as refused:
-        ledger.store.write(lambda conn: conn.execute(duplicate))
+        ledger.store.tx.write(lambda conn: conn.execute(duplicate))
     assert "x:dup" in str(refused.value) or "jobs" in str(refused.value)  # the database's words
     assert not isinstance(refused.value, sa.exc.DBAPIError)
     assert isinstance(refused.value.__cause__, sa.exc.IntegrityError)  # kept for debugging

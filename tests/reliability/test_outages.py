@@ -181,7 +181,7 @@ def test_finalization_retries_when_the_clock_is_due_to_reread_the_server(
     proxy: FaultProxy, db_url: str, direct: Ledger, backend: str, figures: Figures
 ) -> None:
     engine = dialects.make_engine(proxy.url(db_url))
-    clock = DatabaseClock(Store(engine).server_now, recalibrate=0.2)
+    clock = DatabaseClock(Store(engine).tx.server_now, recalibrate=0.2)
     ledger = behind(proxy, db_url, clock=clock, finalize_timeout=20.0)
     with ledger, ledger.run("outage:clock") as run:
         run.count("n")

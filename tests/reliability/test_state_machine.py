@@ -278,7 +278,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger.prune(older_than)
         for run in self.runs.values():
             old = run.final is not None and run.final[1] < cutoff
-            if old and run.id not in self.pruned and self.ledger.store.get_run(run.id) is None:
+            if old and run.id not in self.pruned and self.ledger.store.runs.get_run(run.id) is None:
                 self.pruned.add(run.id)
                 self.tally["pruned"] += 1
 

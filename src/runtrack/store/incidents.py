@@ -1,6 +1,6 @@
 """Issue 18's tables: expectations, incidents, deliveries, and what checking
-them reads of the jobs. A part holding the :class:`Store` (its transactions
-and error translation), so the store's own classes stay as they are.
+them reads of the jobs. A part of the store over its transactions (and the
+job rows, which an expectation names).
 
 Every transition is one conditional statement whose row count says who won:
 an incident opens by an insert that a unique ``open_key`` lets only one
@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from runtrack.alerts import DeliveryRecord, DeliveryState, IncidentKind, IncidentRecord
 from runtrack.expectations import Expect, stored
 from runtrack.models import RATE_LIMITED, RunStatus
+from runtrack.store.base import Transactions
 from runtrack.store.checking import CheckState, read_state
+from runtrack.store.jobs import JobStore
 from runtrack.store.rows import aware, aware_required, incident_record, naive
-from runtrack.store.schema import deliveries, expectations, incidents, runs
-from runtrack.store.sql import Store
+from runtrack.store.schema import deliveries, expectations, incidents, jobs, runs
 
 __all__ = ["AlertStore"]
 
@@ -31,8 +32,9 @@ __all__ = ["AlertStore"]
 class AlertStore:
     """The SQL of expectations, incidents and deliveries."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, tx: Transactions, jobs: JobStore) -> None:
+        self.tx = tx
+        self.jobs = jobs
 
     # -- expectations -------------------------------------------------------
 
@@ -57,22 +59,28 @@ class AlertStore:
                 return False  # another process stored one meanwhile
             return True
 
-        self.store.ensure_job(job, None, now)
-        return self.store.write(work)
+        self.jobs.ensure_job(job, None, now)
+        return self.tx.write(work)
 
     def expectations(self, job: str | None = None) -> dict[str, Expect]:
         query = select(expectations)
         if job is not None:
             query = query.where(expectations.c.job_key == job)
-        rows = self.store.read(lambda c: c.execute(query).all())
+        rows = self.tx.read(lambda c: c.execute(query).all())
         return {row.job_key: stored(row) for row in rows}
+
+    def volume_history(self, job: str) -> dict[str, list[float]]:
+        """The job's last values of each guarded counter (``jobs.volume_history``)."""
+        query = select(jobs.c.volume_history).where(jobs.c.key == job)
+        found: dict[str, list[float]] | None = self.tx.read(lambda c: c.execute(query).scalar())
+        return found or {}
 
     def check_state(self, now: datetime) -> CheckState:
         """What one check reads, in one transaction (see
         :func:`runtrack.store.checking.read_state`)."""
         at = naive(now)
         assert at is not None
-        return self.store.read(lambda conn: read_state(conn, at))
+        return self.tx.read(lambda conn: read_state(conn, at))
 
     # -- incidents ------------------------------------------------------------
 
@@ -84,7 +92,7 @@ class AlertStore:
             query = query.where(incidents.c.job_key == job)
         if open_only:
             query = query.where(incidents.c.open_key.is_not(None))
-        return [incident_record(r) for r in self.store.read(lambda c: c.execute(query).all())]
+        return [incident_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def open_incident(
         self,
@@ -121,7 +129,7 @@ class AlertStore:
             _add_deliveries(conn, notify(record, "opened"))
             return record
 
-        return self.store.write(work)
+        return self.tx.write(work)
 
     def resolve_incident(
         self, incident: IncidentRecord, now: datetime, details: dict[str, Any], notify: Any
@@ -143,7 +151,7 @@ class AlertStore:
             _add_deliveries(conn, notify(record, "resolved"))
             return record
 
-        return self.store.write(work)
+        return self.tx.write(work)
 
     def remind(
         self, incident: IncidentRecord, now: datetime, due_before: datetime, notify: Any
@@ -167,7 +175,7 @@ class AlertStore:
             _add_deliveries(conn, notify(incident, "reminder"))
             return True
 
-        return self.store.write(work)
+        return self.tx.write(work)
 
     # -- deliveries -------------------------------------------------------------
 
@@ -181,7 +189,7 @@ class AlertStore:
             .order_by(deliveries.c.next_at)
             .limit(limit)
         )
-        return [_delivery(r) for r in self.store.read(lambda c: c.execute(query).all())]
+        return [_delivery(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     def claim_delivery(self, delivery: DeliveryRecord, until: datetime) -> bool:
         """Take one attempt at a delivery: its ``next_at`` moves to ``until``
@@ -195,7 +203,7 @@ class AlertStore:
             )
             .values(next_at=naive(until), attempts=deliveries.c.attempts + 1)
         )
-        return bool(self.store.write(lambda c: c.execute(stmt).rowcount) == 1)
+        return bool(self.tx.write(lambda c: c.execute(stmt).rowcount) == 1)
 
     def delivery_result(
         self,
@@ -218,7 +226,7 @@ class AlertStore:
             )
             .values(values)
         )
-        self.store.write(lambda c: c.execute(stmt))
+        self.tx.write(lambda c: c.execute(stmt))
 
     def list_deliveries(
         self, incident_ids: Sequence[int] | None = None, limit: int = 200
@@ -226,7 +234,7 @@ class AlertStore:
         query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
         if incident_ids is not None:
             query = query.where(deliveries.c.incident_id.in_(list(incident_ids)))
-        return [_delivery(r) for r in self.store.read(lambda c: c.execute(query).all())]
+        return [_delivery(r) for r in self.tx.read(lambda c: c.execute(query).all())]
 
     # -- health counts ------------------------------------------------------------
 
@@ -237,7 +245,7 @@ class AlertStore:
         query = select(func.count(), func.sum(case((not_final, 1), else_=0))).where(
             and_(runs.c.status == RunStatus.FAILED.value, runs.c.started_at >= naive(since))
         )
-        total, retried = self.store.read(lambda c: c.execute(query).one())
+        total, retried = self.tx.read(lambda c: c.execute(query).one())
         return int(total) - int(retried or 0), int(retried or 0)
 
 

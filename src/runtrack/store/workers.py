@@ -5,23 +5,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from runtrack.models import RunStatus
 from runtrack.store import dialects
 from runtrack.store.base import Transactions
-from runtrack.store.rows import naive
+from runtrack.store.rows import aware, aware_required, naive
 from runtrack.store.schema import jobs, runs, workers
 
-__all__ = ["WorkerStore"]
+__all__ = ["WorkerRow", "WorkerRunRow", "WorkerStore"]
 
 # A re-registration under the same id (a restarted worker that names itself)
 # starts afresh: every column but the id.
 _REGISTERED = ["host", "pid", "version", "concurrency", "jobs", "started_at", "last_seen_at",
                "stopped_at"]  # fmt: skip
+
+
+class WorkerRow(NamedTuple):
+    """A worker's row, as :meth:`WorkerStore.listing` reads it."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    concurrency: int
+    jobs: list[dict[str, Any]] | None  # [{"key", "schedule", "tz"}, ...]
+    started_at: datetime
+    last_seen_at: datetime
+    stopped_at: datetime | None
+
+
+class WorkerRunRow(NamedTuple):
+    """A running run of a worker, as :meth:`WorkerStore.running` reads it."""
+
+    id: int
+    job_key: str
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_id: str
 
 
 class WorkerStore:
@@ -86,16 +110,29 @@ class WorkerStore:
         rows: list[Any] = self.tx.read(lambda c: list(c.execute(query).scalars()))
         return frozenset(job["key"] for served in rows for job in served or ())
 
-    def listing(self, seen_since: datetime | None) -> list[Row[Any]]:
+    def listing(self, seen_since: datetime | None) -> list[WorkerRow]:
         """Worker rows last seen at or after ``seen_since`` (all if ``None``),
         most recently started first."""
         query = select(workers).order_by(workers.c.started_at.desc(), workers.c.id)
         if seen_since is not None:
             query = query.where(workers.c.last_seen_at >= naive(seen_since))
-        found: list[Row[Any]] = self.tx.read(lambda c: list(c.execute(query).all()))
-        return found
+        found = self.tx.read(lambda c: list(c.execute(query).all()))
+        return [
+            WorkerRow(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                version=row.version,
+                concurrency=row.concurrency,
+                jobs=row.jobs,
+                started_at=aware_required(row.started_at),
+                last_seen_at=aware_required(row.last_seen_at),
+                stopped_at=aware(row.stopped_at),
+            )
+            for row in found
+        ]
 
-    def running(self, worker_ids: Sequence[str]) -> list[Any]:
+    def running(self, worker_ids: Sequence[str]) -> list[WorkerRunRow]:
         """The running runs of these workers, oldest first (running runs are
         few: the ``(status, id)`` index finds them)."""
         if not worker_ids:
@@ -113,8 +150,11 @@ class WorkerStore:
             .where(runs.c.worker_id.in_(list(worker_ids)))
             .order_by(runs.c.id)
         )
-        found: list[Any] = self.tx.read(lambda c: list(c.execute(query).all()))
-        return found
+        found = self.tx.read(lambda c: list(c.execute(query).all()))
+        return [
+            WorkerRunRow(r.id, r.job_key, aware(r.started_at), aware(r.heartbeat_at), r.worker_id)
+            for r in found
+        ]
 
     def prune(self, seen_before: datetime) -> int:
         """Delete the rows of workers last seen before ``seen_before``."""
