@@ -34,6 +34,7 @@ from runtrack.store.claiming import (
     PENDING,
     candidates_of,
     free_slots,
+    held_slots,
     holders_of,
     joins_jobs,
     keyed,
@@ -181,7 +182,7 @@ class QueueStore:
                         continue
                     state = row if self._joined else self._job_state(conn, row.job_key)
                     job_slots = slots(row.job_key, concurrency[row.job_key])
-                    holders = held.get(row.job_key, [])
+                    holders = held_slots(row) if self._joined else held.get(row.job_key, [])
                     claim = self._take(conn, row, state, holders, job_slots, stamp, at)
                     if claim.run is not None:
                         return claim
@@ -201,27 +202,27 @@ class QueueStore:
 
     def _candidates(
         self, conn: Any, keys: list[str], skip: set[Any], capped: set[int], batch: int
-    ) -> tuple[list[Any], dict[str, list[tuple[str, int]]]]:
-        """The claim's reads: the next candidates (with their job states where
-        joined) and the lease slots held by these jobs, in one round trip on
-        PostgreSQL (with the transaction's BEGIN)."""
+    ) -> tuple[list[Any], dict[str, list[tuple[str, int | None]]]]:
+        """The claim's read: the next candidates, each with its job's state
+        and held slots where joined (one round trip with the transaction's
+        BEGIN on PostgreSQL); on MySQL/MariaDB the slots these jobs hold are
+        read apart."""
         providers = sorted(p for p in skip if p is not None)
         query = candidates_of(
             len(keys),
             len(providers),
             len(capped),
-            locks=self.tx.dialect != "sqlite",
-            joined=self._joined,
+            dialect=self.tx.dialect,
             batch=batch,
         )
         params = {**keyed("k", keys), **keyed("p", providers), **keyed("b", sorted(capped))}
-        with conn.pipelined() if self._pipelines else nullcontext():
-            found = conn.execute(query, params)
-            holding = conn.execute(holders_of(len(keys)), keyed("k", keys))
-        held: dict[str, list[tuple[str, int]]] = {}
-        for holder in holding.all():
+        if self._joined:  # each candidate brings its job's state and held slots
+            return conn.execute(query, params).all(), {}
+        found = conn.execute(query, params).all()
+        held: dict[str, list[tuple[str, int | None]]] = {}
+        for holder in conn.execute(holders_of(len(keys)), keyed("k", keys)).all():
             held.setdefault(holder.job_key, []).append((holder.lease_key, int(holder.id)))
-        return found.all(), held
+        return found, held
 
     @staticmethod
     def _job_state(conn: Any, job: str) -> Any:
@@ -287,7 +288,7 @@ class QueueStore:
         conn: Any,
         row: Any,
         state: Any,
-        held: list[tuple[str, int]],
+        held: Sequence[tuple[str, int | None]],
         job_slots: list[str],
         stamp: dict[str, Any],
         now: datetime,
@@ -305,7 +306,7 @@ class QueueStore:
         On SQLite no one can: BEGIN IMMEDIATE holds every other writer off."""
         free = free_slots(job_slots, (lease for lease, _ in held))
         if not free:
-            return Claim(None, why="busy", holders=tuple(i for _, i in held))
+            return Claim(None, why="busy", holders=tuple(i for _, i in held if i is not None))
         limit = provider_room(conn, row.provider, row.max_running, self.tx.dialect)
         if limit is not None:
             return Claim(None, why="provider_limit", limit=limit)
