@@ -1,9 +1,10 @@
 """What a claim reads and checks (issue 17), as statements built once.
 
 A claim reads the next pending runs of the jobs it serves together with each
-run's job state (watermark, checkpoint, last run) and its provider's limit,
-and, in a second statement, the lease slots those jobs hold; on PostgreSQL
-both go to the server with the transaction's BEGIN in one round trip. Every
+run's provider limit, its job's state (watermark, checkpoint, last run) and
+the lease slots its job holds, in one statement that goes to PostgreSQL with
+the transaction's BEGIN (MySQL/MariaDB read the job state and the held slots
+apart: see :func:`joins_jobs`). Every
 statement here is built once per shape (the number of jobs served, of
 providers and backfills left out) with a bound parameter per value, so that
 the hot path's prepared execution (:mod:`runtrack.store.prepared`) can run
@@ -68,7 +69,8 @@ CANDIDATE = (
     .scalar_subquery()
     .label("max_running"),
 )
-#: The job state a claim needs, read with each candidate (a primary-key join).
+#: The job state a claim needs, read from the job's row (a direct start's
+#: claim, and MySQL/MariaDB).
 JOB_STATE = (
     jobs.c.watermark,
     jobs.c.checkpoint.label("job_checkpoint"),
@@ -102,7 +104,7 @@ def _params(prefix: str, count: int, column: Any) -> list[Any]:
     return [bindparam(f"{prefix}{i}", type_=column.type) for i in range(count)]
 
 
-#: The same, read with each candidate by correlated subqueries on the job's
+#: The same state, read with each candidate by correlated subqueries on the job's
 #: primary key: a join would let the planner hash every queued run against
 #: the jobs and sort them (35 ms at 10,000 queued), where this plan stays the
 #: queue index's first rows, and the subqueries run only for the rows read.

@@ -196,7 +196,7 @@ class QueueStore:
                     return None  # every pending run of these jobs was seen
             return None
 
-        if self._pipelines:
+        if self.tx.pipelines:  # on the driver's connection, statements sent together
             return self.tx.write_prepared(work)
         return self.tx.write(work, read_committed=True)
 
@@ -339,7 +339,7 @@ class QueueStore:
         IntegrityError, in a savepoint, so that PostgreSQL's transaction
         survives it (SQLite needs none). On PostgreSQL the savepoint, the
         update and COMMIT go in one round trip: the claim ends there."""
-        if isinstance(conn, RawConnection) and self._pipelines:
+        if isinstance(conn, RawConnection):  # claim_next on PostgreSQL
             with conn.pipelined(commit=True), conn.begin_nested():
                 claimed = conn.execute(CLAIM_RETURNING, params)
             return claimed.first()
@@ -355,12 +355,6 @@ class QueueStore:
         """UPDATE ... RETURNING (PostgreSQL, SQLite; not MariaDB): the claimed
         row comes back with the update instead of a read after it."""
         return bool(self.tx.engine.dialect.update_returning)
-
-    @functools.cached_property
-    def _pipelines(self) -> bool:
-        """Whether claims run on the hot path's prepared connection, with
-        their statements sent together (PostgreSQL with psycopg)."""
-        return self.tx.pipelines
 
     @functools.cached_property
     def _joined(self) -> bool:
