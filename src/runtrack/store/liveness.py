@@ -268,8 +268,9 @@ class LivenessStore:
 
             changed = self.tx.write(settling)
             return None if not changed and tries > 1 else changed
-        # PostgreSQL: BEGIN, the run, its job and its tally in one round trip.
-        pipelined = self.tx.dialect == "postgresql"
+        # Where the driver pipelines (psycopg on PostgreSQL): BEGIN, the run,
+        # its job and its tally in one round trip.
+        pipelined = self.tx.pipelines
 
         def work(conn: RawConnection) -> bool:
             nonlocal tries

@@ -180,17 +180,16 @@ class RunStore:
         values: dict[str, Any],
         *,
         uid: str | None = None,
-        where: Sequence[ColumnElement[bool]] = (),
         effect: JobEffect | None = None,
     ) -> bool:
-        """Move a run to ``target`` if it is in ``allowed`` (and matches
-        ``where``); terminal targets also update the job in the same
-        transaction. ``values`` hold naive UTC timestamps (terminal targets
-        need ``finished_at``); ``effect`` saves re-reading what the caller
-        knows. Returns whether this call made the change."""
+        """Move a run to ``target`` if it is in ``allowed``; terminal targets
+        also update the job in the same transaction. ``values`` hold naive UTC
+        timestamps (terminal targets need ``finished_at``); ``effect`` saves
+        re-reading what the caller knows. Returns whether this call made the
+        change."""
 
         def work(conn: Connection) -> bool:
-            return finalize_one(conn, run_id, target, allowed, values, uid, where, effect)
+            return finalize_one(conn, run_id, target, allowed, values, uid, (), effect)
 
         return self.tx.write(work)
 
