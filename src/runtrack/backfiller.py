@@ -29,14 +29,13 @@ from runtrack.errors import BackfillNotFound, InvalidInput, JobNotFound
 from runtrack.models import RunStatus
 from runtrack.queue import PRIORITY_BACKFILL
 from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
-from runtrack.store.guards import Guard
 from runtrack.store.jobs import JobStore
 from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import aware_required, naive
+from runtrack.store.values import Change, RunEnd
 
 __all__ = ["Backfiller"]
 
-Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
 #: Backfills listed at most at once.
 MAX_LIST = 500
 #: Statuses of a window's latest run that ``resume_backfill`` queues again.
@@ -136,14 +135,14 @@ class Backfiller:
         found = self._found(backfill_id)
         inputs.key("by", by, optional=True)
         pending = self._backfills.mark_cancelled(found.row.id)
-        values: dict[str, Any] = {
-            "finished_at": naive(self._clock.now()),
-            "cancel_requested_by": by,
-            "error_type": "cancelled",
-            "error_message": f"backfill {found.row.id} cancelled",
-        }
+        end = RunEnd(
+            self._clock.now(),
+            cancel_requested_by=by,
+            error_type="cancelled",
+            error_message=f"backfill {found.row.id} cancelled",
+        )
         allowed = frozenset({RunStatus.PENDING})
-        changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, values, ()) for i in pending]
+        changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, end, ()) for i in pending]
         for chunk in range(0, len(changes), 500):
             self._liveness.transition_many(changes[chunk : chunk + 500])
         return self.get_backfill(found.row.id)

@@ -30,9 +30,9 @@ from runtrack.retention import prune
 from runtrack.run import request_stop
 from runtrack.store.carry_handout import CarryStore
 from runtrack.store.history import HistoryStore
-from runtrack.store.rows import naive
 from runtrack.store.runs import RunStore
 from runtrack.store.sessions import SessionStore
+from runtrack.store.values import RunEnd
 from runtrack.store.workers import WorkerStore
 from runtrack.workers import forget_gone_workers
 
@@ -75,15 +75,15 @@ class Control:
         inputs.key("by", by, optional=True)
         inputs.text("reason", reason, optional=True)
         now = self.clock.now()
-        values = {
-            "finished_at": naive(now),
-            "cancel_requested_at": naive(now),
-            "cancel_requested_by": by,
-            "cancel_reason": reason,
-            "error_type": "cancelled",
-            "error_message": reason,
-        }
-        if self.runs.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, values):
+        end = RunEnd(
+            now,
+            cancel_requested_at=now,
+            cancel_requested_by=by,
+            cancel_reason=reason,
+            error_type="cancelled",
+            error_message=reason,
+        )
+        if self.runs.transition(run_id, RunStatus.CANCELLED, {RunStatus.PENDING}, end):
             self.events.finished(run_id)
             record = self.queries.get_run(run_id)
             log.info("run %s cancelled before it started", run_id, extra=run_fields(record))

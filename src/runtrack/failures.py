@@ -21,20 +21,23 @@ from __future__ import annotations
 import contextlib
 import json
 import traceback
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtrack.errors import RateLimited
 from runtrack.models import RATE_LIMITED, RunStatus
+from runtrack.store.values import RunEnd
 
 __all__ = [
     "MAX_MESSAGE",
     "MAX_STACK",
     "MAX_TYPE",
-    "bare_final_values",
+    "Failure",
+    "bare_end",
     "capped",
     "described",
-    "error_fields",
     "failure_note",
+    "failure_of",
     "storable",
     "type_name",
     "without_items",
@@ -45,23 +48,29 @@ MAX_MESSAGE = 10_000
 MAX_STACK = 100_000
 
 
-def error_fields(error: BaseException | str | None, error_type: str | None) -> dict[str, Any]:
-    """The error columns of a run ended by ``error`` (``error_type`` overrides
-    the type derived from it). Never raises, whatever ``error`` does."""
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a run records of what ended it (a ``None`` part: nothing)."""
+
+    type: str | None
+    message: str | None = None
+    stack: str | None = None
+
+
+def failure_of(error: BaseException | str | None, error_type: str | None) -> Failure:
+    """What a run ended by ``error`` records (``error_type`` overrides the
+    type derived from it). Never raises, whatever ``error`` does."""
     if error_type is None and isinstance(error, RateLimited):
         error_type = RATE_LIMITED  # shown as a provider pause, not as a crash
     if error is None:
-        return {"error_type": capped(error_type, MAX_TYPE)} if error_type else {}
+        return Failure(capped(error_type, MAX_TYPE) if error_type else None)
     if isinstance(error, str):
-        return {
-            "error_type": capped(error_type or "error", MAX_TYPE),
-            "error_message": capped(error, MAX_MESSAGE),
-        }
-    return {
-        "error_type": capped(error_type, MAX_TYPE) if error_type else type_name(error),
-        "error_message": capped(message(error), MAX_MESSAGE),
-        "error_stack": stack(error),
-    }
+        return Failure(capped(error_type or "error", MAX_TYPE), capped(error, MAX_MESSAGE))
+    return Failure(
+        capped(error_type, MAX_TYPE) if error_type else type_name(error),
+        capped(message(error), MAX_MESSAGE),
+        stack(error),
+    )
 
 
 def type_name(error: BaseException) -> str:
@@ -127,52 +136,44 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-#: The final values that are plain numbers, times and our own text.
-_PLAIN_FINAL = frozenset(
-    {
-        "finished_at",
-        "progress_total",
-        "progress_done",
-        "items_success",
-        "items_not_found",
-        "items_skipped",
-        "items_error",
-        "groups_found",
-        "groups_missing",
-        "error_type",
-        "error_message",
-        "error_stack",
-    }
-)
-
-
-def bare_final_values(values: dict[str, Any], failure: Exception) -> dict[str, Any]:
-    """The final values that can still be written after ``failure`` refused
-    them: plain ones, and the JSON ones that serialize. The run ends failed
-    and says why, unless it was failing already."""
-    kept = {name: value for name, value in values.items() if name in _PLAIN_FINAL}
+def bare_end(end: RunEnd, failure: Exception) -> RunEnd:
+    """The part of ``end`` that can still be written after ``failure``
+    refused it: plain numbers, times and our own text, and the JSON fields
+    that serialize. The run ends failed and says why, unless it was failing
+    already."""
+    kept = RunEnd(
+        end.finished_at,
+        error_type=end.error_type,
+        error_message=end.error_message,
+        error_stack=end.error_stack,
+        progress_total=end.progress_total,
+        progress_done=end.progress_done,
+        items=end.items,
+        groups_found=end.groups_found,
+        groups_missing=end.groups_missing,
+    )
     for name in ("counters", "notes", "error_details"):
         with contextlib.suppress(Exception):
-            json.dumps(values.get(name), allow_nan=False)
-            kept[name] = values.get(name)
-    if "error_type" not in kept:
-        kept.update(
-            error_fields(
-                "its final values could not be written "
-                f"({type(failure).__name__}: {message(failure)})",
-                "finalize_error",
-            )
+            json.dumps(getattr(end, name), allow_nan=False)
+            setattr(kept, name, getattr(end, name))
+    if kept.error_type is None:
+        why = failure_of(
+            f"its final values could not be written ({type(failure).__name__}: {message(failure)})",
+            "finalize_error",
         )
+        kept.failed_with(why.type, why.message, why.stack)
     return kept
 
 
-def without_items(values: dict[str, Any], dropped: list[dict[str, Any]]) -> dict[str, Any]:
-    """``values`` whose item tallies leave out the ``dropped`` rows: what the
+def without_items(end: RunEnd, dropped: list[dict[str, Any]]) -> RunEnd:
+    """``end`` whose item tallies leave out the ``dropped`` rows: what the
     run says it recorded is what is stored."""
-    kept = dict(values)
-    for row in dropped:
-        name = f"items_{row['status']}"
-        kept[name] = max(0, kept.get(name, 0) - 1)
+    kept = replace(end)
+    if end.items is not None:
+        items = dict(end.items)
+        for row in dropped:
+            items[row["status"]] = max(0, items.get(row["status"], 0) - 1)
+        kept.items = items
     return kept
 
 

@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from runtrack.clock import Clock
 from runtrack.errors import DatabaseUnavailable, InvalidTransition, LeaseLost
 from runtrack.events import Events
-from runtrack.failures import bare_final_values, error_fields, type_name, without_items
+from runtrack.failures import Failure, bare_end, failure_of, type_name, without_items
 from runtrack.health import ended_by_timeout
 from runtrack.heartbeat import Heartbeat
 from runtrack.models import ALLOWED_FROM, GOOD, RATE_LIMITED, OnPartial, RunRecord, RunStatus
@@ -35,9 +35,10 @@ from runtrack.run import (
     lose_lease,
 )
 from runtrack.store.liveness import LivenessStore
-from runtrack.store.rows import aware, naive
+from runtrack.store.rows import naive
 from runtrack.store.runs import RunStore
 from runtrack.store.sql import JobEffect
+from runtrack.store.values import RunEnd
 from runtrack.volume import VolumeGuard, guard_final
 
 __all__ = ["Finalizer"]
@@ -94,9 +95,9 @@ class Finalizer:
         if status is RunStatus.CANCELLED:
             status = ended_by_timeout(status, cancel, error_type)  # a timeout fails the run
         self.heartbeat.unregister(run)
-        fields, escaped = _error_fields(error, error_type)
+        failure, escaped = _failure(error, error_type)
         try:
-            self._finalize(run, status, fields, error_details)
+            self._finalize(run, status, failure, error_details)
         finally:
             if escaped is not None:  # the run ended failed: now the interrupt goes on
                 raise escaped
@@ -105,21 +106,20 @@ class Finalizer:
         self,
         run: Run,
         status: RunStatus,
-        fields: dict[str, Any],
+        failure: Failure,
         error_details: dict[str, Any] | None,
     ) -> None:
         with self.items_lock:  # a heartbeat flush of this run's items ends first
-            values, items = end_recording(run)
-        values["finished_at"] = naive(self.clock.now())
-        values.update(fields)
+            end, items = end_recording(run, self.clock.now)
+        end.failed_with(failure.type, failure.message, failure.stack)
         if status is RunStatus.FAILED and ending_of(run) == RATE_LIMITED:
-            values["error_type"] = RATE_LIMITED  # the runner paused its provider
+            end.error_type = RATE_LIMITED  # the runner paused its provider
         if error_details:
-            values["error_details"] = {**values.get("error_details", {}), **error_details}
+            end.add_details(**error_details)
         volume = None
         guard = self.volume_guard() if status in GOOD else None
         if guard is not None and (run.volume_history is not None or guard.may_guard(run.job)):
-            status, verdict = guard_final(guard, run, status, values)
+            status, verdict = guard_final(guard, run, status, end)
             if verdict is not None:  # written with the job row (JobEffect.volume)
                 volume = verdict.recorded(run.id, run.counters)
         attempts = 0
@@ -128,7 +128,7 @@ class Finalizer:
         def write() -> bool | None:
             nonlocal attempts
             attempts += 1
-            return self._write_final(run, status, values, items, bare=bare, volume=volume)
+            return self._write_final(run, status, end, items, bare=bare, volume=volume)
 
         try:
             changed = self._with_finalize_retries(write)
@@ -138,20 +138,20 @@ class Finalizer:
             # Something of the run no database takes (e.g. a field of the handle
             # its code replaced): end it failed with what can be written.
             log.exception("run %s: its final values could not be written", run.id)
-            status, values, bare = RunStatus.FAILED, bare_final_values(values, exc), True
+            status, end, bare = RunStatus.FAILED, bare_end(end, exc), True
             try:  # with its buffered items: they were checked when recorded
                 changed = self._with_finalize_retries(write)
             except (DatabaseUnavailable, LeaseLost):
                 raise
             except Exception:
                 log.exception("run %s: its last items could not be written", run.id)
-                values, items = without_items(values, items), []  # tallies agree
+                end, items = without_items(end, items), []  # tallies agree
                 changed = self._with_finalize_retries(write)
         current = None if changed else self.runs.get_run(run.id)
         # After a failed attempt the stored end may be ours with only its answer
         # lost (``None``: the store retried one); without one, equal values are
         # another finisher's at the same clock reading, and this call lost.
-        ours = (status, aware(values["finished_at"]))
+        ours = (status, end.finished_at)
         retried = attempts > 1 or changed is None
         if retried and current and (current.status, current.finished_at) == ours:
             changed = True
@@ -177,7 +177,7 @@ class Finalizer:
         self,
         run: Run,
         status: RunStatus,
-        values: dict[str, Any],
+        end: RunEnd,
         items: list[dict[str, Any]],
         *,
         bare: bool = False,
@@ -185,11 +185,12 @@ class Finalizer:
     ) -> bool | None:
         self._stamp_items(items)
         carry = carry_if_any(run)  # None: default policy, nothing owed, no slice
-        if carry is None and values.get("items_error"):
+        errors = end.items["error"] if end.items else 0
+        if carry is None and errors:
             carry = carry_of(run)  # failed items are owed under the default policy
         settles = None
         if carry is not None:
-            settles = carry.request(run.id, run.job, status, values.get("items_error", 0))
+            settles = carry.request(run.id, run.job, status, errors)
         effect = (
             # A final write refused on a value: no watermark, no checkpoint,
             # but what the job owes is still settled as for any failed run.
@@ -208,7 +209,7 @@ class Finalizer:
         )
         # Fenced, with the last items in the same transaction: a run reaped
         # meanwhile gets neither its final values nor these items.
-        return self.liveness.finalize_run(run.id, run.uid, status, values, effect, items)
+        return self.liveness.finalize_run(run.id, run.uid, status, end, effect, items)
 
     def guards(self, job: str) -> bool:
         """Whether ``job``'s volume is guarded: its run's start reads the
@@ -247,13 +248,10 @@ class Finalizer:
     ) -> RunRecord:
         """Finalize a run this process holds no handle of (a pending run, or
         one started elsewhere)."""
-        values: dict[str, Any] = {"finished_at": naive(self.clock.now())}
-        if counters:
-            values["counters"] = counters
-        values.update(error_fields(error, error_type))
-        if error_details:
-            values["error_details"] = error_details
-        if not self.runs.transition(run_id, status, ALLOWED_FROM[status], values):
+        end = RunEnd(self.clock.now(), counters=counters or None, error_details=error_details)
+        failure = failure_of(error, error_type)
+        end.failed_with(failure.type, failure.message, failure.stack)
+        if not self.runs.transition(run_id, status, ALLOWED_FROM[status], end):
             raise InvalidTransition(run_id, self.queries.get_run(run_id).status, status)
         self.events.finished(run_id)
         return self.queries.get_run(run_id)
@@ -284,15 +282,15 @@ class Finalizer:
         return rows
 
 
-def _error_fields(
+def _failure(
     error: BaseException | str | None, error_type: str | None
-) -> tuple[dict[str, Any], BaseException | None]:
-    """The error columns, and what describing ``error`` raised if that was a
-    BaseException (a ``__str__`` raising SystemExit, a Ctrl-C during a slow
-    one): the run must still end, then that exception goes on."""
+) -> tuple[Failure, BaseException | None]:
+    """What the run records of ``error``, and what describing it raised if
+    that was a BaseException (a ``__str__`` raising SystemExit, a Ctrl-C
+    during a slow one): the run must still end, then that exception goes on."""
     try:
-        return error_fields(error, error_type), None
-    except BaseException as escaped:  # error_fields itself catches every Exception
+        return failure_of(error, error_type), None
+    except BaseException as escaped:  # failure_of itself catches every Exception
         assert isinstance(error, BaseException)
         text = f"<{type(error).__name__}: describing it raised {type(escaped).__name__}>"
-        return error_fields(text, error_type or type_name(error)), escaped
+        return failure_of(text, error_type or type_name(error)), escaped

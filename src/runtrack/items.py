@@ -14,6 +14,7 @@ from typing import Any
 from runtrack import inputs
 from runtrack.errors import RunFinished
 from runtrack.models import ItemStatus
+from runtrack.store.values import RunEnd
 
 __all__ = [
     "BUFFERED_BATCHES",
@@ -149,12 +150,12 @@ class ItemBuffer:
             self.rows = []
         return taken
 
-    def close(self, values: dict[str, Any]) -> list[dict[str, Any]]:
+    def close(self, end: RunEnd) -> list[dict[str, Any]]:
         """The final take: the buffered rows, with the tallies of every item
-        recorded added to ``values`` in the same moment; from then on the
+        recorded added to ``end`` in the same moment; from then on the
         buffer refuses items. The caller holds the lock."""
         taken, self.rows = self.rows, _Closed()
-        self.final_values(values)
+        self.final_values(end)
         return list(taken)
 
     def restore(self, rows: list[dict[str, Any]]) -> None:
@@ -162,14 +163,16 @@ class ItemBuffer:
         with self.lock:
             self.rows[:0] = rows
 
-    def final_values(self, values: dict[str, Any]) -> None:
-        """Add the item tallies and group counts to a run's final values
-        (the caller holds the lock)."""
+    def final_values(self, end: RunEnd) -> None:
+        """Add the item tallies and group counts to a run's end (the caller
+        holds the lock)."""
         tallies = self.tallies  # by value: an enum member hashes in Python code
-        values["items_success"] = tallies["success"]
-        values["items_not_found"] = tallies["not_found"]
-        values["items_skipped"] = tallies["skipped"]
-        values["items_error"] = tallies["error"]
+        end.items = {
+            "success": tallies["success"],
+            "not_found": tallies["not_found"],
+            "skipped": tallies["skipped"],
+            "error": tallies["error"],
+        }
         if self.groups_seen:
-            values["groups_found"] = len(self.groups_found)
-            values["groups_missing"] = len(self.groups_seen - self.groups_found)
+            end.groups_found = len(self.groups_found)
+            end.groups_missing = len(self.groups_seen - self.groups_found)

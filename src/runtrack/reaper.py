@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from runtrack.models import ACTIVE, RunStatus
 from runtrack.store.guards import (
@@ -31,7 +30,7 @@ from runtrack.store.guards import (
 )
 from runtrack.store.history import HistoryStore
 from runtrack.store.liveness import LivenessStore
-from runtrack.store.rows import naive
+from runtrack.store.values import Change, RunEnd
 from runtrack.store.workers import WorkerStore
 from runtrack.workers import live_since
 
@@ -41,7 +40,6 @@ log = logging.getLogger("runtrack.reaper")
 #: ``error_type`` of a pending run that no worker claimed within the pending TTL.
 EXPIRED = "expired"
 CHUNK = 500  # runs finalized per transaction (a few statements each, see transition_many)
-_Change = tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +94,17 @@ class Reaper:
         return QueuedBefore(expiring.cutoff, served), kept
 
     @staticmethod
-    def _log(reaped: list[int], changes: list[_Change]) -> None:
+    def _log(reaped: list[int], changes: list[Change]) -> None:
         # One record per run so that log search by run_id finds its end; the
         # scan does not read job/provider, so those fields are absent here.
         done = set(reaped)
-        for run_id, status, _, values, _ in changes:
+        for run_id, status, _, end, _ in changes:
             if run_id in done:
                 log.warning(
                     "run %s reaped: %s (%s)",
                     run_id,
                     status.value,
-                    values["error_type"],
+                    end.error_type,
                     extra={"run_id": run_id, "status": status.value},
                 )
         if reaped:
@@ -124,31 +122,32 @@ class Reaper:
         ]
         return self.liveness.transition_many(changes)
 
-    def _expire(self, run_id: int, now: datetime, pending: QueuedBefore) -> _Change:
-        values: dict[str, Any] = {
-            "finished_at": naive(now),
-            "error_type": EXPIRED,
-            "error_message": f"no worker claimed it within the pending TTL ({self.pending_ttl})"
+    def _expire(self, run_id: int, now: datetime, pending: QueuedBefore) -> Change:
+        end = RunEnd(
+            now,
+            error_type=EXPIRED,
+            error_message=f"no worker claimed it within the pending TTL ({self.pending_ttl})"
             " and no live worker serves its job",
-        }
+        )
         guards: tuple[Guard, ...] = (pending,)
-        return run_id, RunStatus.CANCELLED, frozenset({RunStatus.PENDING}), values, guards
+        return run_id, RunStatus.CANCELLED, frozenset({RunStatus.PENDING}), end, guards
 
     @staticmethod
     def _change(
         run_id: int, reason: str, now: datetime, hb_cutoff: datetime, cancel_cutoff: datetime
-    ) -> _Change:
-        values: dict[str, Any] = {"finished_at": naive(now)}
+    ) -> Change:
         if reason == "cancel":
-            values.update(
+            end = RunEnd(
+                now,
                 error_type="cancel_timeout",
                 error_message="cancel requested but the worker did not stop "
                 "within the cancel grace; reaped",
             )
             where: tuple[Guard, ...] = (CancelRequestedBefore(cancel_cutoff),)
-            return run_id, RunStatus.CANCELLED, frozenset({RunStatus.RUNNING}), values, where
+            return run_id, RunStatus.CANCELLED, frozenset({RunStatus.RUNNING}), end, where
         cancel = reason == "heartbeat+cancel"
-        values.update(
+        end = RunEnd(
+            now,
             error_type="heartbeat_timeout",
             error_message=f"no heartbeat since before {hb_cutoff.isoformat()}; "
             "the worker is presumed dead" + (" (a cancel was pending)" if cancel else ""),
@@ -157,4 +156,4 @@ class Reaper:
         # being overwritten by "failed": that run waits for the next sweep.
         where = (StaleBefore(hb_cutoff), CancelPending(cancel))
         target = RunStatus.CANCELLED if cancel else RunStatus.FAILED
-        return run_id, target, ACTIVE, values, where
+        return run_id, target, ACTIVE, end, where

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtrack.store.values import RunEnd
+
 __all__ = ["MAX_ERRORS_KEPT", "MAX_NOTES_KEPT", "Remarks"]
 
 MAX_ERRORS_KEPT = 100
@@ -35,17 +37,16 @@ class Remarks:
         if len(self.notes) < MAX_NOTES_KEPT:
             self.notes.append(text)
 
-    def final_values(self, values: dict[str, Any]) -> None:
-        """Add the notes and the error summary to a run's final values."""
-        values["notes"] = list(self.notes) or None
+    def final_values(self, end: RunEnd) -> None:
+        """Add the notes and the error summary to a run's end."""
+        end.notes = list(self.notes) or None
         count = self.error_count
         if count:
             errors = list(self.errors)
             first = errors[0]["message"]
-            values["error_message"] = first if count == 1 else f"{count} errors; first: {first}"
-            values["error_details"] = {"errors": errors, "error_count": count}
+            end.error_message = first if count == 1 else f"{count} errors; first: {first}"
+            end.error_details = {"errors": errors, "error_count": count}
         if self.ending is not None:
-            values["retried"] = True
+            end.retried = True
             if self.paused_until is not None:
-                details = values.get("error_details", {})
-                values["error_details"] = {**details, "paused_until": self.paused_until}
+                end.add_details(paused_until=self.paused_until)

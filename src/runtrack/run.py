@@ -23,6 +23,7 @@ from runtrack.handle import Finished, RunIdentity, read_counters, steps
 from runtrack.items import BUFFERED_BATCHES, ItemBuffer, in_event_loop
 from runtrack.models import TERMINAL, Carried, ItemStatus, RunStatus, Window
 from runtrack.remarks import Remarks
+from runtrack.store.values import RunEnd
 
 __all__ = [
     "Run",
@@ -398,27 +399,29 @@ def has_errors(run: Run) -> bool:
     return errors or (run._carry is not None and bool(run._carry.slices))
 
 
-def end_recording(run: Run) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def end_recording(run: Run, now: Callable[[], datetime]) -> tuple[RunEnd, list[dict[str, Any]]]:
     """The finalization's one reading of the run: counters, progress, notes,
     errors, item tallies and the buffered items, taken together under the
-    handle's lock so that what is stored agrees. From the moment it starts
-    the handle refuses every call (RunFinished)."""
+    handle's lock so that what is stored agrees, then the time (``now()``).
+    From the moment it starts the handle refuses every call (RunFinished)."""
     if not isinstance(run._interrupt, Finished):
         run._interrupt = Finished(run.id, "ending")
     # (A count of 1 passes the check without the lock: one in the few
     # bytecodes between its check and its step as this reads may still be
     # lost. Yielding the GIL here to close that window cost 0.1 ms a run.)
-    values: dict[str, Any] = {"progress_total": run._total}
     with run._lock:
-        values["counters"] = read_counters(run._sums, list(run._ones.items()))
-        values["progress_done"] = run._processed()
-        rows = run._items.close(values)
-        run._remarks.final_values(values)
+        counters = read_counters(run._sums, list(run._ones.items()))
+        end = RunEnd(run.started_at, counters=counters, progress_total=run._total)  # stamped below
+        end.progress_done = run._processed()
+        rows = run._items.close(end)
+        run._remarks.final_values(end)
     carry = run._carry
     if carry is not None and carry.slices:
-        values.setdefault("error_message", f"{len(carry.slices)} failed slice(s)")
-        values["error_details"] = {**values.get("error_details", {}), **carry.details()}
-    return values, rows
+        if end.error_message is None:
+            end.error_message = f"{len(carry.slices)} failed slice(s)"
+        end.add_details(**carry.details())
+    end.finished_at = now()
+    return end, rows
 
 
 def mark_ending(run: Run, ending: str, paused_until: str | None = None) -> None:

@@ -31,6 +31,7 @@ from runtrack.expectations import Expect, Volume
 from runtrack.handle import hold_watermark
 from runtrack.models import RunStatus
 from runtrack.store.incidents import AlertStore
+from runtrack.store.values import RunEnd
 
 __all__ = [
     "Anomaly",
@@ -164,21 +165,23 @@ class Verdict:
 
 
 def guard_final(
-    guard: VolumeGuard, run: Any, status: RunStatus, values: dict[str, Any]
+    guard: VolumeGuard, run: Any, status: RunStatus, end: RunEnd
 ) -> tuple[RunStatus, Verdict | None]:
     """The finalization hook: a good run with an anomaly ends ``partial``
     with it recorded (and, with ``hold_watermark``, no watermark move)."""
     try:
-        verdict = guard.judge(run.job, status, values.get("counters") or {}, run.volume_history)
+        verdict = guard.judge(run.job, status, end.counters or {}, run.volume_history)
     except Exception as exc:  # the database away: the run is finalized unguarded
         log.warning("run %s: volume guard skipped (%s)", run.id, exc)
         return status, None
     if verdict is None or not verdict.anomalies:
         return status, verdict
     said = [a.summary for a in verdict.anomalies]
-    values["error_details"] = {**(values.get("error_details") or {}), "anomalies": said}
-    values.setdefault("error_message", "volume: " + "; ".join(said))
-    values.setdefault("error_type", "volume")
+    end.add_details(anomalies=said)
+    if end.error_message is None:
+        end.error_message = "volume: " + "; ".join(said)
+    if end.error_type is None:
+        end.error_type = "volume"
     if verdict.hold_watermark:
         hold_watermark(run)
     return RunStatus.PARTIAL, verdict

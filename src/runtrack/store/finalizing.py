@@ -30,6 +30,7 @@ from sqlalchemy.sql.dml import Update, UpdateBase
 from runtrack.models import TERMINAL, RunStatus
 from runtrack.store.carry import settle_ended
 from runtrack.store.prepared import RawConnection
+from runtrack.store.rows import naive
 from runtrack.store.statements import (
     RUN_EFFECT,
     TALLY_ITEMS,
@@ -41,11 +42,12 @@ from runtrack.store.statements import (
     tally_upsert,
     update_run_stmt,
 )
-from runtrack.store.values import JobEffect
+from runtrack.store.values import JobEffect, RunEnd
 
 __all__ = [
     "Ended",
     "NotMoved",
+    "end_columns",
     "ended_by_row",
     "final_statements",
     "finalize_one",
@@ -88,6 +90,41 @@ def ended_by_row(run_id: int, status: RunStatus, values: Mapping[str, Any], row:
 def _counted(row: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     """The item tallies stored on a run's row, unless ``values`` give them."""
     return {**{column: getattr(row, column) for column in TALLY_ITEMS}, **values}
+
+
+#: RunEnd fields stored as they are, in columns of the same name.
+_AS_IS = (
+    "error_type",
+    "error_message",
+    "error_stack",
+    "error_details",
+    "counters",
+    "notes",
+    "progress_total",
+    "progress_done",
+    "groups_found",
+    "groups_missing",
+    "cancel_requested_by",
+    "cancel_reason",
+)
+
+
+def end_columns(end: RunEnd) -> dict[str, Any]:
+    """The columns a run's end writes (naive UTC times; a ``None`` field is
+    not written)."""
+    values: dict[str, Any] = {"finished_at": naive(end.finished_at)}
+    for name in _AS_IS:
+        value = getattr(end, name)
+        if value is not None:
+            values[name] = value
+    if end.items is not None:
+        for status, count in end.items.items():
+            values[f"items_{status}"] = count
+    if end.retried:
+        values["retried"] = True
+    if end.cancel_requested_at is not None:
+        values["cancel_requested_at"] = naive(end.cancel_requested_at)
+    return values
 
 
 def run_change(

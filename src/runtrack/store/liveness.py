@@ -23,7 +23,13 @@ from runtrack.models import (
 )
 from runtrack.store.base import Transactions
 from runtrack.store.carry import settle
-from runtrack.store.finalizing import NotMoved, ended_by_row, finalize_one, write_final
+from runtrack.store.finalizing import (
+    NotMoved,
+    end_columns,
+    ended_by_row,
+    finalize_one,
+    write_final,
+)
 from runtrack.store.guards import Guard
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import (
@@ -43,7 +49,7 @@ from runtrack.store.statements import (
     counts_given,
     group_alike,
 )
-from runtrack.store.values import JobEffect, RunState
+from runtrack.store.values import Change, JobEffect, RunEnd, RunState
 
 Guards = tuple[Guard, ...]
 
@@ -141,12 +147,7 @@ class LivenessStore:
 
         return self.tx.read(work)
 
-    def transition_many(
-        self,
-        changes: list[
-            tuple[int, RunStatus, frozenset[RunStatus], dict[str, Any], tuple[Guard, ...]]
-        ],
-    ) -> list[int]:
+    def transition_many(self, changes: Sequence[Change]) -> list[int]:
         """Several guarded transitions in one transaction; the ids changed.
 
         Runs moving alike (same target, guard and values: the stale runs of
@@ -156,7 +157,8 @@ class LivenessStore:
 
         def in_sets(conn: Connection) -> list[int]:
             moved: list[tuple[int, RunStatus, dict[str, Any], Any]] = []
-            for ids, (target, allowed, values, guards) in group_alike(changes):
+            written = [(i, to, old, end_columns(end), on) for i, to, old, end, on in changes]
+            for ids, (target, allowed, values, guards) in group_alike(written):
                 where = conditions(guards)
                 moved += self._transition_set(conn, ids, target, allowed, values, where)
             moved.sort(key=lambda change: change[0])  # a failure streak counts in id order
@@ -239,7 +241,7 @@ class LivenessStore:
         run_id: int,
         uid: str,
         target: RunStatus,
-        values: dict[str, Any],
+        end: RunEnd,
         effect: JobEffect,
         items: list[dict[str, Any]],
     ) -> bool | None:
@@ -251,6 +253,7 @@ class LivenessStore:
         lost only its answer (the caller re-reads to tell)."""
         tries = 0
         allowed = ALLOWED_FROM[target]
+        values = end_columns(end)
         if effect.carry is not None:
             # What the job owes is settled in the same transaction, after
             # the last items: the rarer path, on SQLAlchemy's connection.

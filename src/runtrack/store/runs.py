@@ -27,7 +27,7 @@ from runtrack.models import (
 )
 from runtrack.store.base import Transactions
 from runtrack.store.claiming import resume_checkpoint
-from runtrack.store.finalizing import finalize_one
+from runtrack.store.finalizing import end_columns, finalize_one
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -48,7 +48,7 @@ from runtrack.store.statements import (
     start_at_watermark,
     start_run_stmt,
 )
-from runtrack.store.values import JobEffect, LeaseTaken, RunFilter, StartedRun
+from runtrack.store.values import JobEffect, LeaseTaken, RunEnd, RunFilter, StartedRun
 
 
 class RunStore:
@@ -177,16 +177,16 @@ class RunStore:
         run_id: int,
         target: RunStatus,
         allowed: Iterable[RunStatus],
-        values: dict[str, Any],
+        end: RunEnd,
         *,
         uid: str | None = None,
         effect: JobEffect | None = None,
     ) -> bool:
-        """Move a run to ``target`` if it is in ``allowed``; terminal targets
-        also update the job in the same transaction. ``values`` hold naive UTC
-        timestamps (terminal targets need ``finished_at``); ``effect`` saves
-        re-reading what the caller knows. Returns whether this call made the
-        change."""
+        """Move a run to ``target`` if it is in ``allowed``, recording ``end``;
+        terminal targets also update the job in the same transaction.
+        ``effect`` saves re-reading what the caller knows. Returns whether
+        this call made the change."""
+        values = end_columns(end)
 
         def work(conn: Connection) -> bool:
             return finalize_one(conn, run_id, target, allowed, values, uid, (), effect)

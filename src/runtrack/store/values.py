@@ -9,10 +9,13 @@ from typing import Any
 
 from runtrack.models import RunStatus
 from runtrack.store.carry import CarryRequest
+from runtrack.store.guards import Guard
 
 __all__ = [
+    "Change",
     "JobEffect",
     "LeaseTaken",
+    "RunEnd",
     "RunFilter",
     "RunState",
     "StartedRun",
@@ -85,3 +88,54 @@ class JobEffect:
     #: A guarded run's new volume history and anomaly (see runtrack.volume),
     #: written by the same job update; ``None``: the run was not guarded.
     volume: tuple[Any, Any] | None = None
+
+
+@dataclass(slots=True)
+class RunEnd:
+    """What a run's end records besides its status, as the ledger knows it.
+
+    Whoever ends a run builds one (its owner from the handle, a finish or a
+    cancel by id, the reaper, a cancelled backfill); the store writes it and
+    owns the columns and the time conversion. A field left ``None`` is not
+    written: the run's row keeps what it has (a finish by id keeps the
+    counters its heartbeats wrote)."""
+
+    finished_at: datetime
+    error_type: str | None = None
+    error_message: str | None = None
+    error_stack: str | None = None
+    error_details: dict[str, Any] | None = None
+    counters: dict[str, Any] | None = None
+    notes: list[str] | None = None
+    progress_total: int | None = None
+    progress_done: int | None = None
+    #: The owner's item tallies by status (success, not_found, skipped,
+    #: error); ``None``: the store counts the run's stored items.
+    items: dict[str, int] | None = None
+    groups_found: int | None = None
+    groups_missing: int | None = None
+    #: A failed attempt whose retry is scheduled: not a failure for good.
+    retried: bool = False
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
+
+    def add_details(self, **details: Any) -> None:
+        """Merge ``details`` into ``error_details`` (the later key wins)."""
+        self.error_details = {**(self.error_details or {}), **details}
+
+    def failed_with(
+        self, error_type: str | None, message: str | None = None, stack: str | None = None
+    ) -> None:
+        """Record what ended the run; ``None`` parts leave what is there."""
+        if error_type is not None:
+            self.error_type = error_type
+        if message is not None:
+            self.error_message = message
+        if stack is not None:
+            self.error_stack = stack
+
+
+#: A guarded move of one run: its id, target, the statuses it may leave, its
+#: end, and the guards (as data) its row must also match.
+Change = tuple[int, RunStatus, frozenset[RunStatus], RunEnd, tuple[Guard, ...]]
