@@ -11,21 +11,19 @@ their outcomes handed back to the runner's main thread.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
 
 from runtrack.failures import capped, message
 from runtrack.ledger import Ledger
 from runtrack.runner.execution import Attempt, Outcome, Stopper
 from runtrack.runner.registry import JobSpec, Registry
 from runtrack.runner.retrying import budget_used
-from runtrack.store.queue import CHANNEL
+from runtrack.store.listening import QueueListener
 
 __all__ = ["Feed", "Pool", "pause_provider"]
 
@@ -40,8 +38,7 @@ class Feed:
         self._ledger = ledger
         self._registry = registry
         self.poll_interval = poll_interval
-        self._listener: Any = None
-        self._listen_failed = False
+        self._listener = QueueListener(ledger.engine)
 
     def claim(self, paused: Collection[str]) -> Attempt | None:
         """Claim the next queued run this runner serves (``None``: none now)."""
@@ -61,50 +58,21 @@ class Feed:
         """Sleep ``seconds`` (at most ``poll_interval``), or until a stop is
         requested, an execution ends (``woken``) or a run is queued."""
         end = time.monotonic() + min(seconds, self.poll_interval)
-        listener = self._listen()
+        listening = self._listener.connected()
         while not stopper.requested and not woken.is_set():
             left = end - time.monotonic()
             if left <= 0:
                 return
-            if listener is None:
+            if not listening:
                 woken.wait(min(left, SLICE))
-            elif self._notified(listener, min(left, SLICE)):
+            elif self._listener.notified(min(left, SLICE)):
                 return
+            else:  # a dropped connection: poll until the next wait reconnects
+                listening = self._listener.open
         woken.clear()
 
-    def _listen(self) -> Any:
-        """The PostgreSQL connection that LISTENs (``None`` elsewhere, or
-        while it cannot connect: the poll still finds every run)."""
-        engine = self._ledger.engine
-        if self._listener is not None or engine.dialect.name != "postgresql":
-            return self._listener
-        import psycopg  # PostgreSQL runners only
-
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
-            conn.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            if not self._listen_failed:
-                log.warning("cannot LISTEN for queued runs (polling instead): %s", exc)
-            self._listen_failed = True
-            return None
-        self._listener = conn
-        return conn
-
-    def _notified(self, listener: Any, timeout: float) -> bool:
-        try:
-            return any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
-        except Exception as exc:  # the connection dropped: reconnect on the next wait
-            log.warning("LISTEN connection lost (%s); reconnecting", exc)
-            self.close()
-            return False
-
     def close(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                self._listener.close()
-            self._listener = None
+        self._listener.close()
 
 
 class Pool:
