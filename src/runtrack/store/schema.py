@@ -37,6 +37,7 @@ __all__ = [
     "provider_pauses",
     "revoked_sessions",
     "run_items",
+    "run_labels",
     "runs",
     "workers",
 ]
@@ -234,6 +235,19 @@ run_items = Table(
     Index(None, "run_id", "id"),
     Index(None, "run_id", "status", "id"),
     Index(None, "run_id", "group_key", "id"),
+)
+
+# A run's labels, written with its insert. The primary key reads one run's
+# labels (a page's in one query); (key, value, run_id) makes a label filter
+# with "ORDER BY id DESC LIMIT n" a backwards range of this index. Retention
+# deletes a run's labels with it (ON DELETE CASCADE).
+run_labels = Table(
+    "run_labels",
+    metadata,
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", ExactString(63), primary_key=True),
+    Column("value", ExactString(200), nullable=False),
+    Index(None, "key", "value", "run_id"),
 )
 
 # What a job owes: items that failed and slices of windows that could not be
