@@ -29,7 +29,7 @@ from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH
 
 __all__ = ["RARE_LABEL", "TEAMS", "Shape", "Spec", "generate_postgres", "generate_sqlite"]
 
-VERSION = 5  # bump when the generated data changes
+VERSION = 6  # bump when the generated data changes
 DATA = Path(__file__).parent / ".data"
 END = datetime(2026, 6, 1, tzinfo=UTC)  # the generated ledger's "now"
 SPAN = timedelta(days=90)
@@ -77,8 +77,10 @@ RUN_COLUMNS = [
 ]
 #: Every run's ``team`` label is its job's, one of these (a fifth of the runs each).
 TEAMS = ("growth", "core", "search", "ads", "data")
-#: The label of 1% of the runs (every 100th, over every job).
+#: The label of 1% of the runs: every 97th (a stride prime to the job count,
+#: so that it falls on every job, and so on every team, not on one).
 RARE_LABEL = ("reason", "hotfix")
+RARE_EVERY = 97
 LABEL_COLUMNS = ("run_id", "key", "value")
 ITEM_COLUMNS = ("run_id", "key", "status", "data", "error", "recorded_at")
 JOB_COLUMNS = ("key", "provider", "created_at", "consecutive_failures")
@@ -255,7 +257,7 @@ class _Generator:
         rare_key, rare_value = RARE_LABEL
         for i in range(self.spec.runs):
             yield (i + 1, "team", TEAMS[(i % self.spec.jobs) % len(TEAMS)])
-            if i % 100 == 37:
+            if i % RARE_EVERY == 37:
                 yield (i + 1, rare_key, rare_value)
 
     def _has_items(self, i: int, active: bool) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, insert, select
+from sqlalchemy import ColumnElement, FromClause, bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from runtrack.store.prepared import RawConnection
@@ -23,6 +23,14 @@ __all__ = ["INSERT_LABELS", "label_conditions", "labelled", "labels_of", "write_
 CHUNK = 1000
 #: Built once: it runs on the hot path's connection too (a labelled start).
 INSERT_LABELS = insert(run_labels)
+#: Built once, as every listing reads its page's labels (building a
+#: statement and its alias costs more than running it).
+LABELS_OF = (
+    select(run_labels.c.run_id, run_labels.c.key, run_labels.c.value)
+    .where(run_labels.c.run_id.in_(bindparam("ids", expanding=True)))
+    .order_by(run_labels.c.run_id, run_labels.c.key)
+)
+FIRST_LABEL = run_labels.alias("first_label")
 
 
 def write_labels(
@@ -42,20 +50,17 @@ def labels_of(conn: Connection, run_ids: Iterable[int]) -> dict[int, dict[str, s
     found: dict[int, dict[str, str]] = {}
     # In chunks: every active run is one list, and SQLite bounds its parameters.
     for start in range(0, len(ids), CHUNK):
-        query = (
-            select(run_labels.c.run_id, run_labels.c.key, run_labels.c.value)
-            .where(run_labels.c.run_id.in_(ids[start : start + CHUNK]))
-            .order_by(run_labels.c.run_id, run_labels.c.key)
-        )
-        for run_id, key, value in conn.execute(query):
+        for run_id, key, value in conn.execute(LABELS_OF, {"ids": ids[start : start + CHUNK]}):
             found.setdefault(run_id, {})[key] = value
     return found
 
 
-def label_conditions(labels: Sequence[tuple[str, str]]) -> list[ColumnElement[bool]]:
-    """One condition on ``runs.id`` per label: the run has it."""
+def label_conditions(
+    labels: Sequence[tuple[str, str]], run_id: Any = runs.c.id
+) -> list[ColumnElement[bool]]:
+    """One condition on ``run_id`` (default ``runs.id``) per label: the run has it."""
     return [
-        runs.c.id.in_(
+        run_id.in_(
             select(run_labels.c.run_id).where(run_labels.c.key == key, run_labels.c.value == value)
         )
         for key, value in labels
@@ -63,13 +68,11 @@ def label_conditions(labels: Sequence[tuple[str, str]]) -> list[ColumnElement[bo
 
 
 def labelled(labels: Sequence[tuple[str, str]]) -> tuple[FromClause, Any, list[Any]]:
-    """A listing driven by its first label: ``runs`` joined to that label's
-    rows, the column to order and page by (the label's ``run_id``, which the
-    index holds in order, so "ORDER BY it DESC LIMIT n" stops after n rows
-    on every planner), and the conditions of the other labels."""
+    """A listing driven by its first label: that label's rows of
+    ``run_labels``, the column to order and page by (their ``run_id``, which
+    the index holds in order, so "ORDER BY it DESC LIMIT n" reads n index
+    entries and no run), and the conditions: that label and the others."""
     (key, value), rest = labels[0], labels[1:]
-    first = run_labels.alias("first_label")
-    source = runs.join(
-        first, (first.c.run_id == runs.c.id) & (first.c.key == key) & (first.c.value == value)
-    )
-    return source, first.c.run_id, label_conditions(rest)
+    first = FIRST_LABEL
+    conditions = [first.c.key == key, first.c.value == value]
+    return first, first.c.run_id, conditions + label_conditions(rest, first.c.run_id)

@@ -244,25 +244,26 @@ class RunStore:
     ) -> list[RunRecord]:
         source: Any = runs
         key: Any = runs.c.id
+        conditions = self._run_conditions(filters, labels=False)
         if filters.labels:
-            # Driven by the first label's index range (see store/labels.py).
-            source, key, conditions = labelled(filters.labels)
-            conditions += self._run_conditions(filters, labels=False)
-        else:
-            conditions = self._run_conditions(filters)
+            # Driven by the first label's index range (see store/labels.py);
+            # the runs table only if another filter reads it.
+            first, key, labelled_by = labelled(filters.labels)
+            source = first.join(runs, runs.c.id == key) if conditions else first
+            conditions += labelled_by
         if before_id is not None:
             conditions.append(key < before_id)
-        page = select(runs.c.id).select_from(source).where(*conditions)
+        page = select(key.label("id")).select_from(source).where(*conditions)
         page = page.order_by(key.desc()).limit(limit)
         if offset:
             page = page.offset(offset)
-        if filters.since is None and filters.until is None and not offset:
-            query = select(runs).select_from(source).where(*conditions)
-            query = query.order_by(key.desc()).limit(limit)
+        if not filters.labels and filters.since is None and filters.until is None and not offset:
+            query = select(runs).where(*conditions).order_by(runs.c.id.desc()).limit(limit)
         else:
             # A time range is read in created_at order and must be sorted by
-            # id; an OFFSET walks the rows it skips. Either way, choose the
-            # page's ids from the index alone, then read only those rows.
+            # id; an OFFSET walks the rows it skips; a label's range holds
+            # ids only. Each time, choose the page's ids from the index
+            # alone, then read only those rows.
             ids = page.subquery()
             query = select(runs).join(ids, runs.c.id == ids.c.id).order_by(runs.c.id.desc())
         return self._records(query)
