@@ -1,7 +1,8 @@
 """A generated ledger at scale: N runs over J jobs, as runtrack would have
 written them over 90 days (mixed statuses, counters, windows, job state and
 tallies that agree with the runs, items for 1% of the runs, a few active and
-stale runs), loaded with the fastest bulk path of each database.
+stale runs, labels: every run its job's ``team`` of 5, 1% a rare one), loaded
+with the fastest bulk path of each database.
 
 The SQLite file is cached under ``bench/.data/`` keyed by the parameters, the
 generator's version and the schema revision, so reruns skip the load.
@@ -26,9 +27,9 @@ from runtrack.store import migrate
 from runtrack.store.rows import strip_cell
 from runtrack.store.schema import DURATION_BOUNDS, STRIP_LENGTH
 
-__all__ = ["Shape", "Spec", "generate_postgres", "generate_sqlite"]
+__all__ = ["RARE_LABEL", "TEAMS", "Shape", "Spec", "generate_postgres", "generate_sqlite"]
 
-VERSION = 4  # bump when the generated data changes
+VERSION = 6  # bump when the generated data changes
 DATA = Path(__file__).parent / ".data"
 END = datetime(2026, 6, 1, tzinfo=UTC)  # the generated ledger's "now"
 SPAN = timedelta(days=90)
@@ -74,6 +75,13 @@ RUN_COLUMNS = [
     "items_skipped",
     "items_error",
 ]
+#: Every run's ``team`` label is its job's, one of these (a fifth of the runs each).
+TEAMS = ("growth", "core", "search", "ads", "data")
+#: The label of 1% of the runs: every 97th (a stride prime to the job count,
+#: so that it falls on every job, and so on every team, not on one).
+RARE_LABEL = ("reason", "hotfix")
+RARE_EVERY = 97
+LABEL_COLUMNS = ("run_id", "key", "value")
 ITEM_COLUMNS = ("run_id", "key", "status", "data", "error", "recorded_at")
 JOB_COLUMNS = ("key", "provider", "created_at", "consecutive_failures")
 JOB_STATE = [
@@ -244,6 +252,14 @@ class _Generator:
             self._tally(job.key, status, seconds, tallied)
         return row
 
+    def labels(self) -> Iterator[tuple[Any, ...]]:
+        """Every run's labels, in run id order."""
+        rare_key, rare_value = RARE_LABEL
+        for i in range(self.spec.runs):
+            yield (i + 1, "team", TEAMS[(i % self.spec.jobs) % len(TEAMS)])
+            if i % RARE_EVERY == 37:
+                yield (i + 1, rare_key, rare_value)
+
     def _has_items(self, i: int, active: bool) -> bool:
         return bool(self.every) and i % self.every == self.every // 2 and not active
 
@@ -384,6 +400,7 @@ def generate_sqlite(spec: Spec) -> tuple[Path, Shape]:
     for chunk in _chunks(gen.runs()):
         conn.executemany(_insert_sql("runs", RUN_COLUMNS, "?"), _sqlite_rows(chunk))
     conn.executemany(_insert_sql("run_items", ITEM_COLUMNS, "?"), _sqlite_rows(gen.items))
+    conn.executemany(_insert_sql("run_labels", LABEL_COLUMNS, "?"), gen.labels())
     conn.executemany(_job_state_sql("?"), _sqlite_rows(gen.job_states()))
     conn.executemany(_insert_sql("job_tallies", TALLY_COLUMNS, "?"), gen.tally_rows())
     conn.execute("COMMIT")
@@ -402,7 +419,7 @@ def _drop_sqlite_indexes(conn: sqlite3.Connection) -> list[str]:
     which is several times faster than maintaining them row by row)."""
     found = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-        "AND tbl_name IN ('runs', 'run_items')"
+        "AND tbl_name IN ('runs', 'run_items', 'run_labels')"
     ).fetchall()
     for name, _ in found:
         conn.execute(f'DROP INDEX "{name}"')
@@ -428,7 +445,8 @@ def generate_postgres(spec: Spec, url: str) -> Shape:
         indexes = [
             row[0]
             for row in conn.execute(
-                "SELECT indexdef FROM pg_indexes WHERE tablename IN ('runs', 'run_items') "
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE tablename IN ('runs', 'run_items', 'run_labels') "
                 "AND indexname LIKE 'ix\\_%'"
             )
         ]
@@ -438,6 +456,7 @@ def generate_postgres(spec: Spec, url: str) -> Shape:
         _copy(conn, "jobs", JOB_COLUMNS, iter(gen.new_jobs()))
         _copy(conn, "runs", RUN_COLUMNS, gen.runs())
         _copy(conn, "run_items", ITEM_COLUMNS, iter(gen.items))
+        _copy(conn, "run_labels", LABEL_COLUMNS, gen.labels())
         with conn.cursor() as cur:
             cur.executemany(_job_state_sql("%s"), gen.job_states())
         _copy(conn, "job_tallies", TALLY_COLUMNS, iter(gen.tally_rows()))

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import event, text
 
-from bench.generate import Shape
+from bench.generate import RARE_LABEL, TEAMS, Shape
 from bench.results import Measure, Target
 from bench.timing import summarize
 from runtrack import Ledger, RunStatus
@@ -37,6 +37,7 @@ def api_queries(ledger: Ledger, shape: Shape) -> list[Query]:
     deep = encode_cursor(max(2, shape.runs // 100))  # 99% of the way down, by id
     middle = datetime.fromisoformat(shape.anchor) - timedelta(days=45)
     run_id = shape.runs // 2
+    team, rare = {"team": TEAMS[0]}, dict([RARE_LABEL])
     return [
         ("runs page 1", lambda: ledger.list_runs(limit=20)),
         ("runs deep page (cursor)", lambda: ledger.list_runs(limit=20, cursor=deep)),
@@ -51,6 +52,15 @@ def api_queries(ledger: Ledger, shape: Shape) -> list[Query]:
             lambda: ledger.list_runs(since=middle, until=middle + timedelta(hours=6), limit=20),
         ),
         ("runs by job+status", lambda: ledger.list_runs(job=job, status="failed", limit=20)),
+        # Issue 16: labels. Every run has a team (1 in 5 match); 1% the rare one.
+        ("runs by label", lambda: ledger.list_runs(labels=team, limit=20)),
+        (
+            "runs by label, deep (cursor)",
+            lambda: ledger.list_runs(labels=team, limit=20, cursor=deep),
+        ),
+        ("runs by rare label", lambda: ledger.list_runs(labels=rare, limit=20)),
+        ("runs by two labels", lambda: ledger.list_runs(labels={**team, **rare}, limit=20)),
+        ("runs by label+status", lambda: ledger.list_runs(labels=team, status="failed", limit=20)),
         ("run detail", lambda: ledger.get_run(run_id)),
         ("items page", lambda: ledger.list_items(shape.items_run, limit=100)),
         ("item groups", lambda: ledger.group_summary(shape.items_run)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ __all__ = [
     "json_value",
     "key",
     "keys",
+    "label_pairs",
+    "labels",
     "non_negative_int",
     "number",
     "positive_int",
@@ -43,6 +46,13 @@ MAX_DURATION = timedelta(days=365 * 1000)
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SCALARS = (str, int, bool)
+#: A run's labels: at most this many, names as below, values of at most 200
+#: characters. No ``=`` or ``:`` in a name: the CLI's and the API's filters
+#: split ``name=value`` and ``name:value`` there.
+MAX_LABELS = 20
+MAX_LABEL_VALUE = 200
+_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
+LABEL_NAMES = "1-63 letters, digits, _ . - /, starting with a letter or digit"
 
 
 def key(field: str, value: object, *, limit: int = MAX_KEY, optional: bool = False) -> str:
@@ -83,6 +93,43 @@ def keys(field: str, values: object, *, limit: int = MAX_KEY) -> list[str]:
             field, f"got {type(values).__name__} {describe(values)}", "a list of strings"
         )
     return [key(field, value, limit=limit) for value in values]
+
+
+def labels(field: str, value: object) -> dict[str, str]:
+    """A run's labels: a dict of at most :data:`MAX_LABELS` names (see
+    :data:`LABEL_NAMES`) to non-empty strings of at most 200 characters
+    without control characters; returned as a plain copy."""
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            field,
+            f"got {type(value).__name__} {describe(value)}",
+            f"a dict of at most {MAX_LABELS} labels, name -> string",
+        )
+    if len(value) > MAX_LABELS:
+        raise InvalidInput(field, f"has {len(value)} labels", f"at most {MAX_LABELS}")
+    found: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or _LABEL_NAME.fullmatch(name) is None:
+            what = f"got {type(name).__name__} {describe(name)}"
+            raise InvalidInput(f"{field} name", what, LABEL_NAMES)
+        found[str.__str__(name)] = key(f"{field}[{name}]", text, limit=MAX_LABEL_VALUE)
+    return found
+
+
+def label_pairs(field: str, pairs: Sequence[str] | None, separator: str) -> dict[str, str]:
+    """Label filters written ``name<separator>value`` (the CLI's
+    ``--label team=growth``, the API's ``label=team:growth``), split at the
+    first separator, as the dict :func:`labels` checks (the ledger does)."""
+    found: dict[str, str] = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition(separator) if isinstance(pair, str) else ("", "", "")
+        allowed = f"name{separator}value, the name {LABEL_NAMES}"
+        if not sep or not name or not value:
+            raise InvalidInput(field, f"got {describe(pair)}", allowed)
+        if name in found:
+            raise InvalidInput(field, f"names {name!r} twice (no run has both values)", allowed)
+        found[name] = value
+    return found
 
 
 def json_value(field: str, value: Any, *, mapping: bool = False) -> Any:

@@ -311,6 +311,7 @@ class Ledger:
         retry_policy: dict[str, Any] | None = None,
         on_partial: OnPartial | str = OnPartial.CARRY,
         max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS,
+        labels: dict[str, str] | None = None,
     ) -> RunContext:
         """Record one run around a ``with`` (or ``async with``) block.
 
@@ -332,7 +333,8 @@ class Ledger:
         one running run at a time, until they succeed; every success/partial
         run they were offered counts an attempt, read or not, and after
         ``max_carry_attempts`` they are given up, kept and shown), ``"hold"`` (the watermark stays
-        where it was) or ``"advance"`` (move on, forget them).
+        where it was) or ``"advance"`` (move on, forget them). ``labels``
+        (``{"team": "growth"}``) stay with the run; ``list_runs`` filters on them.
         """
         request = StartRequest(
             job=job,
@@ -348,6 +350,7 @@ class Ledger:
             retry_policy=retry_policy,
             on_partial=on_partial,
             max_carry_attempts=max_carry_attempts,
+            labels=labels,
         ).checked()
         return RunContext(self._lifecycle, request)
 

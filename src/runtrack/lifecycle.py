@@ -188,7 +188,7 @@ class Lifecycle:
         # finalization judges by it and writes the new one with the job row.
         history = self.finalizer.guards(job)
         insert = functools.partial(
-            self._insert_run, values, slots, explicit, r.window_end is not None, history
+            self._insert_run, values, slots, explicit, r.window_end is not None, history, r.labels
         )
         try:
             started = insert()
@@ -234,10 +234,16 @@ class Lifecycle:
         explicit: bool,
         explicit_end: bool,
         history: bool,
+        labels: dict[str, str] | None,
     ) -> StartedRun:
         try:
             return self.runs.insert_run(
-                values, slots, explicit_window=explicit, explicit_end=explicit_end, history=history
+                values,
+                slots,
+                explicit_window=explicit,
+                explicit_end=explicit_end,
+                history=history,
+                labels=labels,
             )
         except WindowBeforeWatermark as early:
             raise InvalidInput(
@@ -338,7 +344,7 @@ class Lifecycle:
             **carry_options(r.on_partial, r.max_carry_attempts),
         }
         slots = [f"{r.job}#{i}" for i in range(r.concurrency)]
-        claim = self.queue.start_now(values, slots, self.stamp(), now)
+        claim = self.queue.start_now(values, slots, self.stamp(), now, r.labels)
         if claim.why == "provider_limit":
             raise ProviderBusy(r.provider or "", claim.limit)
         if claim.run is None:

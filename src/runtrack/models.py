@@ -6,7 +6,7 @@ ledger hands them to callers. Nothing in this module touches a database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -171,6 +171,8 @@ class RunRecord:
     #: Issue 17: the run this one re-runs (``ledger.rerun``); its backfill.
     rerun_of: int | None = None
     backfill_id: int | None = None
+    #: Name -> value, as given at the start (``ledger.run(..., labels=...)``).
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> timedelta | None:

@@ -97,11 +97,12 @@ class Queries:
         cursor: str | None = None,
         job_contains: str | None = None,
         error_contains: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Page[RunRecord]:
         """Runs newest first, one page at a time (keyset pagination:
         pass ``next_cursor`` back as ``cursor``). ``job_contains`` and
         ``error_contains`` match a part of the job key or of the error
-        message, ignoring case."""
+        message, ignoring case; ``labels`` are labels a run has, all of them."""
         filters = self.run_filter(
             job=job,
             provider=provider,
@@ -111,6 +112,7 @@ class Queries:
             until=until,
             job_contains=job_contains,
             error_contains=error_contains,
+            labels=labels,
         )
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
@@ -127,6 +129,7 @@ class Queries:
         until: datetime | None = None,
         job_contains: str | None = None,
         error_contains: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> RunFilter:
         """Validate listing filters (shared by the listing and the counts)."""
         statuses: tuple[RunStatus, ...] = ()
@@ -141,6 +144,7 @@ class Queries:
             until=inputs.timestamp("until", until),
             job_contains=inputs.key("job", job_contains, optional=True),
             error_contains=inputs.key("error_contains", error_contains, optional=True),
+            labels=() if labels is None else tuple(inputs.labels("labels", labels).items()),
         )
 
     def count_runs(self, /, **filters: Any) -> int:

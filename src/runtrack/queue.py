@@ -65,19 +65,21 @@ class Queue:
         by: str = "user",
         window_start: datetime | None = None,
         window_end: datetime | None = None,
+        labels: dict[str, str] | None = None,
     ) -> RunRecord:
         """Queue a run of ``job`` (``pending``, ``triggered_by=by``) for any
         worker serving the job, and return it. Without a window the run covers
         the job's live window when it starts (from the watermark to then);
         with one (both ends, end after start) it covers exactly that, and
         moves the watermark only if it starts at it. A pending run of the job
-        with the same params and window is returned instead of a second one."""
-        request = self._checked(job, params, by, window_start, window_end)
+        with the same params, window and ``labels`` is returned instead of a
+        second one."""
+        request = self._checked(job, params, by, window_start, window_end, labels)
         return self._enqueue(request, dedupe=True)
 
     def rerun(self, run_id: int, *, by: str = "user") -> RunRecord:
-        """Queue a run of the same job with the same params and window as
-        run ``run_id`` (its ``rerun_of``)."""
+        """Queue a run of the same job with the same params, window and
+        labels as run ``run_id`` (its ``rerun_of``)."""
         original = self._queries.get_run(inputs.positive_int("run_id", run_id))
         inputs.key("by", by)
         start, end = original.window_start, original.window_end
@@ -92,6 +94,7 @@ class Queue:
             window_end=end,
             on_partial=original.on_partial,
             max_carry_attempts=original.max_carry_attempts,
+            labels=original.labels or None,
         )
         # A re-run of a backfill's window stays a window of that backfill.
         return self._enqueue(
@@ -127,6 +130,7 @@ class Queue:
             retry_policy=retry_policy,
             on_partial=failed.on_partial,
             max_carry_attempts=failed.max_carry_attempts,
+            labels=failed.labels or None,
         )
         return self._enqueue(
             request,
@@ -198,6 +202,7 @@ class Queue:
         by: str,
         window_start: datetime | None,
         window_end: datetime | None,
+        labels: dict[str, str] | None,
     ) -> StartRequest:
         """Every check of a trigger, before anything is written."""
         inputs.key("job", job)
@@ -228,7 +233,8 @@ class Queue:
             triggered_by=by,
             window_start=start,
             window_end=end,
-        )
+            labels=labels,
+        ).checked()  # the labels' checks (the rest was checked above)
 
     def _enqueue(
         self,
@@ -273,7 +279,7 @@ class Queue:
             "items_skipped": 0,
             "items_error": 0,
         }
-        queued = self._queue.enqueue(values, dedupe=dedupe)
+        queued = self._queue.enqueue(values, dedupe=dedupe, labels=r.labels)
         if queued is None:
             raise JobNotFound(r.job)
         return self._queries.get_run(queued[0])

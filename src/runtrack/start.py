@@ -36,6 +36,8 @@ class StartRequest(NamedTuple):
     retry_policy: dict[str, Any] | None = None
     on_partial: OnPartial | str = OnPartial.CARRY
     max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS
+    #: ``{"team": "growth"}``: kept with the run, filtered on by ``list_runs``.
+    labels: dict[str, str] | None = None
 
     @classmethod
     def of(cls, job: str, options: dict[str, Any]) -> StartRequest:
@@ -76,8 +78,13 @@ class StartRequest(NamedTuple):
         default = type(attempts) is int and attempts == DEFAULT
         if self.on_partial is not OnPartial.CARRY or not default:
             check_options(self.on_partial, attempts)
+        request = self
+        if self.labels is not None:
+            # A copy: what is written is what was checked. None when empty, so
+            # that a start without labels takes the one-statement path.
+            request = self._replace(labels=inputs.labels("labels", self.labels) or None)
         if self.window_start is None and self.window_end is None:
-            return self  # the common start: nothing to convert
+            return request  # the common start: nothing to convert
         start = inputs.timestamp("window_start", self.window_start)
         end = inputs.timestamp("window_end", self.window_end)
         if start is not None and end is not None and start > end:
@@ -86,7 +93,7 @@ class StartRequest(NamedTuple):
                 f"{start.isoformat()} is after window_end {end.isoformat()}",
                 "window_start <= window_end",
             )
-        return self._replace(window_start=start, window_end=end)
+        return request._replace(window_start=start, window_end=end)
 
 
 DEFAULT = DEFAULT_MAX_CARRY_ATTEMPTS

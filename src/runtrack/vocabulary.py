@@ -14,8 +14,8 @@ The shapes:
   ``{"data": [...], "pagination": {"page", "limit", "total", "total_pages",
   "total_exact"}}``;
 - a run: flat identity and times, ``counters``, nested ``progress``,
-  ``items``, ``error``; the detail adds ``window``, ``groups``, ``cancel``
-  and where it ran;
+  ``items``, ``error``, ``labels`` (name -> value, ``{}`` without); the
+  detail adds ``window``, ``groups``, ``cancel`` and where it ran;
 - a job: ``last_run`` and ``last_success`` both ``{"run_id", "status",
   "finished_at"}``; ``paused`` is the provider's pause or ``null``;
 - a provider: ``{"name", "jobs", "paused"}``; a pause: ``{"provider",
@@ -94,6 +94,7 @@ def run_summary(run: RunRecord, now: datetime) -> Shape:
         "counters": run.counters,
         "items": run.items,
         "error": error,
+        "labels": run.labels,
     }
 
 

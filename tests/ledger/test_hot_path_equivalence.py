@@ -366,6 +366,10 @@ def workload(ledger: Ledger, small: Ledger, clock: ManualClock) -> None:
     with ledger.run("eq:window", window_start=T0 - timedelta(days=1), window_end=T0) as run:
         run.item("w", "success", data=None)
     clock.advance(tick)
+    # A labelled start: its labels go in the start's transaction (issue 16).
+    with ledger.run("eq:labels", labels={"team": "grøwth ✓", "k8s.io/app": "x" * 200}) as run:
+        run.count("pages")
+    clock.advance(tick)
     # Two runs of one job: the second takes the next lease slot.
     first = ledger.start_run("eq:pair", concurrency=2, params={"slot": 1})
     second = ledger.start_run("eq:pair", concurrency=2, params={"slot": 2})
@@ -457,6 +461,7 @@ def test_the_hot_path_writes_what_connection_execute_writes(
     assert {
         "insert runs one",
         "insert run_items many",
+        "insert run_labels many",
         "update runs one",
         "update jobs one",
         "insert job_tallies one",

@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from runtrack import vocabulary
+from runtrack import inputs, vocabulary
 from runtrack.cli.params import resolve_time, time_option
 from runtrack.cli.render import (
     counters_text,
@@ -56,6 +56,15 @@ def list_runs(
         str | None,
         typer.Option(callback=time_option, help="Created before: ISO 8601 or an age (1h)."),
     ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            "-l",
+            metavar="NAME=VALUE",
+            help="Only runs with this label (repeatable: with all of them).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Runs per page.")] = 20,
     cursor: Annotated[
         str | None, typer.Option(help="The next_cursor of the previous page.")
@@ -64,6 +73,7 @@ def list_runs(
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first, one page at a time."""
+    labels = inputs.label_pairs("--label", label, "=") if label else None
     with state_of(ctx).ledger() as ledger:
         now = ledger.now()
         page = ledger.list_runs(
@@ -75,6 +85,7 @@ def list_runs(
             until=resolve_time(until, now),
             limit=limit,
             cursor=cursor,
+            labels=labels,
         )
     if as_json:
         data = (vocabulary.run_summary(r, now) for r in page.items)
@@ -135,6 +146,8 @@ def _run_panel(run: RunRecord) -> Panel:
     ]
     if run.cancel_requested_at:
         rows.append(("cancel requested", f"{time_text(run.cancel_requested_at)} {_cancel(run)}"))
+    if run.labels:
+        rows.append(("labels", " ".join(f"{k}={v}" for k, v in sorted(run.labels.items()))))
     if run.params:
         rows.append(("params", str(run.params)))
     if run.checkpoint is not None:

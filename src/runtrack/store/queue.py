@@ -43,6 +43,7 @@ from runtrack.store.claiming import (
     room_for,
     slots,
 )
+from runtrack.store.labels import labels_of, write_labels
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import naive, run_record
 from runtrack.store.schema import jobs, provider_limits, runs
@@ -97,10 +98,17 @@ class QueueStore:
 
     # -- enqueue -------------------------------------------------------------------
 
-    def enqueue(self, values: dict[str, Any], *, dedupe: bool) -> tuple[int, bool] | None:
-        """Insert the pending run ``values`` (naive UTC); with ``dedupe``, a
-        pending run of the job with the same params and window is returned
-        instead. (id, inserted), or ``None`` if the job has no row."""
+    def enqueue(
+        self,
+        values: dict[str, Any],
+        *,
+        dedupe: bool,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[int, bool] | None:
+        """Insert the pending run ``values`` (naive UTC) and its ``labels``;
+        with ``dedupe``, a pending run of the job with the same params, window
+        and labels is returned instead. (id, inserted), or ``None`` if the
+        job has no row."""
         job = values["job_key"]
 
         def work(conn: Connection) -> tuple[int, bool] | None:
@@ -112,18 +120,21 @@ class QueueStore:
             if conn.execute(lock).first() is None:
                 return None
             if dedupe:
-                same = self._same_pending(conn, values)
+                same = self._same_pending(conn, values, labels or {})
                 if same is not None:
                     return same, False
             key = conn.execute(INSERT_RUN, values).inserted_primary_key
             assert key is not None
+            write_labels(conn, int(key[0]), labels)
             self._announce(conn, job)
             return int(key[0]), True
 
         return self.tx.write(work, read_committed=True)
 
     @staticmethod
-    def _same_pending(conn: Connection, values: dict[str, Any]) -> int | None:
+    def _same_pending(
+        conn: Connection, values: dict[str, Any], labels: Mapping[str, str]
+    ) -> int | None:
         query = (
             select(runs.c.id, runs.c.params, runs.c.window_start, runs.c.window_end)
             .where(runs.c.job_key == values["job_key"], runs.c.status == RunStatus.PENDING)
@@ -131,10 +142,9 @@ class QueueStore:
         )
         for row in conn.execute(query):
             window = (row.window_start, row.window_end)
-            if (row.params or None) == (values["params"] or None) and window == (
-                values["window_start"],
-                values["window_end"],
-            ):
+            same = (row.params or None) == (values["params"] or None)
+            same = same and window == (values["window_start"], values["window_end"])
+            if same and labels_of(conn, [row.id]).get(row.id, {}) == labels:
                 return int(row.id)
         return None
 
@@ -229,16 +239,22 @@ class QueueStore:
         return conn.execute(JOB_STATE_OF, {"p_job": job}).one()
 
     def start_now(
-        self, values: dict[str, Any], job_slots: list[str], stamp: dict[str, Any], now: datetime
+        self,
+        values: dict[str, Any],
+        job_slots: list[str],
+        stamp: dict[str, Any],
+        now: datetime,
+        labels: Mapping[str, str] | None = None,
     ) -> Claim:
-        """Insert the run ``values`` and claim it in one transaction: a direct
-        start of a job whose provider has a limit. Nothing is written unless
-        the job has a free slot and the provider room."""
+        """Insert the run ``values`` (and its ``labels``) and claim it in one
+        transaction: a direct start of a job whose provider has a limit.
+        Nothing is written unless the job has a free slot and the provider room."""
         at = _naive(now)
 
         def work(conn: Connection) -> Claim:
             key = conn.execute(INSERT_RUN, values).inserted_primary_key
             assert key is not None
+            write_labels(conn, int(key[0]), labels)
             row = _Candidate(
                 int(key[0]),
                 values["job_key"],

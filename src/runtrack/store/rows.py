@@ -120,7 +120,8 @@ def run_outcomes(strip: str | None) -> list[RunOutcome]:
     return found
 
 
-def run_record(row: Row[Any]) -> RunRecord:
+def run_record(row: Row[Any], labels: dict[str, str] | None = None) -> RunRecord:
+    """A row of ``runs`` and the run's labels (read from ``run_labels``)."""
     m = row._mapping
     return RunRecord(
         id=m["id"],
@@ -167,6 +168,7 @@ def run_record(row: Row[Any]) -> RunRecord:
         max_carry_attempts=m["max_carry_attempts"] or DEFAULT_MAX_CARRY_ATTEMPTS,
         rerun_of=m["rerun_of"],
         backfill_id=m["backfill_id"],
+        labels=labels or {},
     )
 
 

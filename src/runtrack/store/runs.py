@@ -6,7 +6,7 @@ to the ledger, which decides what a zero means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from runtrack.models import (
 from runtrack.store.base import Transactions
 from runtrack.store.claiming import resume_checkpoint
 from runtrack.store.finalizing import end_columns, finalize_one
+from runtrack.store.labels import label_conditions, labelled, labels_of, write_labels
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -67,12 +68,15 @@ class RunStore:
         explicit_window: bool,
         explicit_end: bool = False,
         history: bool = False,
+        labels: Mapping[str, str] | None = None,
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
         that also reads the job's watermark (the window's start unless
         ``explicit_window``) and checkpoints (and, with ``history``, its
-        volume history)."""
+        volume history), and writes its ``labels``."""
         simple = len(slots) == 1 and not explicit_end and values.get("retry_of") is None
+        # A labelled run takes the transaction: its labels go with its insert.
+        simple = simple and not labels
         if simple and self.tx.dialect in ("sqlite", "postgresql"):
             try:
                 started = self._insert_at_once(values, slots[0], explicit_window, history)
@@ -90,6 +94,7 @@ class RunStore:
                 conn, row.get("retry_of"), row["window_start"], job
             )
             run_id = self._claim_slot(conn, row, slots)
+            write_labels(conn, run_id, labels)
             return StartedRun(
                 run_id,
                 row["window_start"],
@@ -219,27 +224,48 @@ class RunStore:
     # -- runs: queries -----------------------------------------------------
 
     def get_run(self, run_id: int) -> RunRecord | None:
-        row = self.tx.read(lambda c: c.execute(select(runs).where(runs.c.id == run_id)).first())
-        return run_record(row) if row else None
+        found = self._records(select(runs).where(runs.c.id == run_id))
+        return found[0] if found else None
+
+    def _records(self, query: Any) -> list[RunRecord]:
+        """The runs ``query`` reads, with their labels: one more query for
+        all of them, and only if a run was found."""
+
+        def work(c: Connection) -> list[RunRecord]:
+            rows = c.execute(query).all()
+            labels = labels_of(c, [row.id for row in rows]) if rows else {}
+            return [run_record(row, labels.get(row.id)) for row in rows]
+
+        return self.tx.read(work)
 
     def list_runs(
         self, filters: RunFilter, limit: int, before_id: int | None, *, offset: int = 0
     ) -> list[RunRecord]:
-        conditions = self._run_conditions(filters)
+        source: Any = runs
+        key: Any = runs.c.id
+        conditions = self._run_conditions(filters, labels=False)
+        if filters.labels:
+            # Driven by the first label's index range (see store/labels.py);
+            # the runs table only if another filter reads it.
+            first, key, labelled_by = labelled(filters.labels)
+            source = first.join(runs, runs.c.id == key) if conditions else first
+            conditions += labelled_by
         if before_id is not None:
-            conditions.append(runs.c.id < before_id)
-        page = select(runs.c.id).where(*conditions).order_by(runs.c.id.desc()).limit(limit)
+            conditions.append(key < before_id)
+        page = select(key.label("id")).select_from(source).where(*conditions)
+        page = page.order_by(key.desc()).limit(limit)
         if offset:
             page = page.offset(offset)
-        if filters.since is None and filters.until is None and not offset:
+        if not filters.labels and filters.since is None and filters.until is None and not offset:
             query = select(runs).where(*conditions).order_by(runs.c.id.desc()).limit(limit)
         else:
             # A time range is read in created_at order and must be sorted by
-            # id; an OFFSET walks the rows it skips. Either way, choose the
-            # page's ids from the index alone, then read only those rows.
+            # id; an OFFSET walks the rows it skips; a label's range holds
+            # ids only. Each time, choose the page's ids from the index
+            # alone, then read only those rows.
             ids = page.subquery()
             query = select(runs).join(ids, runs.c.id == ids.c.id).order_by(runs.c.id.desc())
-        return [run_record(r) for r in self.tx.read(lambda c: c.execute(query).all())]
+        return self._records(query)
 
     def count_runs(self, filters: RunFilter, at_most: int | None = None) -> int:
         """How many runs match, or ``at_most`` if at least that many do (an
@@ -253,8 +279,8 @@ class RunStore:
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
     @staticmethod
-    def _run_conditions(f: RunFilter) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+    def _run_conditions(f: RunFilter, *, labels: bool = True) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = label_conditions(f.labels) if labels else []
         if f.job is not None:
             conditions.append(runs.c.job_key == f.job)
         if f.provider is not None:
@@ -278,8 +304,7 @@ class RunStore:
         whatever the filter: given a job too, planners walk the job's whole
         history by its (job_key, id) index, so the job is picked out here."""
         query = select(runs).where(runs.c.status.in_(ACTIVE_NAMES)).order_by(runs.c.id)
-        rows = self.tx.read(lambda c: c.execute(query).all())
-        return [run_record(r) for r in rows if job is None or r.job_key == job]
+        return [r for r in self._records(query) if job is None or r.job == job]
 
     def recent_runs_of_jobs(self, job_keys: Sequence[str], limit: int) -> dict[str, list[RunBrief]]:
         """The last ``limit`` runs of each job in outline, newest first: one

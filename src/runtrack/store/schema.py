@@ -3,28 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Double,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
-    String,
     Table,
     Text,
     text,
 )
-from sqlalchemy.dialects import mysql
-from sqlalchemy.ext.compiler import compiles
 
-from runtrack.store import dialects
+from runtrack.store.columns import ExactString, Id, LongText, Timestamp, metadata
 
 __all__ = [
     "DURATION_BOUNDS",
@@ -44,43 +37,10 @@ __all__ = [
     "provider_pauses",
     "revoked_sessions",
     "run_items",
+    "run_labels",
     "runs",
     "workers",
 ]
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING)
-
-# Microsecond timestamps everywhere: MySQL/MariaDB DATETIME defaults to whole
-# seconds, which would make heartbeats and windows collide. All values are
-# naive UTC; the store converts at its edge.
-Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-
-class ExactString(String):
-    """``VARCHAR`` compared byte for byte on every database, as SQLite and
-    PostgreSQL compare it. On MySQL/MariaDB it carries the binary NO PAD
-    collation (:func:`dialects.exact_collation`): the server default folds
-    case, accents and trailing spaces, so ``x:Cafe``, ``x:café`` and ``x:cafe ``
-    would be one job there, one lease, one group. Every VARCHAR column is
-    one; TEXT columns hold prose that is never compared, grouped or sorted."""
-
-
-@compiles(ExactString, "mysql")
-@compiles(ExactString, "mariadb")
-def _exact_on_mysql(type_: ExactString, compiler: Any, **_kw: Any) -> str:
-    return f"VARCHAR({type_.length}) COLLATE {dialects.exact_collation(compiler.dialect)}"
-
 
 KEY = 255  # job keys, providers, users: indexable on MariaDB utf8mb4
 #: Room for a job's status strip: 30 cells of at most 52 characters.
@@ -275,6 +235,19 @@ run_items = Table(
     Index(None, "run_id", "id"),
     Index(None, "run_id", "status", "id"),
     Index(None, "run_id", "group_key", "id"),
+)
+
+# A run's labels, written with its insert. The primary key reads one run's
+# labels (a page's in one query); (key, value, run_id) makes a label filter
+# with "ORDER BY id DESC LIMIT n" a backwards range of this index. Retention
+# deletes a run's labels with it (ON DELETE CASCADE).
+run_labels = Table(
+    "run_labels",
+    metadata,
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", ExactString(63), primary_key=True),
+    Column("value", ExactString(200), nullable=False),
+    Index(None, "key", "value", "run_id"),
 )
 
 # What a job owes: items that failed and slices of windows that could not be

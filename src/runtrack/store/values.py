@@ -39,6 +39,8 @@ class RunFilter:
     #: Case-insensitive substrings of the job key and of the error message.
     job_contains: str | None = None
     error_contains: str | None = None
+    #: (name, value) pairs a run must all have.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

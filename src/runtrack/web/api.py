@@ -145,6 +145,13 @@ async def list_runs(
     triggered_by: Name = None,
     since: Since = None,
     until: Until = None,
+    label: Annotated[
+        list[str] | None,
+        Query(
+            description="A label the runs have, name:value (split at the first ':'). "
+            "Repeatable: runs with all of them.",
+        ),
+    ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
     page: Annotated[
@@ -164,6 +171,7 @@ async def list_runs(
         "provider": provider,
         "status": status,
         "triggered_by": triggered_by,
+        "labels": inputs.label_pairs("label", label, ":") if label else None,
     }
 
     def work(ledger: Ledger) -> RunPage | NumberedRunPage:

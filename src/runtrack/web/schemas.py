@@ -120,6 +120,7 @@ class RunSummary(BaseModel):
     counters: dict[str, int | float]
     items: ItemTallies
     error: ErrorSummaryOut | None = Field(description="Why the run failed; null if it did not.")
+    labels: dict[str, str] = Field(description="The run's labels, name -> value ({} without).")
 
     @classmethod
     def fields_of(cls, run: RunRecord, now: datetime) -> dict[str, Any]:
