@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from runtrack import inputs
 from runtrack.backfills import (
@@ -32,7 +31,7 @@ from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
 from runtrack.store.jobs import JobStore
 from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import aware_required, naive
-from runtrack.store.values import Change, RunEnd
+from runtrack.store.values import Change, NewRun, RunEnd
 
 __all__ = ["Backfiller"]
 
@@ -101,8 +100,9 @@ class Backfiller:
             "created_at": now,
             "state": "active",
         }
+        at = self._clock.now()
         children = [
-            self._child(job, record.provider, by, s, e, now) for s, e in tile(first, last, step)
+            self._child(job, record.provider, by, s, e, at) for s, e in tile(first, last, step)
         ]
         backfill_id = self._backfills.create(row, children)
         if backfill_id is None:
@@ -117,9 +117,9 @@ class Backfiller:
         if by is not None:
             inputs.key("by", by)
 
-        def children(current: BackfillRow) -> list[dict[str, Any]]:
+        def children(current: BackfillRow) -> list[NewRun]:
             row = current.row
-            now = _naive_now(self._clock)
+            now = self._clock.now()
             provider = self._provider(row.job_key)
             who = by or row.triggered_by
             return [
@@ -181,27 +181,21 @@ class Backfiller:
     @staticmethod
     def _child(
         job: str, provider: str | None, by: str, start: datetime, end: datetime, now: datetime
-    ) -> dict[str, Any]:
-        """The row of one window's queued run (naive UTC times)."""
-        return {
-            "uid": str(uuid.uuid4()),
-            "job_key": job,
-            "provider": provider,
-            "status": RunStatus.PENDING.value,
-            "attempt": 1,
-            "priority": PRIORITY_BACKFILL,
-            "triggered_by": by,
-            "created_at": now,
-            "counters": {},
-            "progress_done": 0,
-            "window_start": naive(start),
-            "window_end": naive(end),
-            "moves_watermark": False,  # the past never moves the live watermark
-            "items_success": 0,
-            "items_not_found": 0,
-            "items_skipped": 0,
-            "items_error": 0,
-        }
+    ) -> NewRun:
+        """One window's queued run."""
+        return NewRun(
+            str(uuid.uuid4()),
+            job,
+            provider,
+            RunStatus.PENDING,
+            now,
+            by,
+            1,
+            False,  # the past never moves the live watermark
+            window_start=start,
+            window_end=end,
+            priority=PRIORITY_BACKFILL,
+        )
 
 
 def _naive_now(clock: Clock) -> datetime:

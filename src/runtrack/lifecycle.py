@@ -12,11 +12,10 @@ import functools
 import logging
 import os
 import time
-import uuid
 from datetime import datetime
 from typing import Any
 
-from runtrack.carry import RunCarry, carry_options
+from runtrack.carry import RunCarry
 from runtrack.clock import Clock
 from runtrack.errors import (
     BackfillBusy,
@@ -56,6 +55,7 @@ from runtrack.store.sql import (
     StartedRun,
     WindowBeforeWatermark,
 )
+from runtrack.store.values import NewRun
 
 log = logging.getLogger("runtrack")
 #: Seconds a process keeps its list of providers with a limit.
@@ -150,45 +150,21 @@ class Lifecycle:
         if job not in self.queries.known_jobs:
             self.jobs.ensure_job(job, provider, now)
             self.queries.known_jobs.add(job)
-        # One object for every stamp of "now": the binder converts it once.
-        at = naive(now)
-        values = {
-            "uid": str(uuid.uuid4()),
-            "job_key": job,
-            "provider": provider,
-            "status": status.value,
-            "attempt": r.attempt,
-            "retry_of": r.retry_of,
-            "triggered_by": r.triggered_by,
-            "params": r.params,
-            "host": self.host,
-            "pid": os.getpid(),
-            "worker_id": self.worker_id,
-            "created_at": at,
-            "counters": {},
-            "progress_done": 0,
-            "window_end": at if end is now else naive(end),
-            "window_start": naive(r.window_start),
-            "moves_watermark": moves,
-            "retry_policy": r.retry_policy,
-            "items_success": 0,
-            "items_not_found": 0,
-            "items_skipped": 0,
-            "items_error": 0,
-        }
-        if (
-            r.on_partial is not OnPartial.CARRY
-            or r.max_carry_attempts != DEFAULT_MAX_CARRY_ATTEMPTS
-        ):
-            values.update(carry_options(r.on_partial, r.max_carry_attempts))
-        if status is RunStatus.RUNNING:
-            values.update(started_at=at, heartbeat_at=at)
+        new = r.new_run(
+            status,
+            now,
+            moves=moves,
+            window_end=end,
+            host=self.host,
+            pid=os.getpid(),
+            worker_id=self.worker_id,
+        )
         slots = [f"{job}#{i}" for i in range(r.concurrency)]
         # A job whose volume is guarded reads its history with the start: the
         # finalization judges by it and writes the new one with the job row.
         history = self.finalizer.guards(job)
         insert = functools.partial(
-            self._insert_run, values, slots, explicit, r.window_end is not None, history, r.labels
+            self._insert_run, new, slots, explicit, r.window_end is not None, history
         )
         try:
             started = insert()
@@ -209,7 +185,7 @@ class Lifecycle:
                 started = insert()
             except LeaseTaken as again:  # another process took the freed slot first
                 raise JobBusy(job, [i for i, _ in again.holders], len(slots)) from None
-        return Started(started, values, now, aware(started.window_end) or end, history)
+        return Started(started, new, aware(started.window_end) or end, history)
 
     @staticmethod
     def _window_end(r: StartRequest, now: datetime) -> tuple[datetime, bool]:
@@ -229,26 +205,22 @@ class Lifecycle:
 
     def _insert_run(
         self,
-        values: dict[str, Any],
+        new: NewRun,
         slots: list[str],
         explicit: bool,
         explicit_end: bool,
         history: bool,
-        labels: dict[str, str] | None,
     ) -> StartedRun:
         try:
             return self.runs.insert_run(
-                values,
-                slots,
-                explicit_window=explicit,
-                explicit_end=explicit_end,
-                history=history,
-                labels=labels,
+                new, slots, explicit_window=explicit, explicit_end=explicit_end, history=history
             )
         except WindowBeforeWatermark as early:
+            end = naive(new.window_end)
+            assert end is not None  # a start always has one (now, by default)
             raise InvalidInput(
                 "window_end",
-                f"{values['window_end'].isoformat()}Z is before the job's watermark "
+                f"{end.isoformat()}Z is before the job's watermark "
                 f"{early.watermark.isoformat()}Z, where this run's window starts",
                 "a time at or after the watermark, or an explicit window_start (a backfill)",
             ) from None
@@ -261,7 +233,7 @@ class Lifecycle:
         run = Run(
             self,
             id=s.started.id,
-            uid=s.values["uid"],
+            uid=s.new.uid,
             job=request.job,
             provider=request.provider,
             attempt=request.attempt,
@@ -271,7 +243,7 @@ class Lifecycle:
             resume_checkpoint=s.started.resume_checkpoint,
             started_at=s.now,
             item_batch_size=self.item_batch_size,
-            moves_watermark=s.values["moves_watermark"],
+            moves_watermark=s.new.moves_watermark,
             carry=self._carry(request, s.started.owes),
         )
         if s.history:
@@ -321,30 +293,10 @@ class Lifecycle:
             self.jobs.ensure_job(r.job, r.provider, now)
             self.queries.known_jobs.add(r.job)
         fixed = r.window_start is not None
-        values = {
-            "uid": str(uuid.uuid4()),
-            "job_key": r.job,
-            "provider": r.provider,
-            "status": RunStatus.PENDING.value,
-            "attempt": r.attempt,
-            "retry_of": r.retry_of,
-            "triggered_by": r.triggered_by,
-            "params": r.params,
-            "created_at": naive(now),
-            "counters": {},
-            "progress_done": 0,
-            "window_start": naive(r.window_start),
-            "window_end": naive(r.window_end),
-            "moves_watermark": (not fixed) if r.advance_watermark is None else r.advance_watermark,
-            "retry_policy": r.retry_policy,
-            "items_success": 0,
-            "items_not_found": 0,
-            "items_skipped": 0,
-            "items_error": 0,
-            **carry_options(r.on_partial, r.max_carry_attempts),
-        }
+        moves = (not fixed) if r.advance_watermark is None else r.advance_watermark
+        new = r.new_run(RunStatus.PENDING, now, moves=moves, window_end=r.window_end)
         slots = [f"{r.job}#{i}" for i in range(r.concurrency)]
-        claim = self.queue.start_now(values, slots, self.stamp(), now, r.labels)
+        claim = self.queue.start_now(new, slots, self.stamp(), now)
         if claim.why == "provider_limit":
             raise ProviderBusy(r.provider or "", claim.limit)
         if claim.run is None:
@@ -406,22 +358,21 @@ class Lifecycle:
 
 
 class Started:
-    """A run just inserted: the store's answer, the values written, the
-    clock reading they used and the window end."""
+    """A run just inserted: the store's answer, the run as it was inserted
+    (its ``created_at``: the clock reading of the start) and its window end."""
 
-    __slots__ = ("history", "now", "started", "values", "window_end")
+    __slots__ = ("history", "new", "started", "window_end")
 
     def __init__(
-        self,
-        started: Any,
-        values: dict[str, Any],
-        now: datetime,
-        window_end: datetime,
-        history: bool = False,
+        self, started: Any, new: NewRun, window_end: datetime, history: bool = False
     ) -> None:
-        self.started, self.values, self.now, self.window_end = started, values, now, window_end
+        self.started, self.new, self.window_end = started, new, window_end
         #: Whether the start read the job's volume history (a guarded job).
         self.history = history
+
+    @property
+    def now(self) -> datetime:
+        return self.new.created_at
 
 
 def _run_carry(policy: OnPartial | str, attempts: int, owes: bool) -> RunCarry | None:

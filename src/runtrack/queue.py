@@ -11,7 +11,6 @@ it ``cancelled`` / ``expired``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -253,33 +252,17 @@ class Queue:
                 moves = True  # a fixed window moves it only if it starts at it (see claims)
             if backfill_id is not None:
                 moves = False  # a backfill never moves the watermark
-        values: dict[str, Any] = {
-            "uid": str(uuid.uuid4()),
-            "job_key": r.job,
-            "provider": r.provider,
-            "status": "pending",
-            "attempt": r.attempt,
-            "retry_of": r.retry_of,
-            "rerun_of": rerun_of,
-            "backfill_id": backfill_id,
-            "priority": priority,
-            "triggered_by": r.triggered_by,
-            "params": r.params,
-            "created_at": naive(self._clock.now()),
-            "counters": {},
-            "progress_done": 0,
-            "window_start": naive(r.window_start),
-            "window_end": naive(r.window_end),
-            "moves_watermark": moves,
-            "retry_policy": r.retry_policy,
-            "on_partial": str(r.on_partial),
-            "max_carry_attempts": r.max_carry_attempts,
-            "items_success": 0,
-            "items_not_found": 0,
-            "items_skipped": 0,
-            "items_error": 0,
-        }
-        queued = self._queue.enqueue(values, dedupe=dedupe, labels=r.labels)
+        new = r.new_run(
+            RunStatus.PENDING,
+            self._clock.now(),
+            moves=moves,
+            window_end=r.window_end,
+            every_carry_option=True,
+            rerun_of=rerun_of,
+            backfill_id=backfill_id,
+            priority=priority,
+        )
+        queued = self._queue.enqueue(new, dedupe=dedupe)
         if queued is None:
             raise JobNotFound(r.job)
         return self._queries.get_run(queued[0])

@@ -7,13 +7,15 @@ lifecycle reads its fields. Adding a start option is one field here.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from runtrack import inputs
 from runtrack.carry import check_options
 from runtrack.errors import InvalidInput
-from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial
+from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial, RunStatus
+from runtrack.store.values import NewRun
 
 __all__ = ["StartRequest"]
 
@@ -94,6 +96,43 @@ class StartRequest(NamedTuple):
                 "window_start <= window_end",
             )
         return request._replace(window_start=start, window_end=end)
+
+    def new_run(
+        self,
+        status: RunStatus,
+        now: datetime,
+        *,
+        moves: bool,
+        window_end: datetime | None,
+        every_carry_option: bool = False,
+        **more: Any,
+    ) -> NewRun:
+        """The run this request inserts, created ``now`` in ``status``;
+        ``more``: the rest of :class:`NewRun` (who runs it, a queued run's
+        links). Its carry options are written only where they differ from
+        the defaults, unless ``every_carry_option``."""
+        policy, attempts = OnPartial(self.on_partial), self.max_carry_attempts
+        return NewRun(
+            str(uuid.uuid4()),
+            self.job,
+            self.provider,
+            status,
+            now,
+            self.triggered_by,
+            self.attempt,
+            moves,
+            params=self.params,
+            window_start=self.window_start,
+            window_end=window_end,
+            retry_of=self.retry_of,
+            retry_policy=self.retry_policy,
+            on_partial=policy.value
+            if every_carry_option or policy is not OnPartial.CARRY
+            else None,
+            max_carry_attempts=attempts if every_carry_option or attempts != DEFAULT else None,
+            labels=self.labels,
+            **more,
+        )
 
 
 DEFAULT = DEFAULT_MAX_CARRY_ATTEMPTS

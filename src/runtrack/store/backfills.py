@@ -17,8 +17,10 @@ from sqlalchemy import Connection, select, text, update
 
 from runtrack.models import RunStatus
 from runtrack.store.base import Transactions
+from runtrack.store.new_run import run_row
 from runtrack.store.schema import backfills, jobs, runs
 from runtrack.store.statements import INSERT_RUN
+from runtrack.store.values import NewRun
 
 __all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun"]
 
@@ -53,7 +55,7 @@ class BackfillStore:
     def __init__(self, tx: Transactions) -> None:
         self.tx = tx
 
-    def create(self, backfill: dict[str, Any], children: list[dict[str, Any]]) -> int | None:
+    def create(self, backfill: dict[str, Any], children: list[NewRun]) -> int | None:
         """Insert the backfill and its pending runs in one transaction; its
         id, or ``None`` if the job has no row."""
 
@@ -68,9 +70,7 @@ class BackfillStore:
 
         return self.tx.write(work, read_committed=True)
 
-    def requeue(
-        self, backfill_id: int, children: Callable[[BackfillRow], list[dict[str, Any]]]
-    ) -> int:
+    def requeue(self, backfill_id: int, children: Callable[[BackfillRow], list[NewRun]]) -> int:
         """Resume: under the backfill's lock, read where its windows stand,
         insert the runs ``children`` makes of that, mark it active again;
         how many runs were queued."""
@@ -147,14 +147,13 @@ class BackfillStore:
             lock = lock.with_for_update()
         return conn.execute(lock).first() is not None
 
-    def _insert_runs(
-        self, conn: Connection, backfill_id: int, values: list[dict[str, Any]]
-    ) -> None:
-        if not values:
+    def _insert_runs(self, conn: Connection, backfill_id: int, children: list[NewRun]) -> None:
+        if not children:
             return
-        conn.execute(INSERT_RUN, [dict(v, backfill_id=backfill_id) for v in values])
+        rows = [run_row(child._replace(backfill_id=backfill_id)) for child in children]
+        conn.execute(INSERT_RUN, rows)
         if self.tx.dialect == "postgresql":  # wake idle workers at commit
-            job = values[0]["job_key"]
+            job = children[0].job
             conn.execute(text("SELECT pg_notify(:channel, :job)"), {"channel": CHANNEL, "job": job})
 
     def _read(self, conn: Connection, backfill_id: int, *, lock: bool) -> BackfillRow | None:

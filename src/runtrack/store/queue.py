@@ -44,10 +44,12 @@ from runtrack.store.claiming import (
     slots,
 )
 from runtrack.store.labels import labels_of, write_labels
+from runtrack.store.new_run import run_row
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import naive, run_record
 from runtrack.store.schema import jobs, provider_limits, runs
 from runtrack.store.statements import INSERT_RUN
+from runtrack.store.values import NewRun
 
 __all__ = ["CHANNEL", "CLAIM_RETURNING", "Claim", "QueueStore"]
 
@@ -100,16 +102,14 @@ class QueueStore:
 
     def enqueue(
         self,
-        values: dict[str, Any],
+        new: NewRun,
         *,
         dedupe: bool,
-        labels: Mapping[str, str] | None = None,
     ) -> tuple[int, bool] | None:
-        """Insert the pending run ``values`` (naive UTC) and its ``labels``;
-        with ``dedupe``, a pending run of the job with the same params, window
-        and labels is returned instead. (id, inserted), or ``None`` if the
-        job has no row."""
-        job = values["job_key"]
+        """Insert the pending run ``new`` and its labels; with ``dedupe``, a
+        pending run of the job with the same params, window and labels is
+        returned instead. (id, inserted), or ``None`` if the job has no row."""
+        values, labels, job = run_row(new), new.labels, new.job
 
         def work(conn: Connection) -> tuple[int, bool] | None:
             # The job's row serializes the triggers of one job (SQLite: BEGIN
@@ -240,16 +240,15 @@ class QueueStore:
 
     def start_now(
         self,
-        values: dict[str, Any],
+        new: NewRun,
         job_slots: list[str],
         stamp: dict[str, Any],
         now: datetime,
-        labels: Mapping[str, str] | None = None,
     ) -> Claim:
-        """Insert the run ``values`` (and its ``labels``) and claim it in one
+        """Insert the run ``new`` (and its labels) and claim it in one
         transaction: a direct start of a job whose provider has a limit.
         Nothing is written unless the job has a free slot and the provider room."""
-        at = _naive(now)
+        at, values, labels = _naive(now), run_row(new), new.labels
 
         def work(conn: Connection) -> Claim:
             key = conn.execute(INSERT_RUN, values).inserted_primary_key

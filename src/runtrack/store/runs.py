@@ -6,7 +6,7 @@ to the ledger, which decides what a zero means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from runtrack.store.base import Transactions
 from runtrack.store.claiming import resume_checkpoint
 from runtrack.store.finalizing import end_columns, finalize_one
 from runtrack.store.labels import label_conditions, labelled, labels_of, write_labels
+from runtrack.store.new_run import run_row
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
     naive,
@@ -49,7 +50,7 @@ from runtrack.store.statements import (
     start_at_watermark,
     start_run_stmt,
 )
-from runtrack.store.values import JobEffect, LeaseTaken, RunEnd, RunFilter, StartedRun
+from runtrack.store.values import JobEffect, LeaseTaken, NewRun, RunEnd, RunFilter, StartedRun
 
 
 class RunStore:
@@ -62,18 +63,18 @@ class RunStore:
 
     def insert_run(
         self,
-        values: dict[str, Any],
+        new: NewRun,
         slots: Sequence[str],
         *,
         explicit_window: bool,
         explicit_end: bool = False,
         history: bool = False,
-        labels: Mapping[str, str] | None = None,
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
         that also reads the job's watermark (the window's start unless
         ``explicit_window``) and checkpoints (and, with ``history``, its
-        volume history), and writes its ``labels``."""
+        volume history), and writes its labels."""
+        values, labels = run_row(new), new.labels
         simple = len(slots) == 1 and not explicit_end and values.get("retry_of") is None
         # A labelled run takes the transaction: its labels go with its insert.
         simple = simple and not labels

@@ -3,9 +3,10 @@ ledger passes down, records and refusals the store hands back. No SQL here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtrack.models import RunStatus
 from runtrack.store.carry import CarryRequest
@@ -15,6 +16,7 @@ __all__ = [
     "Change",
     "JobEffect",
     "LeaseTaken",
+    "NewRun",
     "RunEnd",
     "RunFilter",
     "RunState",
@@ -141,3 +143,36 @@ class RunEnd:
 #: A guarded move of one run: its id, target, the statuses it may leave, its
 #: end, and the guards (as data) its row must also match.
 Change = tuple[int, RunStatus, frozenset[RunStatus], RunEnd, tuple[Guard, ...]]
+
+
+class NewRun(NamedTuple):
+    """A run to insert, as the ledger decided it (aware UTC times); the store
+    owns its columns (:func:`runtrack.store.rows.run_row`). A tuple: one is
+    built for every run."""
+
+    uid: str
+    job: str
+    provider: str | None
+    status: RunStatus
+    created_at: datetime
+    triggered_by: str
+    attempt: int
+    #: Whether its end moves the job's watermark (see ``Ledger.run``).
+    moves_watermark: bool
+    params: dict[str, Any] | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    retry_of: int | None = None
+    retry_policy: dict[str, Any] | None = None
+    #: Its carry options; ``None``: the default, not written.
+    on_partial: str | None = None
+    max_carry_attempts: int | None = None
+    #: A queued run's link to the run it repeats, its backfill, its place.
+    rerun_of: int | None = None
+    backfill_id: int | None = None
+    priority: int | None = None
+    #: Who runs it, for a run inserted running.
+    host: str | None = None
+    pid: int | None = None
+    worker_id: str | None = None
+    labels: Mapping[str, str] | None = None
