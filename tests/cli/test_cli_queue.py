@@ -29,10 +29,25 @@ def test_trigger_queues_a_run_with_params(cli: Invoke, ledger: Ledger) -> None:
     assert ledger.count_runs(job="cli:q") == 1
 
 
+def test_trigger_queues_a_run_with_labels(cli: Invoke, ledger: Ledger) -> None:
+    ledger.ensure_job("cli:q", provider="acme")
+    done = cli("trigger", "cli:q", "--label", "team=growth", "-l", "source=cli", "--json")
+    assert done.code == 0, done.stderr
+    run = done.json()
+    assert run["labels"] == {"team": "growth", "source": "cli"}
+    assert ledger.get_run(run["id"]).labels == {"team": "growth", "source": "cli"}
+    other = cli("trigger", "cli:q", "--label", "team=data", "--json")  # other labels: a new run
+    assert other.code == 0 and other.json()["id"] != run["id"]
+    assert [r.id for r in ledger.list_runs(labels={"team": "growth"}).items] == [run["id"]]
+
+
 def test_bad_triggers_are_refused(cli: Invoke, ledger: Ledger) -> None:
     assert cli("trigger", "cli:nope").code == 1  # no such job
     ledger.ensure_job("cli:q")
     assert cli("trigger", "cli:q", "--param", "novalue").code == 2
+    bad_label = cli("trigger", "cli:q", "--label", "team")
+    assert bad_label.code == 2 and "--label" in bad_label.stderr
+    assert cli("trigger", "cli:q", "--label", "no spaces=x").code == 2
     assert ledger.count_runs() == 0
 
 

@@ -25,6 +25,24 @@ def test_trigger_queues_a_run_with_params(
     assert ledger.get_run(run["id"]).status is RunStatus.PENDING
 
 
+def test_trigger_queues_a_run_with_labels(
+    client: TestClient, ledger: Ledger, seeded: Seeded
+) -> None:
+    body = {"params": {"q": "go"}, "labels": {"team": "growth"}}
+    response = client.post(f"/api/jobs/{JOB_A}/trigger", json=body, headers=AUTH)
+    assert response.status_code == 202, response.text
+    run = response.json()
+    assert run["labels"] == {"team": "growth"}
+    assert ledger.get_run(run["id"]).labels == {"team": "growth"}
+    listed = client.get("/api/runs", params={"label": "team:growth"}).json()
+    assert [r["id"] for r in listed["data"]] == [run["id"]]
+    before = ledger.count_runs(job=JOB_A)
+    bad = {"labels": {"bad name": "x"}}
+    refused = client.post(f"/api/jobs/{JOB_A}/trigger", json=bad, headers=AUTH)
+    assert refused.status_code == 422 and "labels" in refused.text
+    assert ledger.count_runs(job=JOB_A) == before
+
+
 def test_trigger_refuses_unknown_jobs_and_bad_bodies(client: TestClient, seeded: Seeded) -> None:
     missing = client.post("/api/jobs/no:such:job/trigger", headers=AUTH)
     assert missing.status_code == 404

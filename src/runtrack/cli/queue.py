@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from runtrack import vocabulary
+from runtrack import inputs, vocabulary
 from runtrack.cli.render import jsonable
 from runtrack.cli.state import err_console, print_json, state_of, user_name
 from runtrack.ledger import Ledger
@@ -47,17 +47,22 @@ def trigger(
         list[str] | None,
         typer.Option("--param", "-p", help="A param k=v (repeat it); v is JSON or text."),
     ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="A label name=value of the run (repeat it)."),
+    ] = None,
     by: By = None,
     wait: WaitFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a run of JOB now; a worker serving the job runs it.
 
-    A pending run of JOB with the same params is reused (a double trigger
-    queues one run)."""
+    A pending run of JOB with the same params and labels is reused (a double
+    trigger queues one run)."""
     params = dict(parse_param(p) for p in param or []) or None
+    labels = inputs.label_pairs("--label", label, "=") if label else None
     with state_of(ctx).ledger() as ledger:
-        run = ledger.trigger(job, params=params, by=by or f"user:{user_name()}")
+        run = ledger.trigger(job, params=params, by=by or f"user:{user_name()}", labels=labels)
         _report(ledger, run, "queued", wait, as_json)
 
 

@@ -25,6 +25,9 @@ class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     params: dict[str, Any] | None = Field(None, description="The run's params (JSON object).")
+    labels: dict[str, str] | None = Field(
+        None, description='The run\'s labels, e.g. {"team": "growth"} (see GET /api/runs?label=).'
+    )
 
 
 @write_route(
@@ -38,9 +41,11 @@ async def trigger_job(
     calls: Calls, key: JobKey, body: Annotated[TriggerRequest | None, Body()] = None
 ) -> Any:
     params = body.params if body else None
+    labels = body.labels if body else None
 
     def work(ledger: Ledger) -> RunDetail:
-        return RunDetail.of(ledger.trigger(key, params=params, by=BY), ledger.now())
+        run = ledger.trigger(key, params=params, by=BY, labels=labels)
+        return RunDetail.of(run, ledger.now())
 
     response = await calls.json(work)
     response.status_code = 202
