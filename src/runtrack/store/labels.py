@@ -17,7 +17,15 @@ from sqlalchemy.engine import Connection
 from runtrack.store.prepared import RawConnection
 from runtrack.store.schema import run_labels, runs
 
-__all__ = ["INSERT_LABELS", "label_conditions", "labelled", "labels_of", "write_labels"]
+__all__ = [
+    "INSERT_LABELS",
+    "RUN_WITH_LABELS",
+    "label_conditions",
+    "labelled",
+    "labels_in",
+    "labels_of",
+    "write_labels",
+]
 
 #: Run ids per query of :func:`labels_of`.
 CHUNK = 1000
@@ -31,6 +39,19 @@ LABELS_OF = (
     .order_by(run_labels.c.run_id, run_labels.c.key)
 )
 FIRST_LABEL = run_labels.alias("first_label")
+#: One run with its labels in one query: a row per label (one row whose
+#: label columns are NULL for a run without any).
+RUN_WITH_LABELS = (
+    select(runs, run_labels.c.key.label("label_key"), run_labels.c.value.label("label_value"))
+    .select_from(runs.outerjoin(run_labels, run_labels.c.run_id == runs.c.id))
+    .where(runs.c.id == bindparam("p_id"))
+    .order_by(run_labels.c.key)
+)
+
+
+def labels_in(rows: Sequence[Any]) -> dict[str, str]:
+    """The labels of the rows of :data:`RUN_WITH_LABELS`."""
+    return {row.label_key: row.label_value for row in rows if row.label_key is not None}
 
 
 def write_labels(

@@ -28,7 +28,14 @@ from runtrack.models import (
 from runtrack.store.base import Transactions
 from runtrack.store.claiming import resume_checkpoint
 from runtrack.store.finalizing import end_columns, finalize_one
-from runtrack.store.labels import label_conditions, labelled, labels_of, write_labels
+from runtrack.store.labels import (
+    RUN_WITH_LABELS,
+    label_conditions,
+    labelled,
+    labels_in,
+    labels_of,
+    write_labels,
+)
 from runtrack.store.new_run import run_row
 from runtrack.store.prepared import RawConnection, raw_autocommit
 from runtrack.store.rows import (
@@ -225,8 +232,11 @@ class RunStore:
     # -- runs: queries -----------------------------------------------------
 
     def get_run(self, run_id: int) -> RunRecord | None:
-        found = self._records(select(runs).where(runs.c.id == run_id))
-        return found[0] if found else None
+        def work(c: Connection) -> RunRecord | None:
+            rows = c.execute(RUN_WITH_LABELS, {"p_id": run_id}).all()
+            return run_record(rows[0], labels_in(rows)) if rows else None
+
+        return self.tx.read(work)
 
     def _records(self, query: Any) -> list[RunRecord]:
         """The runs ``query`` reads, with their labels: one more query for
