@@ -63,6 +63,34 @@ def test_the_run_page_shows_its_labels(client: TestClient, ledger: Ledger) -> No
         pass
     html = client.get(f"/runs/{labelled.id}").text
     assert "<dt>Labels</dt>" in html
-    assert '<span class="badge label mono">tier=gold</span>' in html
+    # Each label links to the runs that have it.
+    assert 'href="/runs?label=tier%3Agold" title="Runs with this label">tier=gold</a>' in html
     assert "team=&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "<dt>Labels</dt>" not in client.get(f"/runs/{plain.id}").text
+
+
+def test_the_run_list_filters_by_label(client: TestClient, ledger: Ledger) -> None:
+    with ledger.run("web:labels", labels={"team": "growth", "tier": "gold"}) as both:
+        pass
+    with ledger.run("web:labels", labels={"team": "growth"}) as team:
+        pass
+    with ledger.run("web:labels", labels={"team": "core"}) as core:
+        pass
+
+    def listed(params: Any) -> set[int]:
+        response = client.get("/runs", params=params)
+        assert response.status_code == 200, response.text
+        return {
+            run_id
+            for run_id in (both.id, team.id, core.id)
+            if f'href="/runs/{run_id}"' in response.text
+        }
+
+    assert listed({"label": "team:growth"}) == {both.id, team.id}
+    two = client.get("/runs", params={"label": ["team:growth", "tier:gold"]})
+    assert listed({"label": ["team:growth", "tier:gold"]}) == {both.id}
+    # The form keeps both: the first in its field, the second hidden.
+    assert 'name="label" value="team:growth"' in two.text
+    assert '<input type="hidden" name="label" value="tier:gold">' in two.text
+    refused = client.get("/runs", params={"label": "team"})
+    assert refused.status_code == 400 and "Filter not applied" in refused.text

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
+from runtrack import inputs
 from runtrack.clock import utc
 from runtrack.errors import InvalidInput
 from runtrack.models import ACTIVE, RunRecord, RunStatus
@@ -36,6 +37,8 @@ class RunQuery:
     error: str = ""  # a part of the error message
     provider: str = ""
     statuses: tuple[str, ...] = ()
+    #: ``name:value`` each, as ``GET /api/runs?label=`` takes them.
+    labels: tuple[str, ...] = ()
     since: str = ""
     until: str = ""
     cursor: str = ""
@@ -51,6 +54,7 @@ class RunQuery:
             error=params.get("q", "").strip(),
             provider=params.get("provider", "").strip(),
             statuses=tuple(s for s in params.getlist("status") if s),
+            labels=tuple(text for s in params.getlist("label") if (text := s.strip())),
             since=params.get("since", "").strip(),
             until=params.get("until", "").strip(),
             cursor=params.get("cursor", "").strip(),
@@ -74,6 +78,7 @@ class RunQuery:
             if value
         ]
         pairs += [("status", status) for status in query.statuses]
+        pairs += [("label", label) for label in query.labels]
         if query.limit != PAGE_SIZE:
             pairs.append(("limit", str(query.limit)))
         if query.page > 1:
@@ -83,9 +88,8 @@ class RunQuery:
     @property
     def filtered(self) -> bool:
         """Whether any filter narrows the list."""
-        return bool(
-            self.job or self.error or self.provider or self.statuses or self.since or self.until
-        )
+        narrowing = (self.job, self.error, self.provider, self.statuses, self.labels)
+        return any(narrowing) or bool(self.since or self.until)
 
 
 def _number(text: str, most: int) -> int | None:
@@ -124,6 +128,7 @@ def _fetch(request: Request, query: RunQuery) -> tuple[list[RunRecord], str | No
         status=list(query.statuses) or None,
         since=parse_time("since", query.since),
         until=parse_time("until", query.until),
+        labels=inputs.label_pairs("label", query.labels, ":") if query.labels else None,
         limit=query.limit,
         cursor=query.cursor or None,
     )
