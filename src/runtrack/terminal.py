@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -60,7 +61,24 @@ def _rich_handler() -> type[logging.Handler]:
 
     class VisibleRichHandler(RichHandler):
         """Rich's log handler, showing control characters in messages and in
-        exception messages instead of sending them to the terminal."""
+        exception messages instead of sending them to the terminal. Piped or
+        redirected (a service's log file), a record without a traceback is
+        one plain line, every line with its time: Rich's layout pads it to
+        80 columns, wraps it, leaves repeated times out, and costs half a
+        millisecond a line (a busy worker logs a line per run)."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info or self.console.is_terminal:
+                super().emit(record)
+                return
+            try:
+                when = time.strftime("[%x %X]", time.localtime(record.created))
+                lines = visible(self.format(record)).replace("\n", "\n" + " " * (len(when) + 10))
+                out = self.console.file
+                out.write(f"{when} {record.levelname:<8} {lines}\n")
+                out.flush()
+            except Exception:
+                self.handleError(record)
 
         def render_message(self, record: logging.LogRecord, message: str) -> ConsoleRenderable:
             return super().render_message(record, visible(message))

@@ -22,6 +22,7 @@ window (:mod:`runtrack.runner.retrying`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from runtrack.runner.retry import Action, RetryPolicy, backoff_until
 from runtrack.runner.retrying import next_attempt, requeue, superseded
 from runtrack.runner.skips import note_busy
 from runtrack.runner.summary import CycleSummary, Tally
+from runtrack.runner.threads import JobThread
 
 __all__ = ["Runner"]
 
@@ -88,8 +90,7 @@ class Runner:
     ) -> None:
         if not isinstance(ledger, Ledger):
             raise InvalidInput("ledger", f"got {type(ledger).__name__}", "a runtrack Ledger")
-        if worker_id is not None:
-            # Runs record the ledger's worker id; a runner names its runs.
+        if worker_id is not None:  # runs record the ledger's worker id: a runner names its runs
             ledger.worker_id = inputs.key("worker_id", worker_id)
         self.ledger = ledger
         self.worker_id = ledger.worker_id
@@ -100,8 +101,7 @@ class Runner:
         )
         cap = inputs.duration("max_sleep", max_sleep).total_seconds()
         for every in (self.maintenance.reap_every, self.maintenance.check_every):
-            if every is not None:
-                cap = min(cap, every.total_seconds())
+            cap = min(cap, every.total_seconds()) if every is not None else cap
         self.max_sleep = cap
         self.jitter = inputs.number("jitter", jitter, limit=inputs.MAX_INT)
         if self.jitter < 0:  # as RetryPolicy: random.uniform would get a negative bound
@@ -116,6 +116,7 @@ class Runner:
         self._retries: list[Attempt] = []
         self._stopper = Stopper()
         self._presence = Presence(ledger, self._registry, concurrency)  # the worker row
+        self._hands = JobThread()  # the job thread of attempts run one at a time
 
     # -- registration -------------------------------------------------------------
 
@@ -196,6 +197,10 @@ class Runner:
     def run_once(self) -> CycleSummary:
         """Do the maintenance that is due, then run every job that is due now
         (retries first), one after another, and say what happened."""
+        with contextlib.closing(self._hands):  # a cycle run by hand leaves no thread behind
+            return self._cycle()
+
+    def _cycle(self) -> CycleSummary:
         tally = Tally()
         self._presence.beat()
         if not self._expects_stored:  # issue 18
@@ -216,7 +221,7 @@ class Runner:
                 continue
             if attempt.retry_of is None and not self._claim(attempt):
                 continue  # another runner owns this tick
-            self._execute(attempt, tally, paused)
+            self._record(attempt, self._run_attempt(attempt, self._hands), tally, paused)
         if self._stopper.requested:
             return tally.summary()
         # The ticks just run moved their due times: read them again.
@@ -230,7 +235,7 @@ class Runner:
             queued = self._feed.claim(paused)
             if queued is None:
                 break
-            self._execute(queued, tally, paused)
+            self._record(queued, self._run_attempt(queued, self._hands), tally, paused)
         return tally.summary()
 
     def _cycle_side_by_side(self, pool: Pool) -> _View | None:
@@ -317,11 +322,8 @@ class Runner:
         following = spec.schedule.next_after(attempt.due, self.ledger.now(), spec.catchup)
         return self.ledger.claim_tick(spec.key, due=attempt.due, next_due=following)
 
-    def _run_attempt(self, attempt: Attempt) -> Outcome:
-        return Execution(self.ledger, attempt, self._stopper, self.grace)()
-
-    def _execute(self, attempt: Attempt, tally: Tally, paused: dict[str, datetime]) -> None:
-        self._record(attempt, self._run_attempt(attempt), tally, paused)
+    def _run_attempt(self, attempt: Attempt, hands: JobThread) -> Outcome:
+        return Execution(self.ledger, attempt, self._stopper, self.grace, hands)()
 
     def _record(
         self, attempt: Attempt, outcome: Outcome, tally: Tally, paused: dict[str, datetime]
@@ -363,9 +365,7 @@ class Runner:
         tally.add("retries")
 
     def _hold(self, attempt: Attempt) -> None:
-        """Keep a retry whose provider is paused for a later cycle (a tick
-        needs nothing: it stays due in the database)."""
-        if attempt.retry_of is not None:
+        if attempt.retry_of is not None:  # a retry waits for a later cycle (a tick stays due)
             self._retries.append(attempt)
 
     def _paused(self) -> dict[str, datetime]:
@@ -387,7 +387,7 @@ class Runner:
                 try:
                     view = None
                     if self.concurrency == 1:
-                        self.run_once()
+                        self._cycle()
                     else:
                         view = self._cycle_side_by_side(pool)
                     pause = self._sleep_seconds(view)
@@ -401,6 +401,7 @@ class Runner:
                         log.exception("runner cycle failed (retrying in %.0f s)", pause)
                 self._feed.wait(pause, self._stopper, pool.woken)
             pool.join()  # every attempt applies the grace itself
+            self._hands.close()
             self._feed.close()
         log.info("runner %s stopped", self.worker_id)
 

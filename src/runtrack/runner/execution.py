@@ -11,7 +11,9 @@ the job does not react within ``STOP_WAIT`` seconds (or, after an operator's
 cancel, within the ledger's cancel grace), to finalize the run itself
 (``cancelled``) and move on. A thread cannot be killed: an abandoned
 job keeps running until its next interaction with the handle raises, or until
-the process exits (the thread is a daemon).
+the process exits (the thread is a daemon). The job thread is kept from one
+run to the next (:class:`~runtrack.runner.threads.JobThread`), except the one
+an abandoned job is stuck in.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from runtrack.models import RATE_LIMITED, TIMEOUT, RunStatus
 from runtrack.run import Run, mark_ending, request_stop
 from runtrack.runner.registry import JobSpec
 from runtrack.runner.retry import Action, Decision
+from runtrack.runner.threads import JobThread
 
 __all__ = ["Attempt", "Execution", "Outcome", "Stopper", "stop_on_signals"]
 
@@ -128,26 +131,26 @@ class Outcome:
 
 
 class Execution:
-    """Runs one attempt in a worker thread under the supervision of the caller."""
+    """Runs one attempt in a job thread (``hands``) under the supervision of
+    the caller."""
 
-    def __init__(self, ledger: Ledger, attempt: Attempt, stopper: Stopper, grace: float) -> None:
+    def __init__(
+        self, ledger: Ledger, attempt: Attempt, stopper: Stopper, grace: float, hands: JobThread
+    ) -> None:
         self._ledger = ledger
         self._attempt = attempt
         self._stopper = stopper
         self._grace = grace
+        self._hands = hands
         self._run: Run | None = None
         self._error: BaseException | None = None
         self._busy = False
         self._decision: Decision | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._work, name=f"runtrack-job:{attempt.spec.key}", daemon=True
-        )
 
     def __call__(self) -> Outcome:
         """Run the attempt and return once the run is final."""
-        self._thread.start()
-        self._supervise()
+        done = self._hands.start(self._work, f"runtrack-job:{self._attempt.spec.key}")
+        self._supervise(done)
         return self._outcome()
 
     # -- the worker thread ------------------------------------------------------
@@ -185,8 +188,6 @@ class Execution:
             self._busy, self._error = True, busy
         except BaseException as exc:  # the run block already recorded it
             self._error = exc
-        finally:
-            self._done.set()
 
     def _decide(self, run: Run, error: Exception) -> None:
         """What follows the failure, decided before the run is finalized so
@@ -201,10 +202,10 @@ class Execution:
 
     # -- the supervising thread -------------------------------------------------
 
-    def _supervise(self) -> None:
+    def _supervise(self, done: threading.Event) -> None:
         started = time.monotonic()
         deadline: tuple[float, str] | None = None  # when to cut the job off, and why
-        while not self._done.wait(POLL):
+        while not done.wait(POLL):
             now = time.monotonic()
             if deadline is None:
                 deadline = self._stop_if_needed(now - started, now)

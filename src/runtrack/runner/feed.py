@@ -5,8 +5,9 @@ An idle runner wakes within a second of a trigger: on PostgreSQL it LISTENs
 on the queue's channel (a trigger NOTIFYs when it commits); elsewhere, and
 as a safety net for a lost notification, it polls every ``poll_interval``
 (one range of the queue index). Up to ``concurrency`` attempts run at once,
-each supervised by its own thread (see :mod:`runtrack.runner.execution`),
-their outcomes handed back to the runner's main thread.
+each supervised by a slot thread of its own (see
+:mod:`runtrack.runner.execution`), their outcomes handed back to the
+runner's main thread.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ from runtrack.ledger import Ledger
 from runtrack.runner.execution import Attempt, Outcome, Stopper
 from runtrack.runner.registry import JobSpec, Registry
 from runtrack.runner.retrying import budget_used
+from runtrack.runner.threads import JobThread
 from runtrack.store.listening import QueueListener
 
 __all__ = ["Feed", "Pool", "pause_provider"]
 
 log = logging.getLogger("runtrack.runner")
+#: Runs an attempt in the job thread given, under the caller's supervision.
+Execute = Callable[[Attempt, JobThread], Outcome]
+_Work = tuple[Attempt, Execute]
 SLICE = 0.05  # seconds between the checks of a wait
 
 
@@ -76,37 +81,51 @@ class Feed:
 
 
 class Pool:
-    """Up to ``size`` attempts running at once, each in its own supervising
-    thread; their outcomes wait in :meth:`finished` for the main thread."""
+    """Up to ``size`` attempts running at once, each supervised by a slot
+    thread; their outcomes wait in :meth:`finished` for the main thread. The
+    slot threads (and their job threads) are started as needed and kept:
+    a thread per run would cost more than a short run."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.woken = threading.Event()
-        self._threads: set[threading.Thread] = set()
+        self._todo: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._busy = 0  # attempts submitted and not yet ended
+        self._threads: list[threading.Thread] = []
 
     def free(self) -> int:
         with self._lock:
-            return self.size - len(self._threads)
+            return self.size - self._busy
 
-    def submit(self, attempt: Attempt, execute: Callable[[Attempt], Outcome]) -> None:
-        def work() -> None:
-            try:
-                outcome = execute(attempt)
-            except BaseException as exc:  # the run could not even start
-                outcome = Outcome(None, None, exc)
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
-            self._done.put((attempt, outcome))
-            self.woken.set()
-
-        thread = threading.Thread(target=work, name=f"runtrack-slot:{attempt.spec.key}")
-        thread.daemon = True
+    def submit(self, attempt: Attempt, execute: Execute) -> None:
         with self._lock:
-            self._threads.add(thread)
-        thread.start()
+            self._busy += 1
+            more = self._busy > len(self._threads)
+        if more:  # every slot thread is busy: one more (at most ``size``)
+            thread = threading.Thread(
+                target=self._slot, name=f"runtrack-slot-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        self._todo.put((attempt, execute))
+
+    def _slot(self) -> None:
+        hands = JobThread()
+        try:
+            while (work := self._todo.get()) is not None:
+                attempt, execute = work
+                try:
+                    outcome = execute(attempt, hands)
+                except BaseException as exc:  # the run could not even start
+                    outcome = Outcome(None, None, exc)
+                self._done.put((attempt, outcome))
+                with self._lock:
+                    self._busy -= 1
+                self.woken.set()
+        finally:
+            hands.close()
 
     def finished(self) -> list[tuple[Attempt, Outcome]]:
         done: list[tuple[Attempt, Outcome]] = []
@@ -117,14 +136,13 @@ class Pool:
                 return done
 
     def join(self) -> None:
-        """Wait for every attempt (each applies the runner's grace itself)."""
-        while True:
-            with self._lock:
-                threads = list(self._threads)
-            if not threads:
-                return
-            for thread in threads:
-                thread.join()
+        """Wait for every attempt (each applies the runner's grace itself);
+        the slot threads end."""
+        for _ in self._threads:
+            self._todo.put(None)  # after every attempt submitted
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
 
 def pause_provider(
