@@ -45,16 +45,17 @@ __all__ = [
 
 #: Candidates read (and locked) per pass of a claim, each pass without the
 #: jobs, providers and backfills that blocked the ones before. The first is
-#: one run: the head is nearly always claimable, and each row locked costs a
-#: write and the reads that come with a candidate (four workers draining a
-#: queue spent 8% less server time per run than with 8). The later ones step
-#: over up to 96 blocked jobs before the claim gives up.
-BATCHES = (1, 32, 32, 32)
+#: small: its head is nearly always claimable, and each row locked costs a
+#: write (PostgreSQL: 8 rows lock in about half the time of 32). The later
+#: ones step over up to 96 blocked jobs before the claim gives up.
+BATCHES = (8, 32, 32, 32)
 # Literals, not bound parameters: only then do PostgreSQL and SQLite see that
 # a query fits the partial queue index (or the status index).
 PENDING = runs.c.status == literal_column("'pending'")
 RUNNING = runs.c.status == literal_column("'running'")
-_FIELDS = (
+#: What a claim reads of a candidate: enough to claim it without reading it
+#: again, and its provider's limit (``None``: the provider has none).
+CANDIDATE = (
     runs.c.id,
     runs.c.job_key,
     runs.c.provider,
@@ -63,22 +64,11 @@ _FIELDS = (
     runs.c.window_end,
     runs.c.moves_watermark,
     runs.c.retry_of,
+    select(provider_limits.c.max_running)
+    .where(provider_limits.c.provider == runs.c.provider)
+    .scalar_subquery()
+    .label("max_running"),
 )
-
-
-def _limit_of(run: Any) -> Any:
-    """The provider limit of the run ``run`` (a table or subquery of runs)."""
-    return (
-        select(provider_limits.c.max_running)
-        .where(provider_limits.c.provider == run.c.provider)
-        .scalar_subquery()
-        .label("max_running")
-    )
-
-
-#: What a claim reads of a candidate: enough to claim it without reading it
-#: again, and its provider's limit (``None``: the provider has none).
-CANDIDATE = (*_FIELDS, _limit_of(runs))
 #: The job state a claim needs, read from the job's row (a direct start's
 #: claim, and MySQL/MariaDB).
 JOB_STATE = (
@@ -114,26 +104,22 @@ def _params(prefix: str, count: int, column: Any) -> list[Any]:
     return [bindparam(f"{prefix}{i}", type_=column.type) for i in range(count)]
 
 
-def _job_state_of(head: Any) -> tuple[Any, ...]:
-    """The same state, read with each candidate of ``head`` by correlated
-    subqueries on the job's primary key: a join would let the planner hash
-    every queued run against the jobs and sort them (35 ms at 10,000 queued),
-    where this plan stays the queue index's first rows, and the subqueries run
-    only for the rows claimable."""
-    of = jobs.c.key == head.c.job_key
-    return (
-        select(jobs.c.watermark).where(of).scalar_subquery().label("watermark"),
-        select(jobs.c.checkpoint).where(of).scalar_subquery().label("job_checkpoint"),
-        select(jobs.c.last_run_id).where(of).scalar_subquery().label("last_run_id"),
-        select(jobs.c.last_status).where(of).scalar_subquery().label("last_status"),
-        exists().where(carried.c.job_key == head.c.job_key).label("owes"),
-    )
-
-
+#: The same state, read with each candidate by correlated subqueries on the job's
+#: primary key: a join would let the planner hash every queued run against
+#: the jobs and sort them (35 ms at 10,000 queued), where this plan stays the
+#: queue index's first rows, and the subqueries run only for the rows read.
+_OF_CANDIDATE = jobs.c.key == runs.c.job_key
+JOB_STATE_OF_CANDIDATE = (
+    select(jobs.c.watermark).where(_OF_CANDIDATE).scalar_subquery().label("watermark"),
+    select(jobs.c.checkpoint).where(_OF_CANDIDATE).scalar_subquery().label("job_checkpoint"),
+    select(jobs.c.last_run_id).where(_OF_CANDIDATE).scalar_subquery().label("last_run_id"),
+    select(jobs.c.last_status).where(_OF_CANDIDATE).scalar_subquery().label("last_status"),
+    exists().where(carried.c.job_key == runs.c.job_key).label("owes"),
+)
 _HOLDER = runs.alias("holder")
 
 
-def _held_slots(dialect: str, head: Any) -> Any:
+def _held_slots(dialect: str) -> Any:
     """The lease slots the candidate's job holds, one string (keys have no
     control characters): its running runs, on the (job, status) index. The
     separator is a function call, not a parameter, so that the statement
@@ -145,7 +131,7 @@ def _held_slots(dialect: str, head: Any) -> Any:
     return (
         select(joined)
         .where(
-            _HOLDER.c.job_key == head.c.job_key,
+            _HOLDER.c.job_key == runs.c.job_key,
             _HOLDER.c.status == literal_column("'running'"),
             _HOLDER.c.lease_key.is_not(None),
         )
@@ -169,10 +155,11 @@ def candidates_of(
     queue index (locked, skipping those another claimer holds, where the
     database can), ``batch`` of them, each with its job's state and the slots
     its job holds where :func:`joins_jobs`."""
-    joined = joins_jobs(dialect)
-    query = select(*(_FIELDS if joined else CANDIDATE)).where(
+    query = select(*CANDIDATE).where(
         PENDING, runs.c.job_key.in_(_params("k", served, runs.c.job_key))
     )
+    if joins_jobs(dialect):
+        query = query.add_columns(*JOB_STATE_OF_CANDIDATE, _held_slots(dialect))
     if skipped:
         query = query.where(
             or_(
@@ -188,20 +175,9 @@ def candidates_of(
             )
         )
     query = query.order_by(runs.c.priority, runs.c.id).limit(batch)
-    if dialect != "sqlite":
-        query = query.with_for_update(skip_locked=True, of=runs)
-    if not joined:
+    if dialect == "sqlite":
         return query
-    # The candidates first (locked), then what is read with each: in one scan,
-    # the subqueries would run for every row stepped over too (locked by
-    # another claimer), and a busy queue has many at its head.
-    head = query.add_columns(runs.c.priority).subquery("head")
-    return select(
-        *(head.c[column.name] for column in _FIELDS),
-        _limit_of(head),
-        *_job_state_of(head),
-        _held_slots(dialect, head),
-    ).order_by(head.c.priority, head.c.id)
+    return query.with_for_update(skip_locked=True, of=runs)
 
 
 @functools.lru_cache(maxsize=128)
