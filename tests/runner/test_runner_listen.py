@@ -4,10 +4,10 @@ to polling and is opened again."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
+from runner_loop import running, wait_until_done
 
 from runtrack import Ledger, RunStatus
 from runtrack.runner import Runner
@@ -19,17 +19,10 @@ YEARLY = "0 0 1 1 *"  # registered, but never due within a test
 def started_after_trigger(ledger: Ledger, runner: Runner, job: str) -> float:
     """Seconds from a trigger to its run's start, on a runner idle for 1 s."""
     runner.job(job, provider="acme", cron=YEARLY)(lambda run: None)
-    loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
-    loop.start()
-    try:
+    with running(runner):
         time.sleep(1.0)  # idle: the next tick is next year, the next poll 30 s away
         queued = ledger.trigger(job)
-        deadline = time.monotonic() + 20
-        while ledger.get_run(queued.id).is_active and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        runner.stop()
-        loop.join(30)
+        wait_until_done(ledger, [queued.id], seconds=20)
     record = ledger.get_run(queued.id)
     assert record.status is RunStatus.SUCCESS
     assert record.started_at is not None

@@ -8,11 +8,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from runner_loop import running, wait_until_done
 
 from runtrack import Ledger, ManualClock, Run, RunStatus, Transient
 from runtrack.runner import Runner
@@ -67,27 +66,6 @@ def test_a_queued_run_that_fails_is_retried_with_its_params(
     runs = manual_ledger.list_runs(job="queue:flaky").items
     assert [r.status for r in runs] == [RunStatus.SUCCESS, RunStatus.FAILED]
     assert runs[0].retry_of == queued.id and runs[0].params == {"page": 7}
-
-
-@contextmanager
-def running(runner: Runner) -> Iterator[None]:
-    loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
-    loop.start()
-    try:
-        yield
-    finally:
-        runner.stop()
-        loop.join(30)
-        assert not loop.is_alive()
-
-
-def wait_until_done(ledger: Ledger, run_ids: list[int], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if all(not ledger.get_run(i).is_active for i in run_ids):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"runs {run_ids} not done: {[ledger.get_run(i) for i in run_ids]}")
 
 
 def test_an_idle_runner_picks_a_trigger_up_within_a_second(db_url: str) -> None:

@@ -8,33 +8,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from runner_loop import running, wait_until_done
 
 from runtrack import Ledger, Run, RunStatus, current_run
 from runtrack.runner import Runner
 
 YEARLY = "0 0 1 1 *"  # registered, but never due within a test
-
-
-@contextmanager
-def running(runner: Runner) -> Iterator[None]:
-    loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
-    loop.start()
-    try:
-        yield
-    finally:
-        runner.stop()
-        loop.join(30)
-        assert not loop.is_alive()
-
-
-def wait_until_done(ledger: Ledger, run_ids: list[int], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not all(not ledger.get_run(i).is_active for i in run_ids):
-        assert time.monotonic() < deadline, f"runs {run_ids} not done"
-        time.sleep(0.02)
 
 
 @pytest.fixture
