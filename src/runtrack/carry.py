@@ -34,7 +34,7 @@ from runtrack.store.carry import CarryRequest
 from runtrack.store.carry_handout import CarryStore
 from runtrack.store.rows import naive
 
-__all__ = ["RunCarry", "carry_options", "check_options"]
+__all__ = ["RunCarry", "check_options"]
 
 #: The attempts a carried entry may take at most (a bound, not a tuning knob).
 MAX_CARRY_ATTEMPTS = 1000
@@ -50,21 +50,6 @@ def check_options(policy: object, attempts: object) -> None:
     default = type(attempts) is int and attempts == DEFAULT_MAX_CARRY_ATTEMPTS
     if attempts is not None and not default:
         inputs.positive_int("max_carry_attempts", attempts, limit=MAX_CARRY_ATTEMPTS)
-
-
-def carry_options(policy: OnPartial | str | None, attempts: int | None) -> dict[str, Any]:
-    """The run row's columns for a request's policy: only what differs from
-    the defaults (so that the common start writes the same columns as ever)."""
-    columns: dict[str, Any] = {}
-    if (
-        policy is not None
-        and policy is not OnPartial.CARRY
-        and OnPartial(policy) is not OnPartial.CARRY
-    ):
-        columns["on_partial"] = OnPartial(policy).value
-    if attempts is not None and attempts != DEFAULT_MAX_CARRY_ATTEMPTS:
-        columns["max_carry_attempts"] = attempts
-    return columns
 
 
 class RunCarry:
