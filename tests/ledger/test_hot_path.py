@@ -278,3 +278,23 @@ def test_a_pipelined_savepoint_that_fails_is_undone_alone(ledger: Ledger) -> Non
     finally:
         raw.close()
     assert ledger.provider_limits() == {"added": 4, "kept": 2, "taken": 1}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_claim_runs_prepared_with_reads_in_between(server_ledger: Ledger) -> None:
+    """psycopg prepares a statement on its connection after a few runs and
+    forgets them all at a ROLLBACK: reads that ended with one kept a worker's
+    claim, run after run, parsed and planned anew each time."""
+    server_ledger.ensure_job("hot:queued")
+    for n in range(8):
+        server_ledger.trigger("hot:queued", by="test", params={"n": n})
+    for _ in range(8):
+        run = server_ledger.claim({"hot:queued": 1})
+        assert run is not None
+        server_ledger.get_run(run.id)  # a read between claims, as a worker's loop has
+        server_ledger.finish_run(run, RunStatus.SUCCESS)
+    assert server_ledger.engine.pool.checkedin() == 1  # the one connection every call used
+    with server_ledger.engine.connect() as conn:
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars()
+        statements = list(prepared)
+    assert any("SKIP LOCKED" in statement for statement in statements), statements

@@ -114,9 +114,17 @@ class Transactions:
         return self.retried(lambda: raw_transaction(self.engine, self.prepared, work))
 
     def read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in one read transaction. It ends with COMMIT, which for a
+        read undoes nothing a ROLLBACK would: psycopg forgets every statement
+        it prepared on the connection at a ROLLBACK (a rollback may have
+        dropped what they name), so reads ending that way kept the hot path's
+        statements from ever running prepared (a claim: 2.1 -> 1.1 ms)."""
+
         def once() -> T:
             with self.engine.connect() as conn:
-                return work(conn)
+                result = work(conn)
+                conn.commit()
+                return result
 
         return self.retried(once)
 
