@@ -319,7 +319,7 @@ class Lifecycle:
             provider=record.provider,
             attempt=record.attempt,
             params=record.params,
-            window=record.window,
+            window=Window(record.window_start, record.window_end),
             previous_checkpoint=claim.job_checkpoint,
             resume_checkpoint=record.checkpoint,
             started_at=now,

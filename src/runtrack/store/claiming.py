@@ -20,18 +20,22 @@ from typing import Any
 from sqlalchemy import Select, bindparam, exists, func, literal_column, or_, select, update
 from sqlalchemy.sql.dml import Update
 
-from runtrack.models import RunStatus
+from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial, RunStatus
+from runtrack.store.rows import aware
 from runtrack.store.schema import backfills, carried, jobs, provider_limits, runs
 from runtrack.store.statements import RUN_CHECKPOINT
+from runtrack.store.values import ClaimedRun
 
 __all__ = [
     "BATCHES",
     "CANDIDATE",
     "CLAIM",
+    "CLAIMED",
     "JOB_STATE",
     "JOB_STATE_OF",
     "candidates",
     "candidates_of",
+    "claimed_run",
     "free_slots",
     "held_slots",
     "holders_of",
@@ -81,6 +85,22 @@ JOB_STATE = (
 #: The claim's one conditional update: ``lease_key`` and the run's start
 #: values come as parameters (they name the columns set, as with any UPDATE).
 CLAIM: Update = update(runs).where(runs.c.id == bindparam("p_id"), PENDING)
+#: What a claim reads back of the run it claimed (a ``ClaimedRun``): the
+#: handle's values only, for each column costs the driver a description.
+CLAIMED = (
+    runs.c.id,
+    runs.c.uid,
+    runs.c.job_key,
+    runs.c.provider,
+    runs.c.attempt,
+    runs.c.params,
+    runs.c.window_start,
+    runs.c.window_end,
+    runs.c.checkpoint,
+    runs.c.moves_watermark,
+    runs.c.on_partial,
+    runs.c.max_carry_attempts,
+)
 
 _LIMIT = select(provider_limits.c.max_running).where(
     provider_limits.c.provider == bindparam("p_provider")
@@ -209,6 +229,25 @@ def joins_jobs(dialect: str) -> bool:
     MySQL/MariaDB, where a locking read might lock the jobs' rows too, which
     would hold every finish of those jobs until the claim commits."""
     return dialect not in ("mysql", "mariadb")
+
+
+def claimed_run(row: Any) -> ClaimedRun:
+    """The run a claim read back (the columns of :data:`CLAIMED`)."""
+    m = row._mapping
+    return ClaimedRun(
+        m["id"],
+        m["uid"],
+        m["job_key"],
+        m["provider"],
+        m["attempt"],
+        m["params"],
+        aware(m["window_start"]),
+        aware(m["window_end"]),
+        m["checkpoint"],
+        bool(m["moves_watermark"]),
+        OnPartial(m["on_partial"] or OnPartial.CARRY),
+        m["max_carry_attempts"] or DEFAULT_MAX_CARRY_ATTEMPTS,
+    )
 
 
 def slots(job: str, concurrency: int) -> list[str]:

@@ -23,16 +23,18 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from runtrack.models import RunRecord, RunStatus
+from runtrack.models import RunStatus
 from runtrack.store.base import Transactions
 from runtrack.store.claiming import (
     BATCHES,
     CANDIDATE,
     CLAIM,
+    CLAIMED,
     JOB_STATE,
     JOB_STATE_OF,
     PENDING,
     candidates_of,
+    claimed_run,
     free_slots,
     held_slots,
     holders_of,
@@ -46,10 +48,10 @@ from runtrack.store.claiming import (
 from runtrack.store.labels import labels_of, write_labels
 from runtrack.store.new_run import run_row
 from runtrack.store.prepared import RawConnection
-from runtrack.store.rows import naive, run_record
+from runtrack.store.rows import naive
 from runtrack.store.schema import jobs, provider_limits, runs
 from runtrack.store.statements import INSERT_RUN
-from runtrack.store.values import NewRun
+from runtrack.store.values import ClaimedRun, NewRun
 
 __all__ = ["CHANNEL", "CLAIM_RETURNING", "Claim", "QueueStore"]
 
@@ -57,8 +59,8 @@ __all__ = ["CHANNEL", "CLAIM_RETURNING", "Claim", "QueueStore"]
 CHANNEL = "runtrack_queue"
 #: A limit not read yet (a direct start's candidate): looked up under lock.
 UNKNOWN = object()
-#: The claim's update, the claimed row back (PostgreSQL, SQLite).
-CLAIM_RETURNING = CLAIM.returning(*runs.c)
+#: The claim's update, the claimed run back (PostgreSQL, SQLite).
+CLAIM_RETURNING = CLAIM.returning(*CLAIMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class Claim:
     ``provider_limit``, ``paused``, ``backfill_full``) with the job's lease
     holders or the limit."""
 
-    run: RunRecord | None
+    run: ClaimedRun | None
     job_checkpoint: Any = None
     owes: bool = False
     why: str | None = None
@@ -345,7 +347,7 @@ class QueueStore:
                 continue  # another claimer or a direct start took this slot first
             if record is None:
                 return Claim(None, why="not_pending")
-            return Claim(run_record(record), state.job_checkpoint, bool(state.owes))
+            return Claim(claimed_run(record), state.job_checkpoint, bool(state.owes))
         return Claim(None, why="busy")
 
     def _update(self, conn: Any, params: dict[str, Any]) -> Any:
@@ -363,7 +365,7 @@ class QueueStore:
                 return conn.execute(CLAIM_RETURNING, params).first()
             if conn.execute(CLAIM, params).rowcount != 1:
                 return None
-        return conn.execute(select(runs).where(runs.c.id == params["p_id"])).one()
+        return conn.execute(select(*CLAIMED).where(runs.c.id == params["p_id"])).one()
 
     @functools.cached_property
     def _returning(self) -> bool:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from runtrack.models import RunStatus
+from runtrack.models import OnPartial, RunStatus
 from runtrack.store.carry import CarryRequest
 from runtrack.store.guards import Guard
 
 __all__ = [
     "Change",
+    "ClaimedRun",
     "JobEffect",
     "LeaseTaken",
     "NewRun",
@@ -43,6 +44,24 @@ class RunFilter:
     error_contains: str | None = None
     #: (name, value) pairs a run must all have.
     labels: tuple[tuple[str, str], ...] = ()
+
+
+class ClaimedRun(NamedTuple):
+    """What a claim reads back of the run it moved to running: what the
+    run's handle is made of (times aware, in UTC), not the whole record."""
+
+    id: int
+    uid: str
+    job: str
+    provider: str | None
+    attempt: int
+    params: Any
+    window_start: datetime | None
+    window_end: datetime | None
+    checkpoint: Any
+    moves_watermark: bool
+    on_partial: OnPartial
+    max_carry_attempts: int
 
 
 @dataclass(frozen=True, slots=True)
