@@ -251,7 +251,7 @@ def measure_claim(url: str, shape: Shape, reps: int, limit_ms: float = 2.0) -> M
         for key in keys:
             ledger.ensure_job(key, provider="bench")
         _enqueue(url, shape, keys, queued)
-        with ledger.engine.connect() as conn:
+        with ledger.engine.begin() as conn:  # committed: a rolled-back ANALYZE keeps no statistics
             conn.exec_driver_sql("ANALYZE runs")
         served = dict.fromkeys(keys, 4)
         samples: list[float] = []
