@@ -257,10 +257,10 @@ class Lifecycle:
         """Claim the pending run ``run_id`` (one of ``concurrency`` lease slots
         of its job; a stale holder is reaped first; a backfill's window only
         within its ``max_parallel``) and return its handle."""
-        now = self.clock.now()
-        claim = self.queue.claim_run(run_id, concurrency, self.stamp(), now)
-        if claim.why == "busy" and self.reaper.reap_if_stale(list(claim.holders), now):
-            claim = self.queue.claim_run(run_id, concurrency, self.stamp(), now)
+        clock = self.clock.now
+        claim = self.queue.claim_run(run_id, concurrency, self.stamp(), clock)
+        if claim.why == "busy" and self.reaper.reap_if_stale(list(claim.holders), clock()):
+            claim = self.queue.claim_run(run_id, concurrency, self.stamp(), clock)
         if claim.run is None:
             if claim.why == "busy":
                 record = self.queries.get_run(run_id)
@@ -272,7 +272,7 @@ class Lifecycle:
                 raise BackfillBusy(run_id, self.queries.get_run(run_id).backfill_id or 0)
             status = claim.status or self.queries.get_run(run_id).status
             raise InvalidTransition(run_id, status, RunStatus.RUNNING)
-        return self.adopt(claim, now)
+        return self.adopt(claim)
 
     def _limited(self) -> frozenset[str]:
         """The providers with a limit, read again every ``LIMITS_TTL`` seconds
@@ -296,18 +296,18 @@ class Lifecycle:
         moves = (not fixed) if r.advance_watermark is None else r.advance_watermark
         new = r.new_run(RunStatus.PENDING, now, moves=moves, window_end=r.window_end)
         slots = [f"{r.job}#{i}" for i in range(r.concurrency)]
-        claim = self.queue.start_now(new, slots, self.stamp(), now)
+        claim = self.queue.start_now(new, slots, self.stamp(), self.clock.now)
         if claim.why == "provider_limit":
             raise ProviderBusy(r.provider or "", claim.limit)
         if claim.run is None:
             raise JobBusy(r.job, list(claim.holders), r.concurrency)
-        return self.adopt(claim, now)
+        return self.adopt(claim)
 
     def stamp(self) -> dict[str, Any]:
         """Who runs a claimed run: this process."""
         return {"host": self.host, "pid": os.getpid(), "worker_id": self.worker_id}
 
-    def adopt(self, claim: Claim, now: datetime) -> Run:
+    def adopt(self, claim: Claim) -> Run:
         """The handle of a run this process just claimed, heartbeating."""
         record = claim.run
         assert record is not None
@@ -322,7 +322,7 @@ class Lifecycle:
             window=Window(record.window_start, record.window_end),
             previous_checkpoint=claim.job_checkpoint,
             resume_checkpoint=record.checkpoint,
-            started_at=now,
+            started_at=record.started_at,
             item_batch_size=self.item_batch_size,
             moves_watermark=record.moves_watermark,
             carry=_run_carry(record.on_partial, record.max_carry_attempts, claim.owes),

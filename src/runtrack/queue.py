@@ -160,11 +160,10 @@ class Queue:
         skip = inputs.keys("paused", paused)
         if not served:
             return None
-        now = self._clock.now()
-        claim = self._queue.claim_next(served, skip, self._lifecycle.stamp(), now)
+        claim = self._queue.claim_next(served, skip, self._lifecycle.stamp(), self._clock.now)
         if claim is None or claim.run is None:
             return None
-        return self._lifecycle.adopt(claim, now)
+        return self._lifecycle.adopt(claim)
 
     def limit_provider(self, provider: str, max_running: int | None) -> None:
         """Cap the running runs of ``provider`` across every worker (``None``

@@ -162,6 +162,34 @@ def test_connections_dropped_just_now_are_retried_by_the_store(
     assert (record.status, record.items["success"]) == (RunStatus.SUCCESS, 1)
 
 
+@on_servers
+def test_a_claim_retried_after_its_connection_dropped_starts_when_it_succeeds(
+    db_url: str, backend: str
+) -> None:
+    """The claim reads its clock in each attempt: a claim retried through an
+    outage does not date the run's start back to before the outage (where
+    the job's previous run may still have held its slot)."""
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = ManualClock(began)
+    with Ledger(db_url, clock=clock, heartbeat_interval=59) as ledger:
+        ledger.ensure_job("hot:claimed")
+        ledger.trigger("hot:claimed", by="test")
+        cut: list[str] = []
+
+        def cut_once(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if not cut and "ORDER BY runs.priority" in statement:
+                cut.append(statement)
+                clock.advance(timedelta(seconds=10))  # the outage lasts 10 s
+                assert _drop_connections(db_url, backend) >= 1
+
+        sa.event.listen(ledger.engine, "before_cursor_execute", cut_once)
+        run = ledger.claim({"hot:claimed": 1})
+        assert run is not None and cut
+        assert run.started_at == began + timedelta(seconds=10)
+        assert ledger.get_run(run.id).started_at == began + timedelta(seconds=10)
+        ledger.finish_run(run, RunStatus.SUCCESS)
+
+
 def test_item_batches_keep_every_row_and_the_recorded_order(db_url: str) -> None:
     # 300 a batch: on SQLite, groups of rows per statement and a remainder.
     with Ledger(db_url, heartbeat_interval=60, item_batch_size=300) as ledger:

@@ -21,7 +21,7 @@ from sqlalchemy import Select, bindparam, exists, func, literal_column, or_, sel
 from sqlalchemy.sql.dml import Update
 
 from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial, RunStatus
-from runtrack.store.rows import aware
+from runtrack.store.rows import aware, aware_required
 from runtrack.store.schema import backfills, carried, jobs, provider_limits, runs
 from runtrack.store.statements import RUN_CHECKPOINT
 from runtrack.store.values import ClaimedRun
@@ -100,6 +100,7 @@ CLAIMED = (
     runs.c.moves_watermark,
     runs.c.on_partial,
     runs.c.max_carry_attempts,
+    runs.c.started_at,
 )
 
 _LIMIT = select(provider_limits.c.max_running).where(
@@ -247,6 +248,7 @@ def claimed_run(row: Any) -> ClaimedRun:
         bool(m["moves_watermark"]),
         OnPartial(m["on_partial"] or OnPartial.CARRY),
         m["max_carry_attempts"] or DEFAULT_MAX_CARRY_ATTEMPTS,
+        aware_required(m["started_at"]),
     )
 
 

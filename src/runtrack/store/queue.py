@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,17 +162,19 @@ class QueueStore:
         concurrency: Mapping[str, int],
         paused: Sequence[str],
         stamp: dict[str, Any],
-        now: datetime,
+        clock: Callable[[], datetime],
     ) -> Claim | None:
         """Claim the first pending run (priority, then age) of the jobs in
         ``concurrency`` (job -> its lease slots) whose job has a free slot and
         whose provider is neither paused nor at its limit; ``None`` if none.
 
         On PostgreSQL a claim is two round trips: BEGIN, the candidates and
-        the slots their jobs hold; then the update in a savepoint and COMMIT."""
-        at = _naive(now)
+        the slots their jobs hold; then the update in a savepoint and COMMIT.
+        The run starts at ``clock()`` as each attempt reads it: a claim retried
+        through an outage does not date its start back to before it."""
 
         def work(conn: Any) -> Claim | None:
+            at = _naive(clock())
             full: set[str] = set()
             skip = set(paused)
             capped: set[int] = set()  # backfills at their max_parallel
@@ -245,14 +247,15 @@ class QueueStore:
         new: NewRun,
         job_slots: list[str],
         stamp: dict[str, Any],
-        now: datetime,
+        clock: Callable[[], datetime],
     ) -> Claim:
         """Insert the run ``new`` (and its labels) and claim it in one
         transaction: a direct start of a job whose provider has a limit.
         Nothing is written unless the job has a free slot and the provider room."""
-        at, values, labels = _naive(now), run_row(new), new.labels
+        values, labels = run_row(new), new.labels
 
         def work(conn: Connection) -> Claim:
+            at = _naive(clock())  # each attempt's own (see claim_next)
             key = conn.execute(INSERT_RUN, values).inserted_primary_key
             assert key is not None
             write_labels(conn, int(key[0]), labels)
@@ -278,7 +281,7 @@ class QueueStore:
             return refused.claim
 
     def claim_run(
-        self, run_id: int, concurrency: int, stamp: dict[str, Any], now: datetime
+        self, run_id: int, concurrency: int, stamp: dict[str, Any], clock: Callable[[], datetime]
     ) -> Claim:
         """Claim the pending run ``run_id`` (``start_run(run_id=...)``)."""
         query = select(*CANDIDATE, runs.c.status).where(runs.c.id == run_id)
@@ -296,7 +299,7 @@ class QueueStore:
                 return Claim(None, why="backfill_full")
             job_slots = slots(row.job_key, concurrency)
             state, held = _job_and_holders(conn, row.job_key, job_slots)
-            return self._take(conn, row, state, held, job_slots, stamp, _naive(now))
+            return self._take(conn, row, state, held, job_slots, stamp, _naive(clock()))
 
         return self.tx.write(work, read_committed=True)
 

@@ -62,6 +62,8 @@ class ClaimedRun(NamedTuple):
     moves_watermark: bool
     on_partial: OnPartial
     max_carry_attempts: int
+    #: The time the claim's (last) attempt read: the run's ``started_at``.
+    started_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
