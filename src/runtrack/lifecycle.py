@@ -213,7 +213,12 @@ class Lifecycle:
     ) -> StartedRun:
         try:
             return self.runs.insert_run(
-                new, slots, explicit_window=explicit, explicit_end=explicit_end, history=history
+                new,
+                slots,
+                explicit_window=explicit,
+                explicit_end=explicit_end,
+                history=history,
+                clock=self.clock.now,
             )
         except WindowBeforeWatermark as early:
             end = naive(new.window_end)
@@ -241,7 +246,7 @@ class Lifecycle:
             window=Window(aware(s.started.window_start), s.window_end),
             previous_checkpoint=s.started.job_checkpoint,
             resume_checkpoint=s.started.resume_checkpoint,
-            started_at=s.now,
+            started_at=aware(s.started.started_at) or s.now,
             item_batch_size=self.item_batch_size,
             moves_watermark=s.new.moves_watermark,
             carry=self._carry(request, s.started.owes),

@@ -190,6 +190,33 @@ def test_a_claim_retried_after_its_connection_dropped_starts_when_it_succeeds(
         ledger.finish_run(run, RunStatus.SUCCESS)
 
 
+@on_servers
+def test_a_start_retried_after_its_connection_dropped_starts_when_it_succeeds(
+    db_url: str, backend: str
+) -> None:
+    """The same for a direct start: its retry takes the slot later than the
+    start was asked for (``created_at``), and says so in ``started_at``."""
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = ManualClock(began)
+    with Ledger(db_url, clock=clock, heartbeat_interval=59) as ledger:
+        ledger.ensure_job("hot:started")
+        cut: list[str] = []
+
+        def cut_once(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if not cut and statement.startswith("INSERT INTO runs"):
+                cut.append(statement)
+                clock.advance(timedelta(seconds=10))
+                assert _drop_connections(db_url, backend) >= 1
+
+        sa.event.listen(ledger.engine, "before_cursor_execute", cut_once)
+        run = ledger.start_run("hot:started")
+        assert cut
+        record = ledger.get_run(run.id)
+        assert record.created_at == began
+        assert run.started_at == record.started_at == began + timedelta(seconds=10)
+        ledger.finish_run(run, RunStatus.SUCCESS)
+
+
 def test_item_batches_keep_every_row_and_the_recorded_order(db_url: str) -> None:
     # 300 a batch: on SQLite, groups of rows per statement and a remainder.
     with Ledger(db_url, heartbeat_interval=60, item_batch_size=300) as ledger:

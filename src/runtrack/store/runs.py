@@ -6,7 +6,7 @@ to the ledger, which decides what a zero means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -76,18 +76,22 @@ class RunStore:
         explicit_window: bool,
         explicit_end: bool = False,
         history: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
         that also reads the job's watermark (the window's start unless
         ``explicit_window``) and checkpoints (and, with ``history``, its
-        volume history), and writes its labels."""
+        volume history), and writes its labels. A retried attempt (an outage,
+        a deadlock) starts the run at ``clock()`` as it reads then, not when
+        the first attempt was made."""
         values, labels = run_row(new), new.labels
+        restamp = _restamper(clock)
         simple = len(slots) == 1 and not explicit_end and values.get("retry_of") is None
         # A labelled run takes the transaction: its labels go with its insert.
         simple = simple and not labels
         if simple and self.tx.dialect in ("sqlite", "postgresql"):
             try:
-                started = self._insert_at_once(values, slots[0], explicit_window, history)
+                started = self._insert_at_once(values, slots[0], explicit_window, history, restamp)
             except RecordConflict:
                 return self._collided(values, slots)
             if started is not None:
@@ -95,7 +99,7 @@ class RunStore:
 
         def work(conn: RawConnection) -> StartedRun:
             job = conn.execute(JOB_FOR_START, {"p_job": values["job_key"]}).one()
-            row = dict(values)
+            row = restamp(dict(values))
             if not explicit_window:
                 start_at_watermark(row, job.watermark, explicit_end)
             row["checkpoint"] = resume_checkpoint(
@@ -111,6 +115,7 @@ class RunStore:
                 row["window_end"],
                 bool(job.owes),
                 job.volume_history,
+                row.get("started_at"),
             )
 
         try:
@@ -121,7 +126,12 @@ class RunStore:
             return self._collided(values, slots)
 
     def _insert_at_once(
-        self, values: dict[str, Any], slot: str, explicit_window: bool, history: bool
+        self,
+        values: dict[str, Any],
+        slot: str,
+        explicit_window: bool,
+        history: bool,
+        restamp: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> StartedRun | None:
         """The common start as one statement that commits by itself: one round
         trip where the transaction takes four (see :func:`start_run_stmt`).
@@ -130,7 +140,9 @@ class RunStore:
         if not explicit_window:
             row.pop("window_start", None)
         stmt = start_run_stmt(tuple(row), explicit_window, history)
-        found = self.tx.retried(lambda: raw_autocommit(self.tx.engine, self.tx.prepared, stmt, row))
+        found = self.tx.retried(
+            lambda: raw_autocommit(self.tx.engine, self.tx.prepared, stmt, restamp(row))
+        )
         inserted = found.first()
         if inserted is None:
             return None
@@ -142,6 +154,7 @@ class RunStore:
             inserted.window_end,
             bool(inserted.owes),
             inserted.volume_history if history else None,
+            row.get("started_at"),
         )
 
     def _claim_slot(self, conn: Conn, row: dict[str, Any], slots: Sequence[str]) -> int:
@@ -167,7 +180,7 @@ class RunStore:
         """Every slot was taken. If this very run holds one, an earlier attempt
         committed and only its answer was lost before the store retried: the
         run did start. Otherwise raise :class:`LeaseTaken` with the holders."""
-        columns = ("id", "status", "uid", "window_start", "window_end", "checkpoint")
+        columns = ("id", "status", "uid", "window_start", "window_end", "checkpoint", "started_at")
         query = select(*(runs.c[name] for name in columns)).where(runs.c.lease_key.in_(slots))
         holders = self.tx.read(lambda c: c.execute(query).all())
         job = {"p_job": values["job_key"]}
@@ -182,6 +195,7 @@ class RunStore:
                     held.window_end,
                     bool(state.owes),
                     state.volume_history,
+                    held.started_at,
                 )
         raise LeaseTaken([(held.id, held.status) for held in holders])
 
@@ -363,3 +377,22 @@ class RunStore:
             .where(runs.c.status == status, runs.c.started_at >= naive(since))
         )
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
+
+
+def _restamper(
+    clock: Callable[[], datetime] | None,
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What each attempt of a start does to its row: the first leaves it as
+    the ledger made it; a retry, if the row starts a run, sets its start and
+    first heartbeat to ``clock()`` (the job's previous run may have held the
+    slot until just before)."""
+    attempts = 0
+
+    def restamp(row: dict[str, Any]) -> dict[str, Any]:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1 and clock is not None and "started_at" in row:
+            row["started_at"] = row["heartbeat_at"] = naive(clock())
+        return row
+
+    return restamp

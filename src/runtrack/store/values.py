@@ -79,6 +79,9 @@ class StartedRun:
     owes: bool = False
     #: The job's volume history, for the guard (read only when asked for).
     volume_history: Any = None
+    #: When it took its slot (naive UTC): the start's clock reading, or the
+    #: reading of the attempt that succeeded if the store had to retry.
+    started_at: datetime | None = None
 
 
 class WindowBeforeWatermark(Exception):
