@@ -50,7 +50,7 @@ from runtrack.store.new_run import run_row
 from runtrack.store.prepared import RawConnection
 from runtrack.store.rows import naive
 from runtrack.store.schema import jobs, provider_limits, runs
-from runtrack.store.statements import INSERT_RUN
+from runtrack.store.statements import INSERT_RUN, start_at_watermark
 from runtrack.store.values import ClaimedRun, NewRun
 
 __all__ = ["CHANNEL", "CLAIM_RETURNING", "Claim", "QueueStore"]
@@ -332,11 +332,10 @@ class QueueStore:
             return Claim(None, why="provider_limit", limit=limit)
         values = dict(stamp, status=RunStatus.RUNNING.value, started_at=now, heartbeat_at=now)
         if row.window_start is None:  # a live window: from the watermark to now
-            values["window_start"] = state.watermark
-            end = row.window_end if row.window_end is not None else now
-            if state.watermark is not None and end < state.watermark:
-                end = state.watermark  # never an inverted window (clock skew)
-            values["window_end"] = end
+            values["window_end"] = row.window_end if row.window_end is not None else now
+            # A queued end before the watermark is raised to it, not refused:
+            # the run was accepted when it was queued.
+            start_at_watermark(values, state.watermark, fixed_end=False)
         else:  # a fixed window moves the watermark only if it starts there
             values["moves_watermark"] = bool(
                 row.moves_watermark and row.window_start == state.watermark
