@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -76,6 +77,28 @@ def test_a_runner_registers_heartbeats_and_dies_visibly_when_killed(
     assert watcher.now() - dead.last_seen_at > timedelta(seconds=STALE)
     # Its run is still 'running' until the reaper ends it: shown on the dead worker.
     assert [r.run_id for r in dead.running] == [running.id]
+
+
+def test_a_runner_with_slots_is_listed_from_its_first_cycle(db_url: str) -> None:
+    """With ``concurrency`` above 1 too: not only once its heartbeat thread
+    first wakes, half a heartbeat interval later (30 s here)."""
+    with Ledger(db_url, heartbeat_interval=60) as ledger:
+        runner = Runner(ledger, concurrency=2, reap_every=None, check_every=None)
+
+        @runner.job("slots:idle", provider="slots", every="1h")
+        def idle(run: Run) -> None:
+            pass
+
+        loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
+        loop.start()
+        try:
+            wait_until(lambda: bool(ledger.workers()), "the worker's row", seconds=10)
+        finally:
+            runner.stop()
+            loop.join(timeout=30)
+        (worker,) = ledger.workers()
+        assert (worker.concurrency, worker.state) == (2, WorkerState.STOPPED)
+        assert worker.jobs == (WorkerJob("slots:idle", "every 1:00:00", None),)
 
 
 def test_a_graceful_stop_marks_the_worker_stopped(watcher: Ledger, workers: Workers) -> None:

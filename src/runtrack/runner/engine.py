@@ -239,12 +239,12 @@ class Runner:
         return tally.summary()
 
     def _cycle_side_by_side(self, pool: Pool) -> _View | None:
-        """One cycle with ``concurrency`` above 1: hand due ticks, retries and
-        queued runs to free slots; outcomes of ended attempts are recorded here.
-        Returns the job states and pauses it read if they still hold (no tick
-        claimed), so that the sleep after it need not read them again: a
-        worker draining a queue runs a cycle per finished run."""
+        """One cycle with ``concurrency`` above 1: register (heartbeat if due),
+        hand due ticks, retries and queued runs to free slots, record ended
+        attempts. Returns the job states and pauses read if still true (no tick
+        claimed): the sleep after it need not read them (a cycle per run)."""
         tally = Tally()
+        self._presence.beat()
         if not self._expects_stored:
             self._expects_stored = publish_expectations(self.ledger, self._registry, self._expects)
         self.maintenance.run(self.ledger)

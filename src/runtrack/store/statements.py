@@ -66,9 +66,7 @@ TERMINAL_NAMES = sorted(TERMINAL)
 
 
 def start_at_watermark(row: dict[str, Any], watermark: datetime | None, fixed_end: bool) -> None:
-    """Start the run's window at the job's watermark (naive UTC values), for
-    a start and for a claim alike (the one-statement start writes the same
-    rule in SQL: see :func:`start_run_stmt`)."""
+    """Start a run's or a claim's window at the job's watermark (naive UTC)."""
     row["window_start"] = watermark
     if watermark is not None and row["window_end"] < watermark:
         if fixed_end:
