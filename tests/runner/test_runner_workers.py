@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from runner_loop import running
 from runner_processes import Workers, wait_for_counting_run
 
 from runtrack import Ledger, ManualClock, Run, Runner
@@ -89,13 +89,8 @@ def test_a_runner_with_slots_is_listed_from_its_first_cycle(db_url: str) -> None
         def idle(run: Run) -> None:
             pass
 
-        loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
-        loop.start()
-        try:
+        with running(runner):
             wait_until(lambda: bool(ledger.workers()), "the worker's row", seconds=10)
-        finally:
-            runner.stop()
-            loop.join(timeout=30)
         (worker,) = ledger.workers()
         assert (worker.concurrency, worker.state) == (2, WorkerState.STOPPED)
         assert worker.jobs == (WorkerJob("slots:idle", "every 1:00:00", None),)

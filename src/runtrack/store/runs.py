@@ -76,7 +76,7 @@ class RunStore:
         explicit_window: bool,
         explicit_end: bool = False,
         history: bool = False,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime],
     ) -> StartedRun:
         """Insert a run holding the first free lease slot, in one transaction
         that also reads the job's watermark (the window's start unless
@@ -379,9 +379,7 @@ class RunStore:
         return int(self.tx.read(lambda c: c.execute(query).scalar_one()))
 
 
-def _restamper(
-    clock: Callable[[], datetime] | None,
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _restamper(clock: Callable[[], datetime]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """What each attempt of a start does to its row: the first leaves it as
     the ledger made it; a retry, if the row starts a run, sets its start and
     first heartbeat to ``clock()`` (the job's previous run may have held the
@@ -391,7 +389,7 @@ def _restamper(
     def restamp(row: dict[str, Any]) -> dict[str, Any]:
         nonlocal attempts
         attempts += 1
-        if attempts > 1 and clock is not None and "started_at" in row:
+        if attempts > 1 and "started_at" in row:
             row["started_at"] = row["heartbeat_at"] = naive(clock())
         return row
 
