@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from sqlalchemy import Engine
 
@@ -32,9 +32,7 @@ from runtrack.events import Events, RunListener
 from runtrack.incidents import Alerting
 from runtrack.lifecycle import Lifecycle
 from runtrack.models import (
-    DEFAULT_MAX_CARRY_ATTEMPTS,
     TERMINAL,
-    OnPartial,
     RunRecord,
     RunStatus,
 )
@@ -44,7 +42,7 @@ from runtrack.queries import Queries
 from runtrack.queue import Queue
 from runtrack.reaper import Reaper
 from runtrack.run import Run
-from runtrack.start import StartRequest
+from runtrack.start import StartOptions, StartRequest
 from runtrack.store import dialects, migrate
 from runtrack.store.sql import Store
 from runtrack.watching import Watch
@@ -295,24 +293,7 @@ class Ledger:
 
     # -- running -------------------------------------------------------------
 
-    def run(
-        self,
-        job: str,
-        *,
-        provider: str | None = None,
-        params: dict[str, Any] | None = None,
-        triggered_by: str = "system",
-        concurrency: int = 1,
-        window_start: datetime | None = None,
-        window_end: datetime | None = None,
-        advance_watermark: bool | None = None,
-        attempt: int = 1,
-        retry_of: int | None = None,
-        retry_policy: dict[str, Any] | None = None,
-        on_partial: OnPartial | str = OnPartial.CARRY,
-        max_carry_attempts: int = DEFAULT_MAX_CARRY_ATTEMPTS,
-        labels: dict[str, str] | None = None,
-    ) -> RunContext:
+    def run(self, job: str, **options: Unpack[StartOptions]) -> RunContext:
         """Record one run around a ``with`` (or ``async with``) block.
 
         Leaving the block finalizes the run: ``success``; ``partial`` if
@@ -333,25 +314,10 @@ class Ledger:
         one running run at a time, until they succeed; every success/partial
         run they were offered counts an attempt, read or not, and after
         ``max_carry_attempts`` they are given up, kept and shown), ``"hold"`` (the watermark stays
-        where it was) or ``"advance"`` (move on, forget them). ``labels``
-        (``{"team": "growth"}``) stay with the run; ``list_runs`` filters on them.
+        where it was) or ``"advance"`` (move on, forget them). The options
+        are those of :class:`~runtrack.start.StartOptions`.
         """
-        request = StartRequest(
-            job=job,
-            provider=provider,
-            params=params,
-            triggered_by=triggered_by,
-            concurrency=concurrency,
-            window_start=window_start,
-            window_end=window_end,
-            advance_watermark=advance_watermark,
-            attempt=attempt,
-            retry_of=retry_of,
-            retry_policy=retry_policy,
-            on_partial=on_partial,
-            max_carry_attempts=max_carry_attempts,
-            labels=labels,
-        ).checked()
+        request = StartRequest.of(job, options)
         return RunContext(self._lifecycle, request)
 
     def claimed(self, run: Run) -> ClaimedContext:
@@ -362,14 +328,16 @@ class Ledger:
             raise InvalidInput("run", f"got {describe(run)}", "a Run handle")
         return ClaimedContext(self._lifecycle, run)
 
-    def tracked(self, job: str, **options: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def tracked(
+        self, job: str, **options: Unpack[StartOptions]
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so that each call is one run.
         The function gets the ``Run`` as keyword ``run`` if it declares it,
         and always through :func:`runtrack.current_run`."""
         StartRequest.of(job, options)
         return tracked(lambda: self.run(job, **options))
 
-    def create_run(self, job: str, **options: Any) -> RunRecord:
+    def create_run(self, job: str, **options: Unpack[StartOptions]) -> RunRecord:
         """Record a run as requested (``pending``, queued like a trigger): it
         holds no lease until started (by :meth:`start_run` with its id, or a
         runner serving the job); unstarted, it expires after ``pending_ttl``
@@ -377,7 +345,11 @@ class Ledger:
         return self._queue.create(StartRequest.of(job, options))
 
     def start_run(
-        self, job: str | None = None, *, run_id: int | None = None, **options: Any
+        self,
+        job: str | None = None,
+        *,
+        run_id: int | None = None,
+        **options: Unpack[StartOptions],
     ) -> Run:
         """Start a run and return its handle; finish it with :meth:`finish_run`
         (for code that cannot use a block). With ``run_id``, claim that pending

@@ -11,7 +11,7 @@ import binascii
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, Unpack
 
 from runtrack import inputs
 from runtrack.clock import Clock
@@ -21,6 +21,7 @@ from runtrack.errors import (
     JobNotFound,
     RunNotFound,
 )
+from runtrack.filters import RunFilters, run_filter
 from runtrack.models import (
     Carried,
     GroupSummary,
@@ -87,69 +88,25 @@ class Queries:
     def list_runs(
         self,
         *,
-        job: str | None = None,
-        provider: str | None = None,
-        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
-        triggered_by: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-        job_contains: str | None = None,
-        error_contains: str | None = None,
-        labels: dict[str, str] | None = None,
+        **filters: Unpack[RunFilters],
     ) -> Page[RunRecord]:
         """Runs newest first, one page at a time (keyset pagination:
-        pass ``next_cursor`` back as ``cursor``). ``job_contains`` and
-        ``error_contains`` match a part of the job key or of the error
-        message, ignoring case; ``labels`` are labels a run has, all of them."""
-        filters = self.run_filter(
-            job=job,
-            provider=provider,
-            status=status,
-            triggered_by=triggered_by,
-            since=since,
-            until=until,
-            job_contains=job_contains,
-            error_contains=error_contains,
-            labels=labels,
-        )
+        pass ``next_cursor`` back as ``cursor``), narrowed by
+        :class:`~runtrack.filters.RunFilters`."""
+        checked = run_filter(**filters)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
-        return _page(self._runs.list_runs(filters, limit + 1, before), limit)
+        return _page(self._runs.list_runs(checked, limit + 1, before), limit)
 
-    def run_filter(
-        self,
-        *,
-        job: str | None = None,
-        provider: str | None = None,
-        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
-        triggered_by: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        job_contains: str | None = None,
-        error_contains: str | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> RunFilter:
+    def run_filter(self, /, **filters: Unpack[RunFilters]) -> RunFilter:
         """Validate listing filters (shared by the listing and the counts)."""
-        statuses: tuple[RunStatus, ...] = ()
-        if status is not None:
-            statuses = inputs.choices("status", status, RunStatus)
-        return RunFilter(
-            job=inputs.key("job", job, optional=True),
-            provider=inputs.key("provider", provider, optional=True),
-            statuses=statuses,
-            triggered_by=inputs.key("triggered_by", triggered_by, optional=True),
-            since=inputs.timestamp("since", since),
-            until=inputs.timestamp("until", until),
-            job_contains=inputs.key("job", job_contains, optional=True),
-            error_contains=inputs.key("error_contains", error_contains, optional=True),
-            labels=() if labels is None else tuple(inputs.labels("labels", labels).items()),
-        )
+        return run_filter(**filters)
 
-    def count_runs(self, /, **filters: Any) -> int:
+    def count_runs(self, /, **filters: Unpack[RunFilters]) -> int:
         """How many runs match the filters of :meth:`list_runs`."""
-        return self._runs.count_runs(self.run_filter(**filters))
+        return self._runs.count_runs(run_filter(**filters))
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         return self.list_runs(limit=limit).items
@@ -196,13 +153,13 @@ class Queries:
         return self._runs.count_started(target, cutoff)
 
     def list_runs_by_page(
-        self, /, page: int, *, limit: int = 50, **filters: Any
+        self, /, page: int, *, limit: int = 50, **filters: Unpack[RunFilters]
     ) -> NumberedPage[RunRecord]:
         """Page ``page`` (from 1) of the runs :meth:`list_runs` lists, with the
         total. Page numbers reach the first :data:`PAGE_WINDOW` runs (an OFFSET
         walks the rows it skips, a count the rows it counts: both stop
         there); the cursor of :meth:`list_runs` goes further."""
-        run_filter = self.run_filter(**filters)
+        checked = run_filter(**filters)
         inputs.positive_int("page", page, limit=1_000_000)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         offset = (page - 1) * limit
@@ -213,8 +170,8 @@ class Queries:
                 f"pages within the first {PAGE_WINDOW:,} runs (page <= "
                 f"{-(-PAGE_WINDOW // limit)} at this limit); beyond, follow next_cursor",
             )
-        rows = self._runs.list_runs(run_filter, limit, None, offset=offset)
-        total = self._runs.count_runs(run_filter, at_most=PAGE_WINDOW + 1)
+        rows = self._runs.list_runs(checked, limit, None, offset=offset)
+        total = self._runs.count_runs(checked, at_most=PAGE_WINDOW + 1)
         exact = total <= PAGE_WINDOW
         return NumberedPage(rows, page, limit, min(total, PAGE_WINDOW), exact)
 

@@ -1,15 +1,17 @@
 """How to start one run: the options of ``ledger.run(...)`` as one frozen value.
 
-The ledger builds a :class:`StartRequest` from the caller's options and checks
-it once (:meth:`StartRequest.checked`), before anything is written; the
-lifecycle reads its fields. Adding a start option is one field here.
+The caller's keyword options are a :class:`StartOptions` (typed, so a
+misspelt option is a type error where it is written); the ledger builds a
+:class:`StartRequest` from them and checks it once (:meth:`StartRequest.checked`),
+before anything is written; the lifecycle reads its fields. Adding a start
+option is one key in each of the two, here (a test keeps them the same).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from runtrack import inputs
 from runtrack.carry import check_options
@@ -17,7 +19,37 @@ from runtrack.errors import InvalidInput
 from runtrack.models import DEFAULT_MAX_CARRY_ATTEMPTS, OnPartial, RunStatus
 from runtrack.store.values import NewRun
 
-__all__ = ["StartRequest"]
+__all__ = ["StartOptions", "StartRequest"]
+
+
+class StartOptions(TypedDict, total=False):
+    """The keyword options of ``ledger.run(job, ...)``, ``start_run``,
+    ``create_run`` and ``tracked``; each is optional (its default in
+    :class:`StartRequest`)."""
+
+    #: Who the job pulls from; pauses apply per provider.
+    provider: str | None
+    #: JSON object kept with the run (``run.params``).
+    params: dict[str, Any] | None
+    #: Who asked: ``"system"``, ``"user:ana"``, ``"schedule"``...
+    triggered_by: str
+    #: How many runs of the job may be active at once (lease slots).
+    concurrency: int
+    #: The run's window; without a start, it begins at the job's watermark.
+    window_start: datetime | None
+    window_end: datetime | None
+    #: Whether an explicit window moves the watermark (a backfill's does not).
+    advance_watermark: bool | None
+    #: The attempt number, and the run this one retries (its checkpoint resumes).
+    attempt: int
+    retry_of: int | None
+    #: The runner's retry policy of the attempt, kept with the run (JSON).
+    retry_policy: dict[str, Any] | None
+    #: What a partial end does with what failed: carry, hold or advance.
+    on_partial: OnPartial | str
+    max_carry_attempts: int
+    #: ``{"team": "growth"}``: kept with the run, filtered on by ``list_runs``.
+    labels: dict[str, str] | None
 
 
 class StartRequest(NamedTuple):
@@ -42,11 +74,15 @@ class StartRequest(NamedTuple):
     labels: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, job: str, options: dict[str, Any]) -> StartRequest:
-        """A checked request from keyword options (``start_run``, ``create_run``,
-        ``tracked``); an option this type does not have is refused, after the
-        others were checked."""
-        known = {name: value for name, value in options.items() if name in OPTIONS}
+    def of(cls, job: str, options: StartOptions) -> StartRequest:
+        """A checked request from keyword options; an option this type does
+        not have is refused, after the others were checked."""
+        try:
+            return cls(job, **options).checked()
+        except TypeError:
+            if not set(options) - OPTIONS:
+                raise  # not an unknown option: a bug, not bad input
+        known: dict[str, Any] = {k: v for k, v in options.items() if k in OPTIONS}
         request = cls(job, **known).checked()
         unknown = set(options) - OPTIONS
         if unknown:
