@@ -22,11 +22,10 @@ import contextlib
 import json
 import traceback
 from dataclasses import dataclass, replace
-from typing import Any
 
 from runtrack.errors import RateLimited
 from runtrack.models import RATE_LIMITED, RunStatus
-from runtrack.store.values import RunEnd
+from runtrack.store.values import NewItem, RunEnd
 
 __all__ = [
     "MAX_MESSAGE",
@@ -165,7 +164,7 @@ def bare_end(end: RunEnd, failure: Exception) -> RunEnd:
     return kept
 
 
-def without_items(end: RunEnd, dropped: list[dict[str, Any]]) -> RunEnd:
+def without_items(end: RunEnd, dropped: list[NewItem]) -> RunEnd:
     """``end`` whose item tallies leave out the ``dropped`` rows: what the
     run says it recorded is what is stored."""
     kept = replace(end)

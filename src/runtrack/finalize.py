@@ -38,7 +38,7 @@ from runtrack.store.liveness import LivenessStore
 from runtrack.store.rows import naive
 from runtrack.store.runs import RunStore
 from runtrack.store.sql import JobEffect
-from runtrack.store.values import RunEnd
+from runtrack.store.values import NewItem, RunEnd
 from runtrack.volume import VolumeGuard, guard_final
 
 __all__ = ["Finalizer"]
@@ -178,12 +178,11 @@ class Finalizer:
         run: Run,
         status: RunStatus,
         end: RunEnd,
-        items: list[dict[str, Any]],
+        items: list[NewItem],
         *,
         bare: bool = False,
         volume: tuple[Any, Any] | None = None,
     ) -> bool | None:
-        self._stamp_items(items)
         carry = carry_if_any(run)  # None: default policy, nothing owed, no slice
         errors = end.items["error"] if end.items else 0
         if carry is None and errors:
@@ -262,9 +261,9 @@ class Finalizer:
         with self.items_lock:
             taken = [(run, items_of(run).take()) for run in runs]
             owners = {run.id: run.uid for run, batch in taken if batch}
-            rows = self._stamp_items([row for _, batch in taken for row in batch])
+            rows = [row for _, batch in taken for row in batch]
             try:
-                lost = self.liveness.insert_items_fenced(rows, owners)
+                lost = self.liveness.insert_items_fenced(rows, owners, self.clock.now())
             except Exception:
                 for run, batch in taken:  # nothing buffered is lost: try again later
                     items_of(run).restore(batch)
@@ -273,13 +272,6 @@ class Finalizer:
             if run.id in lost:
                 self.heartbeat.unregister(run)
                 lose_lease(run, lost[run.id])
-
-    def _stamp_items(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if rows:
-            now = naive(self.clock.now())
-            for row in rows:
-                row.setdefault("recorded_at", now)
-        return rows
 
 
 def _failure(

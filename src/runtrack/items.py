@@ -14,7 +14,7 @@ from typing import Any
 from runtrack import inputs
 from runtrack.errors import RunFinished
 from runtrack.models import ItemStatus
-from runtrack.store.values import RunEnd
+from runtrack.store.values import NewItem, RunEnd
 
 __all__ = [
     "BUFFERED_BATCHES",
@@ -67,12 +67,12 @@ def checked_extras(group: object, source: object, data: object) -> tuple[Any, An
 _NO_TALLIES = {status.value: 0 for status in ItemStatus}
 
 
-class _Closed(list[dict[str, Any]]):
+class _Closed(list[NewItem]):
     """The rows of a run whose finalization took its items: a call that
     passed the handle's check just before is refused here, under the lock,
     rather than buffered where nothing writes it (no work on the open path)."""
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: NewItem) -> None:
         raise RunFinished(row["run_id"], "ending")
 
 
@@ -87,7 +87,7 @@ class ItemBuffer:
         self.lock = lock
         #: Items written together (a full batch is due).
         self.batch = batch
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[NewItem] = []
         # By status value (an ItemStatus member finds its value's entry).
         self.tallies: dict[str, int] = dict(_NO_TALLIES)
         self.groups_found: set[str] = set()
@@ -119,12 +119,13 @@ class ItemBuffer:
             key, value, error = checked_item(key, status, error)
         if group is not None or source is not None or data is not None:
             group, source, data = checked_extras(group, source, data)
-        row = {
+        row: NewItem = {
             "run_id": run_id,
             "key": key,
             "status": value,
-            "group_key": group,
-            "source": source,
+            # Strings from checked_extras, or None: mypy sees the arguments.
+            "group_key": group,  # type: ignore[typeddict-item]
+            "source": source,  # type: ignore[typeddict-item]
             "data": data,
             "error": error,
         }
@@ -141,7 +142,7 @@ class ItemBuffer:
         """Whether a full batch waits to be written."""
         return len(self.rows) >= self.batch
 
-    def take(self) -> list[dict[str, Any]]:
+    def take(self) -> list[NewItem]:
         """The buffered rows, leaving the buffer empty."""
         with self.lock:
             taken = self.rows
@@ -150,7 +151,7 @@ class ItemBuffer:
             self.rows = []
         return taken
 
-    def close(self, end: RunEnd) -> list[dict[str, Any]]:
+    def close(self, end: RunEnd) -> list[NewItem]:
         """The final take: the buffered rows, with the tallies of every item
         recorded added to ``end`` in the same moment; from then on the
         buffer refuses items. The caller holds the lock."""
@@ -158,7 +159,7 @@ class ItemBuffer:
         self.final_values(end)
         return list(taken)
 
-    def restore(self, rows: list[dict[str, Any]]) -> None:
+    def restore(self, rows: list[NewItem]) -> None:
         """Put back rows a write did not take, ahead of those recorded since."""
         with self.lock:
             self.rows[:0] = rows

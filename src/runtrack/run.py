@@ -23,7 +23,7 @@ from runtrack.handle import Finished, RunIdentity, read_counters, steps
 from runtrack.items import BUFFERED_BATCHES, ItemBuffer, in_event_loop
 from runtrack.models import TERMINAL, Carried, ItemStatus, RunStatus, Window
 from runtrack.remarks import Remarks
-from runtrack.store.values import RunEnd
+from runtrack.store.values import NewItem, RunEnd
 
 __all__ = [
     "Run",
@@ -399,7 +399,7 @@ def has_errors(run: Run) -> bool:
     return errors or (run._carry is not None and bool(run._carry.slices))
 
 
-def end_recording(run: Run, now: Callable[[], datetime]) -> tuple[RunEnd, list[dict[str, Any]]]:
+def end_recording(run: Run, now: Callable[[], datetime]) -> tuple[RunEnd, list[NewItem]]:
     """The finalization's one reading of the run: counters, progress, notes,
     errors, item tallies and the buffered items, taken together under the
     handle's lock so that what is stored agrees, then the time (``now()``).

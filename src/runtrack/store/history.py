@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     delete,
     func,
-    insert,
     select,
     update,
 )
@@ -65,10 +64,6 @@ class HistoryStore:
         self.tx = tx
 
     # -- items -----------------------------------------------------------------
-
-    def insert_items(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.tx.write(lambda c: c.execute(insert(run_items), rows))
 
     def list_items(
         self,

@@ -49,7 +49,7 @@ from runtrack.store.statements import (
     counts_given,
     group_alike,
 )
-from runtrack.store.values import Change, JobEffect, RunEnd, RunState
+from runtrack.store.values import Change, JobEffect, NewItem, RunEnd, RunState
 
 Guards = tuple[Guard, ...]
 
@@ -201,12 +201,14 @@ class LivenessStore:
         return [(row.id, target, values, row) for row in rows]
 
     def insert_items_fenced(
-        self, rows: list[dict[str, Any]], owners: dict[int, str]
+        self, rows: list[NewItem], owners: dict[int, str], now: datetime
     ) -> dict[int, str | None]:
         """Insert the items of the runs in ``owners`` (id -> uid) that are still
         running under that uid, with those runs' rows locked so that no reaper
         finalizes one mid-way; the rows of the others are dropped. Returns the
-        runs that are not ours any more, with their status (None: gone)."""
+        runs that are not ours any more, with their status (None: gone).
+        The items are recorded ``now``."""
+        stamp(rows, now)
 
         def work(conn: RawConnection) -> dict[int, str | None]:
             found = {row.id: row for row in self._lock_runs(conn, sorted(owners))}
@@ -243,7 +245,7 @@ class LivenessStore:
         target: RunStatus,
         end: RunEnd,
         effect: JobEffect,
-        items: list[dict[str, Any]],
+        items: list[NewItem],
     ) -> bool | None:
         """The owner's final write: the fenced transition and, only if it
         happened, the run's last buffered items, in one transaction (so a
@@ -254,6 +256,7 @@ class LivenessStore:
         tries = 0
         allowed = ALLOWED_FROM[target]
         values = end_columns(end)
+        stamp(items, end.finished_at)
         if effect.carry is not None:
             # What the job owes is settled in the same transaction, after
             # the last items: the rarer path, on SQLAlchemy's connection.
@@ -291,3 +294,12 @@ class LivenessStore:
         except NotMoved:
             changed = False
         return None if not changed and tries > 1 else changed
+
+
+def stamp(items: list[NewItem], at: datetime) -> None:
+    """Date the items a write takes (naive UTC); an item put back after a
+    failed write keeps the date of its first attempt."""
+    if items:
+        recorded = naive(at)
+        for item in items:
+            item.setdefault("recorded_at", recorded)

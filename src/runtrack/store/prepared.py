@@ -121,7 +121,7 @@ class RawConnection:
         return found
 
     def execute(
-        self, stmt: ClauseElement, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
+        self, stmt: ClauseElement, params: Mapping[str, Any] | list[Any] | None = None
     ) -> RawResult:
         """Execute ``stmt`` with one dict of parameters, or a list of them
         (executemany; the first names the columns of an INSERT or UPDATE)."""

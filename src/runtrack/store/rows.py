@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Row
 
@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+@overload
+def naive(value: datetime) -> datetime: ...
+@overload
+def naive(value: datetime | None) -> datetime | None: ...
 def naive(value: datetime | None) -> datetime | None:
     """An aware datetime as the naive UTC value the tables store."""
     if value is None:
