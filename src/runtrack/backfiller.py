@@ -27,10 +27,9 @@ from runtrack.clock import Clock
 from runtrack.errors import BackfillNotFound, InvalidInput, JobNotFound
 from runtrack.models import RunStatus
 from runtrack.queue import PRIORITY_BACKFILL
-from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
+from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun, NewBackfill
 from runtrack.store.jobs import JobStore
 from runtrack.store.liveness import LivenessStore
-from runtrack.store.rows import aware_required, naive
 from runtrack.store.values import Change, NewRun, RunEnd
 
 __all__ = ["Backfiller"]
@@ -88,23 +87,12 @@ class Backfiller:
         record = self._jobs.get_job(job)
         if record is None:
             raise JobNotFound(job)
-        now = _naive_now(self._clock)
-        row = {
-            "job_key": job,
-            "range_start": naive(first),
-            "range_end": naive(last),
-            "step_seconds": int(step.total_seconds()),
-            "windows": windows,
-            "max_parallel": max_parallel,
-            "triggered_by": by,
-            "created_at": now,
-            "state": "active",
-        }
         at = self._clock.now()
+        new = NewBackfill(job, first, last, step, windows, max_parallel, by, at)
         children = [
             self._child(job, record.provider, by, s, e, at) for s, e in tile(first, last, step)
         ]
-        backfill_id = self._backfills.create(row, children)
+        backfill_id = self._backfills.create(new, children)
         if backfill_id is None:
             raise JobNotFound(job)
         return self.get_backfill(backfill_id)
@@ -118,34 +106,33 @@ class Backfiller:
             inputs.key("by", by)
 
         def children(current: BackfillRow) -> list[NewRun]:
-            row = current.row
             now = self._clock.now()
-            provider = self._provider(row.job_key)
-            who = by or row.triggered_by
+            provider = self._provider(current.job)
+            who = by or current.triggered_by
             return [
-                self._child(row.job_key, provider, who, s, e, now) for s, e in _resumable(current)
+                self._child(current.job, provider, who, s, e, now) for s, e in _resumable(current)
             ]
 
-        self._backfills.requeue(found.row.id, children)
-        return self.get_backfill(found.row.id)
+        self._backfills.requeue(found.id, children)
+        return self.get_backfill(found.id)
 
     def cancel_backfill(self, backfill_id: int, *, by: str | None = None) -> BackfillRecord:
         """Cancel the backfill's queued runs (running ones finish) and mark
         it cancelled; :meth:`resume_backfill` queues them again."""
         found = self._found(backfill_id)
         inputs.key("by", by, optional=True)
-        pending = self._backfills.mark_cancelled(found.row.id)
+        pending = self._backfills.mark_cancelled(found.id)
         end = RunEnd(
             self._clock.now(),
             cancel_requested_by=by,
             error_type="cancelled",
-            error_message=f"backfill {found.row.id} cancelled",
+            error_message=f"backfill {found.id} cancelled",
         )
         allowed = frozenset({RunStatus.PENDING})
         changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, end, ()) for i in pending]
         for chunk in range(0, len(changes), 500):
             self._liveness.transition_many(changes[chunk : chunk + 500])
-        return self.get_backfill(found.row.id)
+        return self.get_backfill(found.id)
 
     def get_backfill(self, backfill_id: int) -> BackfillRecord:
         """The backfill with this id and its progress, or :class:`BackfillNotFound`."""
@@ -162,9 +149,8 @@ class Backfiller:
         """Every window of the backfill in order, with its latest run."""
         found = self._found(backfill_id)
         latest = {r.window_start: r for r in found.latest}
-        start, end = found.row.range_start, found.row.range_end
-        step = timedelta(seconds=found.row.step_seconds)
-        return [_window(s, e, latest.get(s)) for s, e in tile(start, end, step)]
+        windows = tile(found.start, found.end, found.every)
+        return [_window(s, e, latest.get(s)) for s, e in windows]
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -198,12 +184,6 @@ class Backfiller:
         )
 
 
-def _naive_now(clock: Clock) -> datetime:
-    now = naive(clock.now())
-    assert now is not None
-    return now
-
-
 def _time(field: str, value: object) -> datetime:
     result = inputs.timestamp(field, value, optional=False)
     assert result is not None
@@ -218,20 +198,18 @@ def _step(every: object) -> timedelta:
 
 
 def _resumable(current: BackfillRow) -> list[tuple[datetime, datetime]]:
-    row = current.row
     latest = {r.window_start: r for r in current.latest}
-    step = timedelta(seconds=row.step_seconds)
     return [
         (s, e)
-        for s, e in tile(row.range_start, row.range_end, step)
+        for s, e in tile(current.start, current.end, current.every)
         if WindowState.of(latest[s].status if s in latest else None) in RESUMABLE
     ]
 
 
 def _window(start: datetime, end: datetime, latest: LatestRun | None) -> BackfillWindow:
     return BackfillWindow(
-        aware_required(start),
-        aware_required(end),
+        start,
+        end,
         latest.run_id if latest else None,
         latest.status if latest else None,
         latest.runs if latest else 0,
@@ -239,21 +217,20 @@ def _window(start: datetime, end: datetime, latest: LatestRun | None) -> Backfil
 
 
 def _record(found: BackfillRow) -> BackfillRecord:
-    row = found.row
     states = {r.window_start: WindowState.of(r.status) for r in found.latest}
     progress = BackfillProgress.of(states.values())
-    missing = max(0, row.windows - len(states))
+    missing = max(0, found.windows - len(states))
     return BackfillRecord(
-        id=int(row.id),
-        job=row.job_key,
-        start=aware_required(row.range_start),
-        end=aware_required(row.range_end),
-        every=timedelta(seconds=row.step_seconds),
-        windows=int(row.windows),
-        max_parallel=row.max_parallel,
-        triggered_by=row.triggered_by,
-        created_at=aware_required(row.created_at),
-        cancelled=row.state == "cancelled",
+        id=found.id,
+        job=found.job,
+        start=found.start,
+        end=found.end,
+        every=found.every,
+        windows=found.windows,
+        max_parallel=found.max_parallel,
+        triggered_by=found.triggered_by,
+        created_at=found.created_at,
+        cancelled=found.cancelled,
         progress=BackfillProgress(
             progress.done, progress.failed, progress.queued, progress.running, missing
         ),

@@ -26,7 +26,6 @@ from runtrack.start import StartRequest
 from runtrack.store.backfills import BackfillStore
 from runtrack.store.jobs import JobStore
 from runtrack.store.queue import QueueStore
-from runtrack.store.rows import naive
 
 __all__ = ["PRIORITY_BACKFILL", "PRIORITY_MANUAL", "PRIORITY_SCHEDULE", "Queue"]
 
@@ -189,7 +188,7 @@ class Queue:
         cancelled, or its window queued again (resumed, re-run)."""
         if failed.backfill_id is None:
             return True
-        start = naive(failed.window_start)
+        start = failed.window_start
         assert start is not None  # a backfill's window is fixed
         return self._backfills.retry_stands(failed.backfill_id, start, failed.id)
 

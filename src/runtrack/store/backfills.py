@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, select, text, update
 
 from runtrack.models import RunStatus
 from runtrack.store.base import Transactions
 from runtrack.store.new_run import run_row
+from runtrack.store.rows import aware_required, naive
 from runtrack.store.schema import backfills, jobs, runs
 from runtrack.store.statements import INSERT_RUN
 from runtrack.store.values import NewRun
 
-__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun"]
+__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun", "NewBackfill"]
 
 T = TypeVar("T")
 #: The PostgreSQL channel of queued runs (the one :mod:`runtrack.store.queue`
@@ -32,7 +33,7 @@ CHANNEL = "runtrack_queue"
 
 @dataclass(frozen=True, slots=True)
 class LatestRun:
-    """The latest run of one window of a backfill (naive UTC window)."""
+    """The latest run of one window of a backfill (aware UTC window)."""
 
     window_start: datetime
     window_end: datetime
@@ -43,10 +44,33 @@ class LatestRun:
 
 @dataclass(frozen=True, slots=True)
 class BackfillRow:
-    """A backfill's row and the latest run of each of its windows."""
+    """A backfill as stored (aware UTC times) and the latest run of each of
+    its windows, in window order."""
 
-    row: Any
+    id: int
+    job: str
+    start: datetime
+    end: datetime
+    every: timedelta
+    windows: int
+    max_parallel: int | None
+    triggered_by: str
+    created_at: datetime
+    cancelled: bool
     latest: list[LatestRun]
+
+
+class NewBackfill(NamedTuple):
+    """A backfill to record: ``[start, end)`` in ``windows`` of ``every``."""
+
+    job: str
+    start: datetime
+    end: datetime
+    every: timedelta
+    windows: int
+    max_parallel: int | None
+    triggered_by: str
+    created_at: datetime
 
 
 class BackfillStore:
@@ -55,14 +79,14 @@ class BackfillStore:
     def __init__(self, tx: Transactions) -> None:
         self.tx = tx
 
-    def create(self, backfill: dict[str, Any], children: list[NewRun]) -> int | None:
+    def create(self, backfill: NewBackfill, children: list[NewRun]) -> int | None:
         """Insert the backfill and its pending runs in one transaction; its
         id, or ``None`` if the job has no row."""
 
         def work(conn: Connection) -> int | None:
-            if not self._lock_job(conn, backfill["job_key"]):
+            if not self._lock_job(conn, backfill.job):
                 return None
-            key = conn.execute(backfills.insert().values(**backfill)).inserted_primary_key
+            key = conn.execute(backfills.insert().values(_columns(backfill))).inserted_primary_key
             assert key is not None
             backfill_id = int(key[0])
             self._insert_runs(conn, backfill_id, children)
@@ -126,7 +150,7 @@ class BackfillStore:
             select(runs.c.id)
             .where(
                 runs.c.backfill_id == backfill_id,
-                runs.c.window_start == window_start,
+                runs.c.window_start == naive(window_start),
                 runs.c.id > after_run,
             )
             .limit(1)
@@ -170,12 +194,39 @@ class BackfillStore:
         )
         latest: dict[datetime, LatestRun] = {}
         for child in conn.execute(children):
-            before = latest.get(child.window_start)
-            latest[child.window_start] = LatestRun(
-                child.window_start,
-                child.window_end,
+            start = aware_required(child.window_start)
+            before = latest.get(start)
+            latest[start] = LatestRun(
+                start,
+                aware_required(child.window_end),
                 int(child.id),
                 RunStatus(child.status),
                 before.runs + 1 if before else 1,
             )
-        return BackfillRow(row, sorted(latest.values(), key=lambda r: r.window_start))
+        return BackfillRow(
+            int(row.id),
+            row.job_key,
+            aware_required(row.range_start),
+            aware_required(row.range_end),
+            timedelta(seconds=row.step_seconds),
+            int(row.windows),
+            row.max_parallel,
+            row.triggered_by,
+            aware_required(row.created_at),
+            row.state == "cancelled",
+            sorted(latest.values(), key=lambda r: r.window_start),
+        )
+
+
+def _columns(new: NewBackfill) -> dict[str, Any]:
+    return {
+        "job_key": new.job,
+        "range_start": naive(new.start),
+        "range_end": naive(new.end),
+        "step_seconds": int(new.every.total_seconds()),
+        "windows": new.windows,
+        "max_parallel": new.max_parallel,
+        "triggered_by": new.triggered_by,
+        "created_at": naive(new.created_at),
+        "state": "active",
+    }
