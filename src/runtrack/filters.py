@@ -42,12 +42,14 @@ class RunFilters(TypedDict, total=False):
 FILTERS = frozenset(RunFilters.__optional_keys__)
 
 
-def run_filter(**filters: Unpack[RunFilters]) -> RunFilter:
+def run_filter(also: tuple[str, ...] = (), /, **filters: Unpack[RunFilters]) -> RunFilter:
     """The filters checked, as the store takes them; :class:`InvalidInput`
-    names the first bad one (an unknown name included)."""
+    names the first bad one (an unknown name included: the error lists the
+    filters and the caller's other keywords, ``also``)."""
     unknown = filters.keys() - FILTERS
     if unknown:
-        raise InvalidInput(", ".join(sorted(unknown)), "unknown filter", ", ".join(sorted(FILTERS)))
+        allowed = ", ".join(sorted(FILTERS | set(also)))
+        raise InvalidInput(", ".join(sorted(unknown)), "unknown keyword", allowed)
     status, labels = filters.get("status"), filters.get("labels")
     return RunFilter(
         job=inputs.key("job", filters.get("job"), optional=True),

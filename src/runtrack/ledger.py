@@ -12,6 +12,7 @@ call only the ledger.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import socket
@@ -65,9 +66,28 @@ def _part(part: str, method: Callable[Concatenate[Any, P], R]) -> Callable[Conca
 
     def delegate(ledger: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         method_of_part: Callable[P, R] = getattr(getattr(ledger, part), name)
-        return method_of_part(*args, **kwargs)
+        try:
+            return method_of_part(*args, **kwargs)
+        except TypeError:
+            _check_arguments(method, args, kwargs)
+            raise  # the arguments fit: raised inside, not bad input
 
     return functools.update_wrapper(delegate, method)
+
+
+def _check_arguments(method: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> None:
+    """:class:`InvalidInput` if ``args`` and ``kwargs`` do not fit ``method``'s
+    signature (a misspelt keyword, a missing argument), naming what it takes,
+    rather than a ``TypeError`` that names the ledger's internal part."""
+    signature = inspect.signature(method)
+    try:
+        signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        names = [p for p in signature.parameters if p != "self"]
+        unknown = sorted(set(kwargs) - set(names))
+        field = ", ".join(unknown) or "arguments"
+        problem = "unknown keyword" if unknown else str(exc)
+        raise InvalidInput(field, problem, ", ".join(names)) from None
 
 
 class Ledger:

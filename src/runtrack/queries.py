@@ -95,7 +95,7 @@ class Queries:
         """Runs newest first, one page at a time (keyset pagination:
         pass ``next_cursor`` back as ``cursor``), narrowed by
         :class:`~runtrack.filters.RunFilters`."""
-        checked = run_filter(**filters)
+        checked = run_filter(("limit", "cursor"), **filters)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         before = decode_cursor(cursor)
         return _page(self._runs.list_runs(checked, limit + 1, before), limit)
@@ -159,7 +159,7 @@ class Queries:
         total. Page numbers reach the first :data:`PAGE_WINDOW` runs (an OFFSET
         walks the rows it skips, a count the rows it counts: both stop
         there); the cursor of :meth:`list_runs` goes further."""
-        checked = run_filter(**filters)
+        checked = run_filter(("page", "limit"), **filters)
         inputs.positive_int("page", page, limit=1_000_000)
         inputs.positive_int("limit", limit, limit=MAX_PAGE)
         offset = (page - 1) * limit

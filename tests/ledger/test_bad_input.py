@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,40 @@ def test_a_mapping_whose_items_raise_is_bad_input(ledger: Ledger) -> None:
         run.count("kept")
     record = ledger.get_run(run.id)
     assert record.status is RunStatus.SUCCESS and record.counters == {"kept": 1}
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "known"),
+    [
+        (lambda ledger: ledger.run("shop:sync", lables={"a": "b"}), "lables", "labels"),
+        (lambda ledger: ledger.create_run("shop:sync", retries=2), "retries", "retry_of"),
+        (lambda ledger: ledger.trigger("shop:sync", lables={}), "lables", "labels"),
+        (lambda ledger: ledger.list_runs(limt=5), "limt", "limit"),
+        (lambda ledger: ledger.count_runs(state="failed"), "state", "status"),
+        (lambda ledger: ledger.pause("shop", fr="15m"), "fr", "for_"),
+        (lambda ledger: ledger.rerun(), "arguments", "run_id"),
+    ],
+)
+def test_a_misspelt_or_missing_argument_is_bad_input_naming_the_known_ones(
+    ledger: Ledger, call: Any, field: str, known: str
+) -> None:
+    with ledger.run("shop:sync", provider="shop"):
+        pass
+    before = ledger.count_runs()
+    with pytest.raises(InvalidInput) as caught:
+        call(ledger)
+    assert caught.value.field == field
+    assert known in (caught.value.allowed or "").split(", ")
+    assert ledger.count_runs() == before
+
+
+def test_a_type_error_raised_inside_a_method_is_not_called_bad_input(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug inside the ledger must surface as itself, not as the caller's fault.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug inside")
+
+    monkeypatch.setattr(ledger._queries, "list_runs", broken)
+    with pytest.raises(TypeError, match="a bug inside"):
+        ledger.list_runs(limit=5)
