@@ -50,17 +50,24 @@ class Jobs:
         self.geocoder = Geocoder(sim)
 
     def search_offers(self, run: Run) -> None:
-        """Page through a job-board search and upsert every offer."""
+        """Page through a job-board search and upsert every offer. A page
+        that fails is an ``error`` item (the run goes on and ends partial);
+        the job owes it (``on_partial="carry"``, the default), so the next
+        run fetches it too, and recording it fetched settles it."""
         rng = self.sim.rng(run.job)
-        pages = rng.randint(3, 6)
-        run.set_total(pages)
-        for page in range(1, pages + 1):
+        owed = {item.data["page"] for item in run.carried.items}  # pages only fail
+        pages = sorted(owed | set(range(1, rng.randint(3, 6) + 1)))
+        run.set_total(len(pages))
+        for page in pages:
+            key, where = f"page-{page}", {"page": page}
             try:
                 offers = self.board.search(rng, page)
             except Transient as exc:
-                run.error(str(exc), page=page)  # the run goes on; it ends partial
+                run.item(key, "error", data=where, error=str(exc))
                 run.advance()
                 continue
+            if page in owed:
+                run.item(key, "success", data=where)
             run.count("pages_fetched")
             run.count("offers_fetched", len(offers))
             for offer in offers:
