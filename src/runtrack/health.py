@@ -64,16 +64,34 @@ def judge(
     job: JobRecord,
     outcomes: Sequence[RunOutcome],
     *,
-    active: int,
+    running: int,
+    queued: int = 0,
     pause: PauseRecord | None,
     now: datetime,
     success_within: timedelta | None = None,
 ) -> JobHealth:
-    """The job's health from its row, its strip (newest first), its active
-    run count, its provider's pause in force and its expectation."""
+    """The job's health from its row, its strip (newest first), how many of
+    its runs are running and queued, its provider's pause in force and its
+    expectation. Queued runs alone are not "running": what holds them back
+    (a pause, failures, lateness) is the job's state, they are noted."""
     newest = outcomes[0] if outcomes else None
-    if active:
-        return JobHealth(HealthState.RUNNING, f"{active} run(s) active")
+    if running:
+        return JobHealth(HealthState.RUNNING, f"{running} run(s) running")
+    verdict = _idle(job, newest, pause, now, success_within)
+    if queued:
+        reason = "" if verdict.state is HealthState.HEALTHY else f"{verdict.reason}; "
+        return JobHealth(verdict.state, f"{reason}{queued} run(s) queued")
+    return verdict
+
+
+def _idle(
+    job: JobRecord,
+    newest: RunOutcome | None,
+    pause: PauseRecord | None,
+    now: datetime,
+    success_within: timedelta | None,
+) -> JobHealth:
+    """The health of a job none of whose runs is running."""
     if newest is not None and newest.note == "retried":
         return JobHealth(HealthState.RETRYING, f"run {newest.id} failed; a retry is scheduled")
     if pause is not None and pause.until > now:

@@ -406,12 +406,14 @@ class NumberedPage(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class JobState:
-    """A job as an operator sees it: its record, how many runs are active,
-    and the pause of its provider if one is in force."""
+    """A job as an operator sees it: its record, how many runs are active
+    (pending or running), and the pause of its provider if one is in force."""
 
     job: JobRecord
     active_runs: int
     pause: PauseRecord | None
+    #: Of the active runs, those running (the others are queued).
+    running_runs: int = 0
 
 
 @dataclass(frozen=True, slots=True)

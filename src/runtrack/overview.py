@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runtrack.errors import DatabaseUnavailable, JobNotFound
-from runtrack.models import JobState, JobTally, PauseRecord, ProviderState
+from runtrack.models import JobState, JobTally, PauseRecord, ProviderState, RunStatus
 from runtrack.store.history import HistoryStore
 from runtrack.store.jobs import JobStore
 from runtrack.store.runs import RunStore
@@ -49,18 +49,20 @@ class Overview:
         provider's pause, ordered by key."""
         pauses = self._pauses(now)
         active = self.runs.active_counts()
-        return [
-            JobState(job, active.get(job.key, 0), pauses.get(job.provider or ""))
-            for job in self.jobs.list_jobs(provider)
-        ]
+        states = []
+        for job in self.jobs.list_jobs(provider):
+            count, running = active.get(job.key, (0, 0))
+            states.append(JobState(job, count, pauses.get(job.provider or ""), running))
+        return states
 
     def job_state(self, now: datetime, key: str) -> JobState:
         job = self.jobs.get_job(key)
         if job is None:
             raise JobNotFound(key)
         pause = self.history.active_pauses(now, job.provider) if job.provider else []
-        active = len(self.runs.active_runs(key))
-        return JobState(job, active, pause[0] if pause else None)
+        active = self.runs.active_runs(key)
+        running = sum(run.status is RunStatus.RUNNING for run in active)
+        return JobState(job, len(active), pause[0] if pause else None, running)
 
     def providers(self, now: datetime) -> list[ProviderState]:
         """Providers named by a job or by a pause in force, ordered by name."""

@@ -205,6 +205,7 @@ def job(state: JobState) -> Shape:
         "last_skipped_at": record.last_skipped_at,
         "last_skip_reason": record.last_skip_reason,
         "active_runs": state.active_runs,
+        "running_runs": state.running_runs,
         "paused": pause(state.pause),
     }
 

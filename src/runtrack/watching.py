@@ -118,7 +118,8 @@ class Watch:
             found[key] = judge(
                 state.job,
                 outcomes.get(key, []),
-                active=state.active_runs,
+                running=state.running_runs,
+                queued=state.active_runs - state.running_runs,
                 pause=state.pause,
                 now=now,
                 success_within=expects[key].success_within if key in expects else None,
@@ -133,7 +134,8 @@ class Watch:
         return judge(
             state.job,
             self.queries.recent_outcomes([job]).get(job, []),
-            active=state.active_runs,
+            running=state.running_runs,
+            queued=state.active_runs - state.running_runs,
             pause=state.pause,
             now=self.now(),
             success_within=expect.success_within if expect else None,

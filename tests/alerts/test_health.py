@@ -135,3 +135,27 @@ def test_a_job_that_times_out_every_tick_turns_failing(
         clock.advance(timedelta(hours=1))
     assert health(manual_ledger, "board:slow") is HealthState.FAILING
     assert {r.error_type for r in manual_ledger.list_runs(job="board:slow").items} == {"timeout"}
+
+
+def test_queued_runs_alone_are_not_running_and_do_not_hide_lateness(
+    manual_ledger: Ledger, clock: ManualClock
+) -> None:
+    with manual_ledger.run("board:queued", provider="board"):
+        pass
+    manual_ledger.expect("board:queued", success_within="1h")
+    clock.advance(timedelta(hours=2))
+    manual_ledger.trigger("board:queued", params={"q": "a"})
+    manual_ledger.trigger("board:queued", params={"q": "b"})
+    # Two runs wait for a worker that never comes: the job is late, and says so.
+    queued = manual_ledger.job_health("board:queued")
+    assert queued.state is HealthState.LATE and queued.reason.endswith("2 run(s) queued")
+    assert manual_ledger.healths()["board:queued"] == queued
+    state = manual_ledger.job_state("board:queued")
+    assert (state.active_runs, state.running_runs) == (2, 0)
+    run = manual_ledger.claim({"board:queued": 1})
+    assert run is not None
+    assert health(manual_ledger, "board:queued") is HealthState.RUNNING
+    assert manual_ledger.job_health("board:queued").reason == "1 run(s) running"
+    states = {s.job.key: s for s in manual_ledger.job_states()}
+    assert (states["board:queued"].active_runs, states["board:queued"].running_runs) == (2, 1)
+    manual_ledger.finish_run(run)

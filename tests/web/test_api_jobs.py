@@ -27,6 +27,7 @@ def test_jobs_list_every_job_state(client: TestClient, ledger: Ledger, seeded: S
     assert a["active_runs"] == 0
     assert a["paused"] is None
     assert jobs[JOB_C]["active_runs"] == 1
+    assert jobs[JOB_C]["running_runs"] == 1  # started, not queued
     assert jobs[JOB_D]["paused"]["reason"] == "429 from the API"
     assert jobs[JOB_D]["last_run"] is None
     only_sam = client.get("/api/jobs", params={"provider": "sam"}).json()["data"]

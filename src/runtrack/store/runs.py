@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    case,
     func,
     select,
     update,
@@ -358,15 +359,17 @@ class RunStore:
         row = self.tx.read(lambda c: c.execute(select(*counts)).one())
         return sum(int(n) for n in row)
 
-    def active_counts(self) -> dict[str, int]:
-        """Active runs per job (a range of the status index: the cost follows
-        the number of active runs)."""
+    def active_counts(self) -> dict[str, tuple[int, int]]:
+        """Active runs per job, and how many of them are running (a range of
+        the status index: the cost follows the number of active runs)."""
+        running = func.sum(case((runs.c.status == RunStatus.RUNNING.value, 1), else_=0))
         query = (
-            select(runs.c.job_key, func.count())
+            select(runs.c.job_key, func.count(), running)
             .where(runs.c.status.in_(ACTIVE_NAMES))
             .group_by(runs.c.job_key)
         )
-        return {row[0]: int(row[1]) for row in self.tx.read(lambda c: c.execute(query).all())}
+        found = self.tx.read(lambda c: c.execute(query).all())
+        return {row[0]: (int(row[1]), int(row[2] or 0)) for row in found}
 
     def count_started(self, status: RunStatus, since: datetime) -> int:
         """How many runs that started at or after ``since`` are in ``status``

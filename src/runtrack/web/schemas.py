@@ -295,7 +295,8 @@ class JobOut(BaseModel):
     )
     last_skipped_at: datetime | None = Field(description="When the last tick was skipped.")
     last_skip_reason: str | None = Field(description="Why the last tick was skipped.")
-    active_runs: int
+    active_runs: int = Field(description="Runs pending or running.")
+    running_runs: int = Field(description="Of the active runs, those running (the rest queued).")
     paused: PauseOut | None = Field(description="The pause of the job's provider, if any.")
 
     @classmethod

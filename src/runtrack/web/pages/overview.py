@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from runtrack.alerts import IncidentRecord
 from runtrack.errors import RunNotFound
 from runtrack.expectations import Expect
-from runtrack.health import JobHealth, judge, outcome_label
+from runtrack.health import HealthState, JobHealth, judge, outcome_label
 from runtrack.ledger import Ledger
 from runtrack.models import JobRecord, JobState, PauseRecord, RunOutcome, RunRecord, RunStatus
 from runtrack.web.pages.formatting import ago, span
@@ -43,9 +43,6 @@ __all__ = [
 router = APIRouter(include_in_schema=False)
 
 RECENT_FAILURES = 8
-#: A job is late when its last success is older than this many of its usual
-#: gaps between runs: one run may be in progress, a second one is missing.
-LATE_FACTOR = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +53,8 @@ class JobRow:
     strip: tuple[RunOutcome | RunRecord, ...]  # finished runs, then active ones, oldest first
     pause: PauseRecord | None
     cadence: timedelta | None
+    #: The health's verdict (its expectation, or its schedule's default), so
+    #: that the row never says late where the health says otherwise.
     late: bool
     late_reason: str
     active: str | None  # "running" or "pending" while the job has active runs
@@ -65,8 +64,9 @@ class JobRow:
 
 
 def cadence(finished: Sequence[RunOutcome]) -> timedelta | None:
-    """The job's observed schedule: the median gap between its recent
-    finishes (``None`` with fewer than three runs to judge by)."""
+    """The job's observed rhythm, shown beside its last success: the median
+    gap between its recent finishes (``None`` with fewer than three runs to
+    judge by). Not a lateness rule: a trigger or a backfill shrinks it."""
     times = sorted(run.finished_at for run in finished)
     gaps = sorted(later - earlier for earlier, later in pairwise(times))
     if len(gaps) < 2:
@@ -83,29 +83,34 @@ def job_row(
 ) -> JobRow:
     """Judge a job from its state, its strip of finished runs (newest first)
     and its active runs (oldest first)."""
-    job, every = state.job, cadence(finished)
-    late, reason = False, ""
-    if job.last_status is not None and job.last_success_at is None:
-        late, reason = True, "no run of this job has succeeded yet"
-    elif job.last_success_at is not None and every is not None:
-        age = now - job.last_success_at
-        if age > every * LATE_FACTOR:
-            late = True
-            reason = f"no success for {span(age)}; this job runs about every {span(every)}"
+    job = state.job
     statuses = {run.status for run in active}
     shown = (RunStatus.RUNNING, RunStatus.PENDING)
     badge = next((s.value for s in shown if s in statuses), None)
     strip: tuple[RunOutcome | RunRecord, ...] = (*reversed(finished), *active)
     cells = tuple((run.id, _cell_class(run), strip_label(run, now)) for run in strip)
+    running = sum(run.status is RunStatus.RUNNING for run in active)
     health = judge(
         job,
         finished,
-        active=len(active),
+        running=running,
+        queued=len(active) - running,
         pause=state.pause,
         now=now,
         success_within=success_within,
     )
-    return JobRow(job, strip, state.pause, every, late, reason, badge, cells, health)
+    late = health.state is HealthState.LATE
+    return JobRow(
+        job,
+        strip,
+        state.pause,
+        cadence(finished),
+        late,
+        health.reason if late else "",
+        badge,
+        cells,
+        health,
+    )
 
 
 def _cell_class(run: RunOutcome | RunRecord) -> str:
