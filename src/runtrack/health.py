@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from runtrack.errors import RunCancelled
 from runtrack.models import RATE_LIMITED, TIMEOUT, JobRecord, PauseRecord, RunOutcome, RunStatus
+from runtrack.spans import span
 
 __all__ = [
     "HealthState",
@@ -128,7 +129,7 @@ def late_since(
     if (now - since).total_seconds() <= within:
         return None
     what = "last success" if last_success_at else "never succeeded; first seen"
-    return f"no success within {timedelta(seconds=within)}: {what} {since:%Y-%m-%d %H:%M:%S}Z"
+    return f"no success within {span(within)}: {what} {since:%Y-%m-%d %H:%M:%S}Z"
 
 
 def outcome_label(status: RunStatus, note: str | None, error_type: str | None = None) -> str:

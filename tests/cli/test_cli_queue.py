@@ -51,6 +51,26 @@ def test_bad_triggers_are_refused(cli: Invoke, ledger: Ledger) -> None:
     assert ledger.count_runs() == 0
 
 
+def test_waiting_on_a_run_nobody_serves_says_why_and_stops_at_the_timeout(
+    cli: Invoke, ledger: Ledger
+) -> None:
+    ledger.ensure_job("cli:q", provider="acme")
+    done = cli("trigger", "cli:q", "--wait", "--timeout", "1s")
+    assert done.code == 1  # not ended: no success to report
+    run = ledger.list_runs(job="cli:q").items[0]
+    expires = (run.created_at + ledger.pending_ttl).strftime("%Y-%m-%d %H:%M:%S")
+    said = " ".join(done.stderr.split())  # the console wraps long lines
+    assert f"run {run.id}: waits: no live worker serves this job" in said
+    assert f"unclaimed, it expires at {expires} UTC" in said
+    assert f"run {run.id} of cli:q: still pending after 1.0 s" in said
+    assert ledger.get_run(run.id).status is RunStatus.PENDING  # it stays queued
+    ledger.pause("acme", for_="1h", reason="429")
+    paused = cli("rerun", str(run.id), "--wait", "--timeout", "1s")
+    assert paused.code == 1 and "waits: provider acme is paused" in " ".join(paused.stderr.split())
+    alone = cli("trigger", "cli:q", "--timeout", "1s")
+    assert alone.code == 2 and "give --wait too" in alone.stderr
+
+
 @contextmanager
 def serving(ledger: Ledger, fail: bool) -> Iterator[None]:
     runner = Runner(ledger, poll_interval=0.1, check_every=None)

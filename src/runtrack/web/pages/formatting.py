@@ -11,34 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from runtrack.spans import span
+
 __all__ = ["ago", "clock", "compact_json", "number", "pretty_json", "quoted", "span"]
-
-_UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
-
-
-def span(value: timedelta | float | None) -> str:
-    """A duration in at most two units: ``850 ms``, ``12.3 s``, ``4 min 05 s``,
-    ``2 h 03 min``, ``3 d 4 h``; an em dash for an unknown duration."""
-    if value is None:
-        return "—"
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    whole = int(seconds)
-    for index, (size, unit) in enumerate(_UNITS[:-1]):
-        if whole >= size:
-            major, rest = divmod(whole, size)
-            minor_size, minor_unit = _UNITS[index + 1]
-            minor = rest // minor_size
-            if not minor:
-                return f"{major} {unit}"
-            width = 2 if minor_unit in ("min", "s") else 1
-            return f"{major} {unit} {minor:0{width}d} {minor_unit}"
-    return f"{whole} s"  # pragma: no cover - the loop always returns
 
 
 def ago(value: datetime | None, now: datetime) -> str:

@@ -13,10 +13,10 @@ from fastapi.responses import Response
 from runtrack.errors import InvalidInput, JobNotFound
 from runtrack.models import ACTIVE, Carried, CarriedItem, CarriedSlice, CarryState, JobState
 from runtrack.notify.config import redact
+from runtrack.waiting import queue_of
 from runtrack.web.pages.charts import duration_chart, outcome_chart
 from runtrack.web.pages.overview import job_row
 from runtrack.web.pages.templating import ledger_of, live_seconds, render
-from runtrack.web.pages.waiting import queue_of
 from runtrack.workers import on_wall_clock
 
 __all__ = ["job_page_with", "router"]

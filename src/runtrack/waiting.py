@@ -1,11 +1,11 @@
-"""A job's queue as its page shows it (issue 17): each pending run and why it
-waits. The reasons are those a claim checks, in its order: the provider's
-pause, the job's running runs (its lease slots), the provider's limit, a
-backfill's ``max_parallel``, the runs queued before it; past them, either no
-live worker serves the job, or one does but has not claimed it yet (its
-slots are busy). Each pending run also says when it expires (``pending_ttl``
-after it was queued), or that it does not while a live worker serves its job
-(live as the Workers page says).
+"""A job's queue as its page and ``runtrack trigger --wait`` show it (issue
+17): each pending run and why it waits. The reasons are those a claim
+checks, in its order: the provider's pause, the job's running runs (its
+lease slots), the provider's limit, a backfill's ``max_parallel``, the runs
+queued before it; past them, either no live worker serves the job, or one
+does but has not claimed it yet (its slots are busy). Each pending run also
+says when it expires (``pending_ttl`` after it was queued), or that it does
+not while a live worker serves its job (live as the Workers page says).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from runtrack.backfills import BackfillRecord
 from runtrack.errors import BackfillNotFound
 from runtrack.ledger import Ledger
 from runtrack.models import RunRecord, RunStatus
-from runtrack.web.pages.formatting import span
+from runtrack.spans import span
 from runtrack.workers import WorkerState
 
 __all__ = ["QUEUE_SHOWN", "Waiting", "queue_of"]
@@ -34,6 +34,10 @@ class Waiting:
     why: str
     #: ``None``: it does not expire while a live worker serves its job.
     expires_at: datetime | None
+    #: What holds it, in a word that stays while the sentence's figures
+    #: change: paused, provider_limit, backfill_limit, behind, busy,
+    #: no_free_slot or no_worker.
+    cause: str = ""
 
 
 def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> list[Waiting]:
@@ -58,27 +62,28 @@ def queue_of(ledger: Ledger, job: str, provider: str | None, now: datetime) -> l
     found: list[Waiting] = []
     for ahead, run in enumerate(pending):
         if pause is not None:
-            why = f"provider {provider} is paused for {span(pause.until - now)} more"
+            cause, why = (
+                "paused",
+                f"provider {provider} is paused for {span(pause.until - now)} more",
+            )
         elif at_limit:
-            why = f"provider {provider} is at its limit of {limit} running run(s)"
+            cause, why = (
+                "provider_limit",
+                f"provider {provider} is at its limit of {limit} running run(s)",
+            )
         elif (capped := _capped(ledger, run, backfills)) is not None:
-            why = capped
+            cause, why = "backfill_limit", capped
         elif ahead:
-            why = f"behind {ahead} queued run(s) of this job"
+            cause, why = "behind", f"behind {ahead} queued run(s) of this job"
         elif running:
-            why = f"the job is busy: {running} run(s) running hold its slots"
+            cause, why = "busy", f"the job is busy: {running} run(s) running hold its slots"
         elif served:
-            why = (
-                "waiting for a free slot of a live worker serving this job "
-                f"(queued {span(now - run.created_at)} ago)"
-            )
+            cause, why = "no_free_slot", "waiting for a free slot of a live worker serving this job"
         else:
-            why = (
-                f"no live worker serves this job (queued {span(now - run.created_at)} ago): "
-                "start a runner with this job registered"
-            )
+            cause = "no_worker"
+            why = "no live worker serves this job: start a runner with this job registered"
         expires = None if served else run.created_at + ledger.pending_ttl
-        found.append(Waiting(run, why, expires))
+        found.append(Waiting(run, why, expires, cause))
     return found
 
 
