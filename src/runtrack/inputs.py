@@ -125,6 +125,11 @@ def label_pairs(field: str, pairs: Sequence[str] | None, separator: str) -> dict
         name, sep, value = pair.partition(separator) if isinstance(pair, str) else ("", "", "")
         allowed = f"name{separator}value, the name {LABEL_NAMES}"
         if not sep or not name or not value:
+            other = ":" if separator == "=" else "="
+            if isinstance(pair, str) and not sep and other in pair:
+                # The other interface's form (the CLI's team=growth in the
+                # API, or the API's team:growth in the CLI): say which one.
+                allowed = f"name{separator}value here ({pair.replace(other, separator, 1)!r})"
             raise InvalidInput(field, f"got {describe(pair)}", allowed)
         if name in found:
             raise InvalidInput(field, f"names {name!r} twice (no run has both values)", allowed)

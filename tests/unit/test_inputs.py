@@ -71,3 +71,15 @@ def test_cursor_round_trip_and_garbage() -> None:
     for bad in ["", "abc", "djE6LTE", "'; DROP TABLE runs; --", "\u2603", "djI6NQ"]:
         with pytest.raises(InvalidInput, match="cursor"):
             decode_cursor(bad)
+
+
+def test_a_label_in_the_other_interfaces_form_is_refused_with_this_ones() -> None:
+    from runtrack.inputs import label_pairs
+
+    assert label_pairs("label", ["url:https://x.test/?a=b"], ":") == {"url": "https://x.test/?a=b"}
+    with pytest.raises(InvalidInput) as cli_form:
+        label_pairs("label", ["team=growth"], ":")  # the CLI's form, in the API
+    assert cli_form.value.allowed == "name:value here ('team:growth')"
+    with pytest.raises(InvalidInput) as api_form:
+        label_pairs("--label", ["team:growth"], "=")  # the API's form, in the CLI
+    assert api_form.value.allowed == "name=value here ('team=growth')"
