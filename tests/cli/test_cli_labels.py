@@ -26,6 +26,8 @@ def test_runs_filter_on_labels_and_show_them(cli: Invoke, ledger: Ledger) -> Non
     assert ids("--label", "team=core") == []
     listed = cli("runs", "--json", "--label", "tier=gold").json()["data"]
     assert listed[0]["labels"] == {"team": "growth", "tier": "gold"}
+    wide = cli("runs", "--wide", "--label", "tier=gold")
+    assert wide.code == 0 and "team=growth tier=gold" in wide.stdout  # a labels column
     shown = cli("show", str(both.id))
     assert shown.code == 0, shown.stderr
     assert "labels" in shown.stdout and "team=growth tier=gold" in shown.stdout

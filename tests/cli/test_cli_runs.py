@@ -98,6 +98,7 @@ def test_show_for_people(cli: Invoke, seeded: Seeded) -> None:
     assert "schema changed" in out.stdout and "RuntimeError" in out.stdout
     groups = cli("show", str(seeded.success)).stdout
     assert "1 found, 1 missing" in groups and "amazon" in groups
+    assert '{"q": "tv"}' in groups  # params as JSON, not Python's repr
 
 
 def test_show_prints_markup_in_data_literally(cli: Invoke, ledger: Ledger) -> None:

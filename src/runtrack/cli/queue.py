@@ -54,14 +54,16 @@ def parse_param(value: str) -> tuple[str, Any]:
 
 def trigger(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="The job's key.")],
+    job: Annotated[str, typer.Argument(metavar="JOB", help="The job's key.")],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="A param k=v (repeat it); v is JSON or text."),
+        typer.Option(
+            "--param", "-p", metavar="K=V", help="A param k=v (repeat it); v is JSON or text."
+        ),
     ] = None,
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", "-l", help="A label name=value of the run (repeat it)."),
+        typer.Option("--label", "-l", metavar="NAME=VALUE", help="A label of the run (repeat it)."),
     ] = None,
     by: By = None,
     wait: WaitFlag = False,
@@ -83,7 +85,7 @@ def trigger(
 
 def rerun(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(min=1, help="The run to run again.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN_ID", min=1, help="The run to run again.")],
     by: By = None,
     wait: WaitFlag = False,
     timeout: Timeout = None,

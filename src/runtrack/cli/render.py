@@ -201,10 +201,19 @@ RUN_COLUMNS: list[Column[RunRecord]] = [
     Column("provider", lambda r: r.provider or "-", 14, optional=True),
     Column("counters", lambda r: counters_text(r.counters), 24, optional=True, wrap=True),
 ]
+#: Shown when a listed run has labels (a list without any keeps its columns).
+LABELS_COLUMN: Column[RunRecord] = Column(
+    "labels", lambda r: labels_text(r.labels), 20, optional=True, wrap=True
+)
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    return " ".join(f"{name}={value}" for name, value in sorted(labels.items())) or "-"
 
 
 def runs_table(runs: list[RunRecord], width: int | None) -> Fitted:
-    return fitted_table(RUN_COLUMNS, runs, width)
+    labelled = any(run.labels for run in runs)
+    return fitted_table([*RUN_COLUMNS, LABELS_COLUMN] if labelled else RUN_COLUMNS, runs, width)
 
 
 def _last_status(state: JobState) -> Text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +17,7 @@ from runtrack.cli.render import (
     counters_text,
     duration_text,
     jsonable,
+    labels_text,
     plain,
     runs_table,
     status_text,
@@ -147,9 +149,9 @@ def _run_panel(run: RunRecord) -> Panel:
     if run.cancel_requested_at:
         rows.append(("cancel requested", f"{time_text(run.cancel_requested_at)} {_cancel(run)}"))
     if run.labels:
-        rows.append(("labels", " ".join(f"{k}={v}" for k, v in sorted(run.labels.items()))))
+        rows.append(("labels", labels_text(run.labels)))
     if run.params:
-        rows.append(("params", str(run.params)))
+        rows.append(("params", json.dumps(run.params, ensure_ascii=False)))
     if run.checkpoint is not None:
         rows.append(("checkpoint", str(run.checkpoint)))
     for name, value in rows:
