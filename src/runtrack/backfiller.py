@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from runtrack import inputs
 from runtrack.backfills import (
     MAX_WINDOWS,
-    BackfillProgress,
     BackfillRecord,
     BackfillWindow,
     WindowState,
@@ -27,7 +26,7 @@ from runtrack.clock import Clock
 from runtrack.errors import BackfillNotFound, InvalidInput, JobNotFound
 from runtrack.models import RunStatus
 from runtrack.queue import PRIORITY_BACKFILL
-from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun, NewBackfill
+from runtrack.store.backfills import BackfillRow, BackfillStore, LatestRun
 from runtrack.store.jobs import JobStore
 from runtrack.store.liveness import LivenessStore
 from runtrack.store.values import Change, NewRun, RunEnd
@@ -88,11 +87,11 @@ class Backfiller:
         if record is None:
             raise JobNotFound(job)
         at = self._clock.now()
-        new = NewBackfill(job, first, last, step, windows, max_parallel, by, at)
         children = [
             self._child(job, record.provider, by, s, e, at) for s, e in tile(first, last, step)
         ]
-        backfill_id = self._backfills.create(new, children)
+        window = (first, last, step)
+        backfill_id = self._backfills.create(job, window, windows, max_parallel, by, at, children)
         if backfill_id is None:
             raise JobNotFound(job)
         return self.get_backfill(backfill_id)
@@ -107,49 +106,50 @@ class Backfiller:
 
         def children(current: BackfillRow) -> list[NewRun]:
             now = self._clock.now()
-            provider = self._provider(current.job)
-            who = by or current.triggered_by
+            provider = self._provider(current.record.job)
+            who = by or current.record.triggered_by
             return [
-                self._child(current.job, provider, who, s, e, now) for s, e in _resumable(current)
+                self._child(current.record.job, provider, who, s, e, now)
+                for s, e in _resumable(current)
             ]
 
-        self._backfills.requeue(found.id, children)
-        return self.get_backfill(found.id)
+        self._backfills.requeue(found.record.id, children)
+        return self.get_backfill(found.record.id)
 
     def cancel_backfill(self, backfill_id: int, *, by: str | None = None) -> BackfillRecord:
         """Cancel the backfill's queued runs (running ones finish) and mark
         it cancelled; :meth:`resume_backfill` queues them again."""
         found = self._found(backfill_id)
         inputs.key("by", by, optional=True)
-        pending = self._backfills.mark_cancelled(found.id)
+        pending = self._backfills.mark_cancelled(found.record.id)
         end = RunEnd(
             self._clock.now(),
             cancel_requested_by=by,
             error_type="cancelled",
-            error_message=f"backfill {found.id} cancelled",
+            error_message=f"backfill {found.record.id} cancelled",
         )
         allowed = frozenset({RunStatus.PENDING})
         changes: list[Change] = [(i, RunStatus.CANCELLED, allowed, end, ()) for i in pending]
         for chunk in range(0, len(changes), 500):
             self._liveness.transition_many(changes[chunk : chunk + 500])
-        return self.get_backfill(found.id)
+        return self.get_backfill(found.record.id)
 
     def get_backfill(self, backfill_id: int) -> BackfillRecord:
         """The backfill with this id and its progress, or :class:`BackfillNotFound`."""
-        return _record(self._found(backfill_id))
+        return self._found(backfill_id).record
 
     def backfills(self, *, job: str | None = None, limit: int = 50) -> list[BackfillRecord]:
         """Backfills, newest first (of ``job`` if given)."""
         if job is not None:
             inputs.key("job", job)
         limit = inputs.positive_int("limit", limit, limit=MAX_LIST)
-        return [_record(row) for row in self._backfills.recent(job, limit)]
+        return [row.record for row in self._backfills.recent(job, limit)]
 
     def backfill_windows(self, backfill_id: int) -> list[BackfillWindow]:
         """Every window of the backfill in order, with its latest run."""
         found = self._found(backfill_id)
         latest = {r.window_start: r for r in found.latest}
-        windows = tile(found.start, found.end, found.every)
+        windows = tile(found.record.start, found.record.end, found.record.every)
         return [_window(s, e, latest.get(s)) for s, e in windows]
 
     # -- helpers ---------------------------------------------------------------------
@@ -201,7 +201,7 @@ def _resumable(current: BackfillRow) -> list[tuple[datetime, datetime]]:
     latest = {r.window_start: r for r in current.latest}
     return [
         (s, e)
-        for s, e in tile(current.start, current.end, current.every)
+        for s, e in tile(current.record.start, current.record.end, current.record.every)
         if WindowState.of(latest[s].status if s in latest else None) in RESUMABLE
     ]
 
@@ -213,25 +213,4 @@ def _window(start: datetime, end: datetime, latest: LatestRun | None) -> Backfil
         latest.run_id if latest else None,
         latest.status if latest else None,
         latest.runs if latest else 0,
-    )
-
-
-def _record(found: BackfillRow) -> BackfillRecord:
-    states = {r.window_start: WindowState.of(r.status) for r in found.latest}
-    progress = BackfillProgress.of(states.values())
-    missing = max(0, found.windows - len(states))
-    return BackfillRecord(
-        id=found.id,
-        job=found.job,
-        start=found.start,
-        end=found.end,
-        every=found.every,
-        windows=found.windows,
-        max_parallel=found.max_parallel,
-        triggered_by=found.triggered_by,
-        created_at=found.created_at,
-        cancelled=found.cancelled,
-        progress=BackfillProgress(
-            progress.done, progress.failed, progress.queued, progress.running, missing
-        ),
     )

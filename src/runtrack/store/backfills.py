@@ -9,12 +9,13 @@ the latest run of each window (by id) says where that window stands.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, select, text, update
 
+from runtrack.backfills import BackfillProgress, BackfillRecord, WindowState
 from runtrack.models import RunStatus
 from runtrack.store.base import Transactions
 from runtrack.store.new_run import run_row
@@ -23,7 +24,7 @@ from runtrack.store.schema import backfills, jobs, runs
 from runtrack.store.statements import INSERT_RUN
 from runtrack.store.values import NewRun
 
-__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun", "NewBackfill"]
+__all__ = ["CHANNEL", "BackfillRow", "BackfillStore", "LatestRun"]
 
 T = TypeVar("T")
 #: The PostgreSQL channel of queued runs (the one :mod:`runtrack.store.queue`
@@ -44,33 +45,11 @@ class LatestRun:
 
 @dataclass(frozen=True, slots=True)
 class BackfillRow:
-    """A backfill as stored (aware UTC times) and the latest run of each of
-    its windows, in window order."""
+    """A backfill as stored, with its progress, and the latest run of each
+    of its windows, in window order."""
 
-    id: int
-    job: str
-    start: datetime
-    end: datetime
-    every: timedelta
-    windows: int
-    max_parallel: int | None
-    triggered_by: str
-    created_at: datetime
-    cancelled: bool
+    record: BackfillRecord
     latest: list[LatestRun]
-
-
-class NewBackfill(NamedTuple):
-    """A backfill to record: ``[start, end)`` in ``windows`` of ``every``."""
-
-    job: str
-    start: datetime
-    end: datetime
-    every: timedelta
-    windows: int
-    max_parallel: int | None
-    triggered_by: str
-    created_at: datetime
 
 
 class BackfillStore:
@@ -79,14 +58,36 @@ class BackfillStore:
     def __init__(self, tx: Transactions) -> None:
         self.tx = tx
 
-    def create(self, backfill: NewBackfill, children: list[NewRun]) -> int | None:
-        """Insert the backfill and its pending runs in one transaction; its
-        id, or ``None`` if the job has no row."""
+    def create(
+        self,
+        job: str,
+        window: tuple[datetime, datetime, timedelta],
+        windows: int,
+        max_parallel: int | None,
+        by: str,
+        now: datetime,
+        children: list[NewRun],
+    ) -> int | None:
+        """Insert the backfill of ``job`` over ``window`` (start, end, step)
+        and its pending runs in one transaction; its id, or ``None`` if the
+        job has no row."""
+        start, end, every = window
+        row = {
+            "job_key": job,
+            "range_start": naive(start),
+            "range_end": naive(end),
+            "step_seconds": int(every.total_seconds()),
+            "windows": windows,
+            "max_parallel": max_parallel,
+            "triggered_by": by,
+            "created_at": naive(now),
+            "state": "active",
+        }
 
         def work(conn: Connection) -> int | None:
-            if not self._lock_job(conn, backfill.job):
+            if not self._lock_job(conn, job):
                 return None
-            key = conn.execute(backfills.insert().values(_columns(backfill))).inserted_primary_key
+            key = conn.execute(backfills.insert().values(row)).inserted_primary_key
             assert key is not None
             backfill_id = int(key[0])
             self._insert_runs(conn, backfill_id, children)
@@ -203,30 +204,22 @@ class BackfillStore:
                 RunStatus(child.status),
                 before.runs + 1 if before else 1,
             )
-        return BackfillRow(
-            int(row.id),
-            row.job_key,
-            aware_required(row.range_start),
-            aware_required(row.range_end),
-            timedelta(seconds=row.step_seconds),
-            int(row.windows),
-            row.max_parallel,
-            row.triggered_by,
-            aware_required(row.created_at),
-            row.state == "cancelled",
-            sorted(latest.values(), key=lambda r: r.window_start),
+        # Each window stands where its latest run stands; a window with no
+        # run (its runs pruned) is missing.
+        states = [WindowState.of(run.status) for run in latest.values()]
+        progress = BackfillProgress.of(states)
+        missing = max(0, int(row.windows) - len(states))
+        record = BackfillRecord(
+            id=int(row.id),
+            job=row.job_key,
+            start=aware_required(row.range_start),
+            end=aware_required(row.range_end),
+            every=timedelta(seconds=row.step_seconds),
+            windows=int(row.windows),
+            max_parallel=row.max_parallel,
+            triggered_by=row.triggered_by,
+            created_at=aware_required(row.created_at),
+            cancelled=row.state == "cancelled",
+            progress=replace(progress, missing=missing),
         )
-
-
-def _columns(new: NewBackfill) -> dict[str, Any]:
-    return {
-        "job_key": new.job,
-        "range_start": naive(new.start),
-        "range_end": naive(new.end),
-        "step_seconds": int(new.every.total_seconds()),
-        "windows": new.windows,
-        "max_parallel": new.max_parallel,
-        "triggered_by": new.triggered_by,
-        "created_at": naive(new.created_at),
-        "state": "active",
-    }
+        return BackfillRow(record, sorted(latest.values(), key=lambda r: r.window_start))
