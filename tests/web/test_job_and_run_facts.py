@@ -1,6 +1,7 @@
-"""Facts of the job page written once and truthfully: the next due time
-(once, on the schedule's zone clock or in UTC, marked overdue when it has
-passed) and the strip's title and legend (the runs actually drawn)."""
+"""Facts of the job and run pages written once and truthfully: the next due
+time (once, on the schedule's zone clock or in UTC, marked overdue when it
+has passed), the strip's title and legend (the runs actually drawn), and
+whether a run moves its job's watermark (never a failed or cancelled one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from web_seed import JOB_A, JOB_C, Seeded, make_client
+from web_seed import JOB_A, JOB_B, JOB_C, JOB_D, Seeded, make_client
 
 from runtrack import Ledger, ManualClock, Run, Runner
 from runtrack.web.pages.formatting import clock as utc_clock
@@ -79,3 +80,27 @@ def test_the_strip_title_and_legend_count_the_runs_drawn(
     assert '<h3 id="recent-h">Last 1 run</h3>' in one and "newest, last 1 run</span>" in one
     # The overview's strips hold up to 30 finished runs: its legend says so.
     assert "<span>oldest → newest, last 30 runs</span>" in client.get("/").text
+
+
+def test_a_run_says_truthfully_whether_it_moves_the_watermark(
+    ledger: Ledger, seeded: Seeded, client: TestClient
+) -> None:
+    with ledger.run(JOB_B, provider="sam", on_partial="hold") as held:
+        held.item("notice-1", "error", error="HTTP 500")
+    assert ledger.get_run(held.id).status.value == "partial"
+    expected = {
+        seeded.successes[0]: "yes",
+        seeded.partial: "yes",
+        seeded.failed: "no (failed runs never move it)",
+        seeded.cancelled: "no (cancelled runs never move it)",
+        seeded.running: "only if it ends success or partial",
+        seeded.pending: "only if it ends success or partial",
+        held.id: "no (partial, and the job holds its watermark on a partial run)",
+    }
+    for run_id, said in expected.items():
+        assert ledger.get_run(run_id).moves_watermark, run_id  # the flag alone says yes
+        page = client.get(f"/runs/{run_id}")
+        assert page.status_code == 200
+        assert fact(page.text, "Moves watermark") == said, run_id
+    assert ledger.get_run(seeded.running).job == JOB_C
+    assert ledger.get_run(seeded.pending).job == JOB_D
