@@ -219,6 +219,23 @@ def test_filter_paginate_and_open_a_run(site: Site, tab: Watched) -> None:
     assert "No item matches these filters." in page.inner_text("main")
 
 
+def test_the_run_filters_line_up(site: Site, tab: Watched) -> None:
+    """The first row of filters (text, search, select, text): one top, one
+    height, one border (the search box once sat lower, thinner, inset)."""
+    page = tab.open(site, "/runs")
+    shown = []
+    for name in ("job", "q", "provider", "label"):
+        field = page.locator(f"form.filters [name={name}]")
+        box = field.bounding_box()
+        assert box is not None, name
+        border = field.evaluate(
+            "e => { const s = getComputedStyle(e);"
+            " return [s.borderTopStyle, s.borderTopWidth, s.borderTopColor, s.borderRadius]; }"
+        )
+        shown.append((round(box["y"]), round(box["height"]), tuple(border)))
+    assert len(set(shown)) == 1, shown
+
+
 def test_bad_filter_is_explained(site: Site, tab: Watched) -> None:
     tab.page.goto(site.base + "/runs?status=exploded")
     tab.settle("runs-bad-filter", expect_status=400)

@@ -15,6 +15,7 @@ from runtrack.models import ACTIVE, Carried, CarriedItem, CarriedSlice, CarrySta
 from runtrack.notify.config import redact
 from runtrack.waiting import queue_of
 from runtrack.web.pages.charts import duration_chart, outcome_chart
+from runtrack.web.pages.formatting import clock
 from runtrack.web.pages.overview import job_row
 from runtrack.web.pages.templating import ledger_of, live_seconds, render
 from runtrack.workers import on_wall_clock
@@ -72,8 +73,15 @@ BACKFILLS_SHOWN = 10
 
 
 def _local(instant: datetime | None, tz: str | None) -> str:
+    """``instant`` written once: on the wall clock of the schedule's zone
+    (``2026-12-07 02:30:00 Europe/Madrid``) when it has one other than UTC,
+    else as every other time of the page is (``2026-12-07 01:30:00 UTC``)."""
     local = on_wall_clock(instant, tz)
-    return "" if local is None else local.strftime(f"%Y-%m-%d %H:%M %Z ({tz or 'UTC'})")
+    if local is None:
+        return ""
+    if str(local.tzinfo) == "UTC":  # no zone, UTC, or a zone this machine does not know
+        return clock(local)
+    return local.strftime(f"%Y-%m-%d %H:%M:%S {tz}")
 
 
 def _page(

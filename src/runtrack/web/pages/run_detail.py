@@ -15,12 +15,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from runtrack.errors import InvalidInput, RunNotCancellable, RunNotFound
-from runtrack.models import ItemStatus, RunRecord, RunStatus
+from runtrack.models import ItemStatus, OnPartial, RunRecord, RunStatus
 from runtrack.web.pages import session
 from runtrack.web.pages.signin import refused
 from runtrack.web.pages.templating import ledger_of, render, settings_of
 
-__all__ = ["router"]
+__all__ = ["moves_watermark", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,6 +74,24 @@ def _groups(request: Request, run: RunRecord) -> tuple[list[Any], int]:
     return groups[:GROUPS_SHOWN], len(groups)
 
 
+def moves_watermark(run: RunRecord) -> str:
+    """The run page's "Moves watermark": whether the run's end moves (or
+    moved) its job's watermark to its window's end. ``run.moves_watermark``
+    only says whether ending success or partial would; the status says the rest."""
+    hold = run.on_partial is OnPartial.HOLD
+    if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        return f"no ({run.status.value} runs never move it)"
+    if not run.moves_watermark or (run.window_end is None and not run.is_active):
+        return "no (backfill)" if run.backfill_id else "no"
+    if run.is_active:
+        return "only if it ends success" + ("" if hold else " or partial")
+    if run.status is RunStatus.PARTIAL and hold:
+        return "no (partial, and the job holds its watermark on a partial run)"
+    if run.status is RunStatus.PARTIAL and (run.error_details or {}).get("anomalies"):
+        return "yes, unless its volume guard held it (hold_watermark)"
+    return "yes"
+
+
 def _page(
     request: Request,
     run: RunRecord,
@@ -90,6 +108,7 @@ def _page(
         "title": f"Run {run.id}",
         "nav": "runs",
         "run": run,
+        "moves_watermark": moves_watermark(run),
         "notice": notice,
         "error": error,
         "groups": groups,
