@@ -12,14 +12,15 @@ failures that the streak does not count (see
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from runtrack.errors import RunCancelled
 from runtrack.models import RATE_LIMITED, TIMEOUT, JobRecord, PauseRecord, RunOutcome, RunStatus
-from runtrack.spans import span
+from runtrack.readable import clock, span
 
 __all__ = [
     "HealthState",
@@ -96,9 +97,7 @@ def _idle(
     if newest is not None and newest.note == "retried":
         return JobHealth(HealthState.RETRYING, f"run {newest.id} failed; a retry is scheduled")
     if pause is not None and pause.until > now:
-        return JobHealth(
-            HealthState.PAUSED, f"provider paused until {pause.until:%Y-%m-%d %H:%M:%S}Z"
-        )
+        return JobHealth(HealthState.PAUSED, f"provider paused until {clock(pause.until)}")
     if job.consecutive_failures:
         return JobHealth(
             HealthState.FAILING,
@@ -129,7 +128,7 @@ def late_since(
     if (now - since).total_seconds() <= within:
         return None
     what = "last success" if last_success_at else "never succeeded; first seen"
-    return f"no success within {span(within)}: {what} {since:%Y-%m-%d %H:%M:%S}Z"
+    return f"no success within {span(within)}: {what} {clock(since)}"
 
 
 def outcome_label(status: RunStatus, note: str | None, error_type: str | None = None) -> str:
@@ -151,5 +150,9 @@ def failure_text(error_type: str | None, details: object) -> str:
     pause (``rate limited: provider paused until T``), not a crash."""
     if error_type == RATE_LIMITED:
         until = details.get("paused_until") if isinstance(details, dict) else None
-        return f"rate limited: provider paused until {until}" if until else "rate limited"
+        if not isinstance(until, str):
+            return "rate limited"
+        with contextlib.suppress(ValueError):  # an ISO time in the details (JSON)
+            until = clock(datetime.fromisoformat(until).astimezone(UTC))
+        return f"rate limited: provider paused until {until}"
     return error_type or "error"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runtrack.models import ACTIVE, RunStatus
+from runtrack.readable import clock
 from runtrack.store.guards import (
     CancelPending,
     CancelRequestedBefore,
@@ -149,7 +150,7 @@ class Reaper:
         end = RunEnd(
             now,
             error_type="heartbeat_timeout",
-            error_message=f"no heartbeat since before {hb_cutoff.isoformat()}; "
+            error_message=f"no heartbeat since before {clock(hb_cutoff)}; "
             "the worker is presumed dead" + (" (a cancel was pending)" if cancel else ""),
         )
         # The cancel guard keeps a request that lands after the scan from

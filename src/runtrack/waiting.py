@@ -17,7 +17,7 @@ from runtrack.backfills import BackfillRecord
 from runtrack.errors import BackfillNotFound
 from runtrack.ledger import Ledger
 from runtrack.models import RunRecord, RunStatus
-from runtrack.spans import span
+from runtrack.readable import span
 from runtrack.workers import WorkerState
 
 __all__ = ["QUEUE_SHOWN", "Waiting", "queue_of"]

@@ -94,9 +94,10 @@ def test_a_rate_limit_is_a_provider_pause_not_a_failure(
     runner.run_once()
     (record,) = manual_ledger.list_runs(job="maps:geo").items
     assert (record.status, record.error_type) == (RunStatus.FAILED, "rate_limited")
-    until = (clock.now() + 120 * S).isoformat()
+    until = clock.now() + 120 * S
+    assert record.error_details["paused_until"] == until.isoformat()  # JSON: ISO 8601
     assert failure_text(record.error_type, record.error_details) == (
-        f"rate limited: provider paused until {until}"
+        f"rate limited: provider paused until {until:%Y-%m-%d %H:%M:%S} UTC"
     )
     job = manual_ledger.get_job("maps:geo")
     assert job is not None and job.consecutive_failures == 0

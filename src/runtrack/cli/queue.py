@@ -14,7 +14,7 @@ from runtrack.cli.render import jsonable, time_text
 from runtrack.cli.state import err_console, print_json, state_of, user_name
 from runtrack.ledger import Ledger
 from runtrack.models import GOOD, RunRecord, RunStatus
-from runtrack.spans import span
+from runtrack.readable import span
 from runtrack.waiting import Waiting, queue_of
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from runtrack.spans import span
+from runtrack.readable import clock, span
 
 __all__ = ["ago", "clock", "compact_json", "number", "pretty_json", "quoted", "span"]
 
@@ -26,13 +26,6 @@ def ago(value: datetime | None, now: datetime) -> str:
     if delta < timedelta(0):
         return f"in {span(-delta)}"
     return f"{span(delta)} ago"
-
-
-def clock(value: datetime | None) -> str:
-    """An absolute UTC time to the second: ``2026-01-31 14:05:09 UTC``."""
-    if value is None:
-        return "—"
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def number(value: int | float | None) -> str:

@@ -1,11 +1,12 @@
-"""How a duration reads for people, the same everywhere a sentence names
-one: the dashboard, a health's reason, the CLI following a queued run."""
+"""Times and durations as people read them, the same wherever a sentence
+names one: the dashboard, a health's reason, an error message the ledger
+writes, the CLI following a queued run."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-__all__ = ["span"]
+__all__ = ["clock", "span"]
 
 _UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
@@ -33,3 +34,11 @@ def span(value: timedelta | float | None) -> str:
             width = 2 if minor_unit in ("min", "s") else 1
             return f"{major} {unit} {minor:0{width}d} {minor_unit}"
     return f"{whole} s"  # pragma: no cover - the loop always returns
+
+
+def clock(value: datetime | None) -> str:
+    """An absolute UTC time (aware, or naive UTC as the tables hold it) to
+    the second: ``2026-01-31 14:05:09 UTC``."""
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
