@@ -3,11 +3,11 @@ run: exit 0 on success/partial, 1 otherwise) and ``limit``."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cli_helpers import Invoke
+from runner_loop import running
 
 from runtrack import Ledger, Run, RunStatus
 from runtrack.runner import Runner
@@ -81,13 +81,8 @@ def serving(ledger: Ledger, fail: bool) -> Iterator[None]:
             raise RuntimeError("boom")
 
     runner.run_once()
-    loop = threading.Thread(target=runner.run_forever, kwargs={"handle_signals": False})
-    loop.start()
-    try:
+    with running(runner):
         yield
-    finally:
-        runner.stop()
-        loop.join(30)
 
 
 def test_trigger_wait_follows_the_run_to_its_end(cli: Invoke, db_url: str) -> None:
