@@ -18,6 +18,7 @@ from typing import Any
 
 from runtrack import inputs
 from runtrack.errors import InvalidInput, describe
+from runtrack.readable import span
 
 __all__ = ["DEFAULT_LATE_FACTOR", "Expect", "Volume", "expect_from", "stored"]
 
@@ -97,7 +98,7 @@ class Expect:
         """The promises in words, for the job page and the CLI."""
         said = []
         if self.success_within is not None:
-            said.append(f"a success within {self.success_within}")
+            said.append(f"a success within {span(self.success_within)}")
         if self.max_failures is not None:
             said.append(f"fewer than {self.max_failures} failed tick(s) in a row")
         for name, v in self.volume.items():

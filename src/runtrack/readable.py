@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-__all__ = ["clock", "span"]
+__all__ = ["clock", "interval", "span"]
 
 _UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
@@ -42,3 +42,14 @@ def clock(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def interval(value: timedelta) -> str:
+    """A schedule's interval as it is written (``"15m"``, ``"1h"``, ``"2d"``,
+    ``"90s"``): the largest unit it is a whole number of; ``"0.5s"`` below a
+    second's precision."""
+    seconds = value.total_seconds()
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -106,7 +106,7 @@ def test_good_registrations_keep_the_function(runner: Runner) -> None:
     runner.job("d", provider="p", cron="@hourly", retry=RetryPolicy.never())(coroutine_job)
     assert decorated is job
     specs = {spec.key: spec for spec in runner.jobs}
-    assert specs["a"].schedule.describe() == "every 0:15:00"
+    assert specs["a"].schedule.describe() == "every 15m"
     assert specs["b"].timeout == timedelta(seconds=30)
     assert specs["c"].concurrency == 2
     assert specs["d"].is_async and specs["d"].retry.max_attempts == 1

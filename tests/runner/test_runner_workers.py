@@ -54,12 +54,12 @@ def test_a_runner_registers_heartbeats_and_dies_visibly_when_killed(
     host = socket.gethostname()
     assert (worker.id, worker.host) == (f"{host}:{process.pid}", host)
     assert worker.concurrency == 1 and worker.version and worker.stopped_at is None
-    assert worker.jobs == (WorkerJob("process:long", "every 1:00:00", None),)
+    assert worker.jobs == (WorkerJob("process:long", "every 1h", None),)
     assert [r.run_id for r in worker.running] == [running.id]
     assert worker.running[0].job == "process:long"
     assert watcher.get_run(running.id).worker_id == worker.id
     job = watcher.get_job("process:long")
-    assert job is not None and job.schedule == "every 1:00:00" and job.schedule_tz is None
+    assert job is not None and job.schedule == "every 1h" and job.schedule_tz is None
 
     # The job holds the runner's main thread: the worker's own thread beats.
     first = worker.last_seen_at
@@ -93,7 +93,7 @@ def test_a_runner_with_slots_is_listed_from_its_first_cycle(db_url: str) -> None
             wait_until(lambda: bool(ledger.workers()), "the worker's row", seconds=10)
         (worker,) = ledger.workers()
         assert (worker.concurrency, worker.state) == (2, WorkerState.STOPPED)
-        assert worker.jobs == (WorkerJob("slots:idle", "every 1:00:00", None),)
+        assert worker.jobs == (WorkerJob("slots:idle", "every 1h", None),)
 
 
 def test_a_graceful_stop_marks_the_worker_stopped(watcher: Ledger, workers: Workers) -> None:

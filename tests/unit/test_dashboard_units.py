@@ -234,3 +234,22 @@ def test_same_origin_checks() -> None:
 )
 def test_safe_next(target: str, safe: str) -> None:
     assert safe_next(target) == safe
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (timedelta(minutes=15), "15m"),
+        (timedelta(hours=1), "1h"),
+        (timedelta(hours=25), "25h"),
+        (timedelta(days=2), "2d"),
+        (timedelta(seconds=90), "90s"),
+        (timedelta(seconds=0.5), "0.5s"),
+    ],
+)
+def test_a_schedule_interval_reads_as_it_is_written(value: timedelta, text: str) -> None:
+    from runtrack.readable import interval
+    from runtrack.runner.schedule import Every
+
+    assert interval(value) == text
+    assert Every(value).describe() == f"every {text}"

@@ -26,6 +26,7 @@ from croniter import croniter
 
 from runtrack import inputs
 from runtrack.errors import InvalidInput, SchedulingError, describe
+from runtrack.readable import interval
 from runtrack.runner.zones import UTC_NAME, load_zone, tick_after, tick_before
 
 __all__ = ["Cron", "Every", "Schedule", "parse_schedule"]
@@ -62,7 +63,7 @@ class Every:
         return due + max(steps - catchup, 1) * self.interval
 
     def describe(self) -> str:
-        return f"every {self.interval}"
+        return f"every {interval(self.interval)}"
 
 
 @dataclass(frozen=True, slots=True)

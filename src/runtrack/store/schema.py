@@ -77,7 +77,7 @@ jobs = Table(
     # which the ``volume`` incident is about; NULL when it was in bounds.
     Column("volume_anomaly", JSON(none_as_null=True)),
     # Issue 17: the schedule the runners serving the job registered
-    # ("cron '30 2 * * *' Europe/Madrid", "every 0:15:00") and its IANA zone
+    # ("cron '30 2 * * *' Europe/Madrid", "every 15m") and its IANA zone
     # (NULL: UTC), so pages show its next due time on that zone's clock.
     Column("schedule", ExactString(KEY)),
     Column("schedule_tz", ExactString(64)),
