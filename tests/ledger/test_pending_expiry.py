@@ -39,7 +39,7 @@ def queue(db_url: str, clock: ManualClock) -> Iterator[Ledger]:
 
 
 def serve(ledger: Ledger, worker_id: str, *keys: str) -> None:
-    ledger.register_worker(worker_id, [WorkerJob(key, "every 1:00:00") for key in keys])
+    ledger.register_worker(worker_id, [WorkerJob(key, "every 1h") for key in keys])
 
 
 def past_the_ttl(ledger: Ledger, clock: ManualClock, *alive: str) -> None:

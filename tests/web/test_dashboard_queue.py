@@ -86,7 +86,7 @@ def test_run_now_queues_a_run_and_the_job_page_says_why_it_waits(
     assert expires in page
     # A live worker serving the job: the run waits for its free slot, and
     # does not expire meanwhile (the reaper agrees, see test_pending_expiry).
-    ledger.register_worker("board-worker", [WorkerJob(JOB, "every 1:00:00")])
+    ledger.register_worker("board-worker", [WorkerJob(JOB, "every 1h")])
     page = dashboard.get(job_path).text
     assert "waiting for a free slot of a live worker serving this job" in page
     assert "not while a live worker serves the job" in page and expires not in page

@@ -56,7 +56,7 @@ def test_cli_and_api_list_the_same_workers(ledger: Ledger, db_url: str) -> None:
         assert live["running"][0]["job"] == HOURLY
         assert live["jobs"] == [
             {"key": ZONED, "schedule": "cron '30 2 * * *' Europe/Madrid", "tz": "Europe/Madrid"},
-            {"key": HOURLY, "schedule": "every 1:00:00", "tz": None},
+            {"key": HOURLY, "schedule": "every 1h", "tz": None},
         ]
         assert set(live) >= {"host", "pid", "version", "concurrency", "last_seen_at"}
 
@@ -81,7 +81,7 @@ def test_a_job_shows_its_schedule_and_next_due_time_in_its_zone(
         assert "cron &#39;30 2 * * *&#39; Europe/Madrid" in page.text
         assert local.strftime(">%Y-%m-%d 02:30:00 Europe/Madrid</span>") in page.text
         hourly = client.get(f"/jobs/{HOURLY}").text
-        assert "every 1:00:00" in hourly
+        assert "every 1h" in hourly
         due = re.search(r'<span class="next-due" title="([^"]+)">([^<]+)</span>', hourly)
         assert due is not None and due.group(1) == due.group(2)  # its UTC time, once
         assert due.group(2).endswith(" UTC")

@@ -35,8 +35,8 @@ def seed_workers(url: str, now: datetime) -> Iterator[SeededWorkers]:
         runner.run_once()  # registers; the hourly job's first tick runs now
         handle = worker.start_run(HOURLY, provider="board")
         with Ledger(url, clock=ManualClock(now - timedelta(hours=2))) as earlier:
-            earlier.register_worker(DEAD, [WorkerJob(HOURLY, "every 1:00:00")])
-            earlier.register_worker(STOPPED, [WorkerJob(HOURLY, "every 1:00:00")], concurrency=2)
+            earlier.register_worker(DEAD, [WorkerJob(HOURLY, "every 1h")])
+            earlier.register_worker(STOPPED, [WorkerJob(HOURLY, "every 1h")], concurrency=2)
             earlier.worker_stopped(STOPPED)
         try:
             yield SeededWorkers(handle.id)
