@@ -67,6 +67,11 @@ def test_the_run_page_shows_its_labels(client: TestClient, ledger: Ledger) -> No
     assert 'href="/runs?label=tier%3Agold" title="Runs with this label">tier=gold</a>' in html
     assert "team=&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "<dt>Labels</dt>" not in client.get(f"/runs/{plain.id}").text
+    # The runs list shows them too, under the job, escaped the same way.
+    listing = client.get("/runs", params={"job": "web:labels"}).text
+    assert 'href="/runs?label=tier%3Agold" title="Runs with this label">tier=gold</a>' in listing
+    assert "team=&lt;script&gt;alert(1)&lt;/script&gt;" in listing
+    assert "<script>alert" not in listing
 
 
 def test_the_run_list_filters_by_label(client: TestClient, ledger: Ledger) -> None:
