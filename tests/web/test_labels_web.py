@@ -50,6 +50,8 @@ def test_a_malformed_label_filter_is_a_422_saying_why(client: TestClient, ledger
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert problem["errors"][0]["field"].startswith("label"), problem
+        if problem["errors"][0]["field"] == "label":
+            assert problem["errors"][0]["location"] == "query", problem
         assert "allowed" in response.text or "name:value" in response.text, problem
     many = {"label": [f"k{i}:v" for i in range(21)]}
     assert client.get("/api/runs", params=many).status_code == 422

@@ -184,7 +184,10 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     errors = None
     if isinstance(exc, InvalidInput):
         detail = exc.problem + (f" (allowed: {exc.allowed})" if exc.allowed else "")
-        errors = [FieldError(field=exc.field, location=None, detail=detail)]
+        # A query parameter the handler checked itself (label, since, page)
+        # is located as FastAPI locates the ones it checks.
+        location = "query" if exc.field in request.query_params else None
+        errors = [FieldError(field=exc.field, location=location, detail=detail)]
     return problem_response(request, status, str(exc), slug=_slug(exc), errors=errors)
 
 
