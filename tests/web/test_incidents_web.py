@@ -30,6 +30,20 @@ def test_the_overview_starts_with_open_incidents(ledger: Ledger, client: TestCli
     assert "Failed for good, last 24 h" in page
 
 
+def test_before_the_check_the_overview_does_not_say_every_job_keeps_its_promises(
+    ledger: Ledger, client: TestClient
+) -> None:
+    # (One request: the overview is cached for a few seconds.)
+    ledger.expect("shop:late", success_within=0.2)
+    with ledger.run("shop:late"):
+        pass
+    time.sleep(0.3)  # late now, and no check has run yet
+    page = " ".join(client.get("/").text.split())
+    assert "every job keeps its expectations" not in page
+    assert "No open incident yet: the next check of the expectations opens one" in page
+    assert "1 late or failing job(s)" in page
+
+
 def test_the_overview_tells_retried_failures_from_failures_for_good(
     ledger: Ledger, client: TestClient
 ) -> None:
