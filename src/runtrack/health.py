@@ -19,7 +19,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from runtrack.errors import RunCancelled
-from runtrack.models import RATE_LIMITED, TIMEOUT, JobRecord, PauseRecord, RunOutcome, RunStatus
+from runtrack.models import (
+    RATE_LIMITED,
+    TIMEOUT,
+    JobRecord,
+    JobState,
+    PauseRecord,
+    RunOutcome,
+    RunStatus,
+)
 from runtrack.readable import clock, span
 
 __all__ = [
@@ -63,23 +71,22 @@ def ended_by_timeout(
 
 
 def judge(
-    job: JobRecord,
+    state: JobState,
     outcomes: Sequence[RunOutcome],
     *,
-    running: int,
-    queued: int = 0,
-    pause: PauseRecord | None,
     now: datetime,
     success_within: timedelta | None = None,
 ) -> JobHealth:
-    """The job's health from its row, its strip (newest first), how many of
-    its runs are running and queued, its provider's pause in force and its
-    expectation. Queued runs alone are not "running": what holds them back
-    (a pause, failures, lateness) is the job's state, they are noted."""
+    """The job's health from its state (its row, how many of its runs are
+    running and queued, its provider's pause in force), its strip (newest
+    first) and its expectation. Queued runs alone are not "running": what
+    holds them back (a pause, failures, lateness) is the job's state, they
+    are noted."""
     newest = outcomes[0] if outcomes else None
-    if running:
-        return JobHealth(HealthState.RUNNING, f"{running} run(s) running")
-    verdict = _idle(job, newest, pause, now, success_within)
+    if state.running_runs:
+        return JobHealth(HealthState.RUNNING, f"{state.running_runs} run(s) running")
+    verdict = _idle(state.job, newest, state.pause, now, success_within)
+    queued = state.queued_runs
     if queued:
         reason = "" if verdict.state is HealthState.HEALTHY else f"{verdict.reason}; "
         return JobHealth(verdict.state, f"{reason}{queued} run(s) queued")

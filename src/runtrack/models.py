@@ -415,6 +415,10 @@ class JobState:
     #: Of the active runs, those running (the others are queued).
     running_runs: int = 0
 
+    @property
+    def queued_runs(self) -> int:
+        return self.active_runs - self.running_runs
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderState:

@@ -116,11 +116,8 @@ class Watch:
         for state in self.queries.job_states(provider):
             key = state.job.key
             found[key] = judge(
-                state.job,
+                state,
                 outcomes.get(key, []),
-                running=state.running_runs,
-                queued=state.active_runs - state.running_runs,
-                pause=state.pause,
                 now=now,
                 success_within=expects[key].success_within if key in expects else None,
             )
@@ -132,11 +129,8 @@ class Watch:
         state = self.queries.job_state(job)
         expect = self.expectations(job).get(job)
         return judge(
-            state.job,
+            state,
             self.queries.recent_outcomes([job]).get(job, []),
-            running=state.running_runs,
-            queued=state.active_runs - state.running_runs,
-            pause=state.pause,
             now=self.now(),
             success_within=expect.success_within if expect else None,
         )

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from runtrack import inputs, vocabulary
-from runtrack.cli.render import jsonable, time_text
+from runtrack.cli.render import jsonable
 from runtrack.cli.state import err_console, print_json, state_of, user_name
 from runtrack.ledger import Ledger
 from runtrack.models import GOOD, RunRecord, RunStatus
-from runtrack.readable import span
+from runtrack.readable import clock, span
 from runtrack.waiting import Waiting, queue_of
 
 __all__ = ["register"]
@@ -179,7 +179,7 @@ def _why(waiting: Waiting) -> str:
     """Why a queued run waits, and when it expires unclaimed."""
     if waiting.expires_at is None:
         return waiting.why
-    return f"{waiting.why}; unclaimed, it expires at {time_text(waiting.expires_at)} UTC"
+    return f"{waiting.why}; unclaimed, it expires at {clock(waiting.expires_at)}"
 
 
 def register(app: typer.Typer) -> None:

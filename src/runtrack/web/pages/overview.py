@@ -53,14 +53,20 @@ class JobRow:
     strip: tuple[RunOutcome | RunRecord, ...]  # finished runs, then active ones, oldest first
     pause: PauseRecord | None
     cadence: timedelta | None
-    #: The health's verdict (its expectation, or its schedule's default), so
-    #: that the row never says late where the health says otherwise.
-    late: bool
-    late_reason: str
     active: str | None  # "running" or "pending" while the job has active runs
     cells: tuple[tuple[int, str, str], ...]  # the strip: (run id, status, label)
     #: Issue 18: the job's health (healthy, running, retrying, failing, late, paused).
-    health: JobHealth | None = None
+    health: JobHealth
+
+    # Late is the health's verdict (its expectation, or its schedule's
+    # default): the row never says late where the health says otherwise.
+    @property
+    def late(self) -> bool:
+        return self.health.state is HealthState.LATE
+
+    @property
+    def late_reason(self) -> str:
+        return self.health.reason if self.late else ""
 
 
 def cadence(finished: Sequence[RunOutcome]) -> timedelta | None:
@@ -89,28 +95,8 @@ def job_row(
     badge = next((s.value for s in shown if s in statuses), None)
     strip: tuple[RunOutcome | RunRecord, ...] = (*reversed(finished), *active)
     cells = tuple((run.id, _cell_class(run), strip_label(run, now)) for run in strip)
-    running = sum(run.status is RunStatus.RUNNING for run in active)
-    health = judge(
-        job,
-        finished,
-        running=running,
-        queued=len(active) - running,
-        pause=state.pause,
-        now=now,
-        success_within=success_within,
-    )
-    late = health.state is HealthState.LATE
-    return JobRow(
-        job,
-        strip,
-        state.pause,
-        cadence(finished),
-        late,
-        health.reason if late else "",
-        badge,
-        cells,
-        health,
-    )
+    health = judge(state, finished, now=now, success_within=success_within)
+    return JobRow(job, strip, state.pause, cadence(finished), badge, cells, health)
 
 
 def _cell_class(run: RunOutcome | RunRecord) -> str:
